@@ -1,0 +1,135 @@
+"""The invoker's public vocabulary: what the gateway hands in and what comes back.
+
+These frozen dataclasses are the only invoker types the gateway imports (with
+`invoker.service`). They carry no behaviour and no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+RUNTIMES: Mapping[str, str] = {"python:3.11": "python"}
+"""Runtime name -> runtime family (the directory under runtimes/)."""
+
+MEMORY_MB_RANGE = (128, 4096)
+TIMEOUT_S_RANGE = (1, 900)
+CONCURRENCY_RANGE = (1, 100)
+
+
+class Status(str, enum.Enum):
+    """How an activation ended (or where it stands, for async calls)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    APPLICATION_ERROR = "application_error"
+    TIMEOUT = "timeout"
+    PLATFORM_ERROR = "platform_error"
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One version of one tenant's function: everything needed to start and size a container."""
+
+    tenant: str
+    name: str
+    version: int
+    runtime: str
+    handler: str
+    code_sha256: str
+    code_kind: str  # "source" (one .py file) or "zip" (base64 zip archive)
+    memory_mb: int = 128
+    timeout_s: float = 30.0
+    concurrency: int = 1
+    env: Mapping[str, str] = field(default_factory=dict)
+    network: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """Identity of the code+config a warm container was initialised with."""
+        return (self.tenant, self.name, self.version)
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    """One call of one function version."""
+
+    activation_id: str
+    function: FunctionSpec
+    args: Mapping[str, Any]
+    trigger: str | None = None
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """The outcome of one call, as recorded in the activation."""
+
+    activation_id: str
+    status: Status
+    result: Any
+    error: str | None
+    logs: list[str]
+    start: float  # wall clock, seconds since the epoch
+    end: float
+    duration_ms: float  # time inside the function (the /run round trip)
+    init_ms: float  # container start + /init, 0 when warm
+    wait_ms: float  # time queued for a container
+    cold_start: bool
+    memory_mb: int
+    node: str | None = None
+    peak_memory_mb: float | None = None
+    cpu_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A stored activation: the request side and the result side together."""
+
+    id: str
+    tenant: str
+    function: str
+    version: int
+    status: Status
+    result: Any
+    error: str | None
+    logs: list[str]
+    start: float | None
+    end: float | None
+    duration_ms: float | None
+    init_ms: float | None
+    wait_ms: float | None
+    cold_start: bool | None
+    memory_mb: int
+    node: str | None = None
+    trigger: str | None = None
+    peak_memory_mb: float | None = None
+    cpu_seconds: float | None = None
+    attempts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The activation as the HTTP API shows it."""
+        return {
+            "activation_id": self.id,
+            "function": self.function,
+            "version": self.version,
+            "status": self.status.value,
+            "result": self.result,
+            "error": self.error,
+            "logs": list(self.logs),
+            "start": self.start,
+            "end": self.end,
+            "duration_ms": self.duration_ms,
+            "init_ms": self.init_ms,
+            "wait_ms": self.wait_ms,
+            "cold_start": self.cold_start,
+            "memory_mb": self.memory_mb,
+            "node": self.node,
+            "trigger": self.trigger,
+            "peak_memory_mb": self.peak_memory_mb,
+            "cpu_seconds": self.cpu_seconds,
+            "attempts": self.attempts,
+        }

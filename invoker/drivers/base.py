@@ -1,0 +1,82 @@
+"""The container driver seam: one Protocol, several real implementations.
+
+A driver starts a runtime container that is listening for the /init,/run
+protocol and says where to reach it. It never speaks that protocol itself:
+`invoker.runtime_client` does, once, for every driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+MANAGED_LABEL = "io.nimbus.managed"
+"""Every container Nimbus starts carries this label (value: the instance id)."""
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """What to start. Sizes come from the function (or the stem-cell default)."""
+
+    name: str  # unique, DNS-safe
+    runtime: str  # e.g. "python:3.11"
+    memory_mb: int
+    cpus: float = 1.0
+    network: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    node: str | None = None  # the node placement chose, if any
+    cgroup_parent: str | None = None  # set by the local VM provider: the node's cgroup
+
+
+@dataclass(frozen=True)
+class ContainerHandle:
+    """A started container.
+
+    `address` is either ``unix:/abs/path.sock`` or ``http://host:port``.
+    """
+
+    id: str
+    name: str
+    address: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """Resource use read from the container's cgroup; None where unknown."""
+
+    peak_memory_mb: float | None
+    cpu_seconds: float | None
+
+
+class DriverError(Exception):
+    """The driver could not start, reach or remove a container (a platform error)."""
+
+
+@runtime_checkable
+class ContainerDriver(Protocol):
+    """Starts and removes runtime containers. Implementations never block the event loop."""
+
+    name: str
+
+    async def create(self, spec: ContainerSpec) -> ContainerHandle:
+        """Start a container and return once its proxy accepts connections."""
+        ...
+
+    async def destroy(self, handle: ContainerHandle) -> None:
+        """Stop and remove a container; removing one that is gone is not an error."""
+        ...
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats:
+        """Peak memory and CPU time of the container so far."""
+        ...
+
+    async def remove_orphans(self, instance_id: str) -> int:
+        """Remove managed containers not started by `instance_id`; return how many."""
+        ...
+
+    async def close(self) -> None:
+        """Release client resources."""
+        ...
