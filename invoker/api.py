@@ -19,7 +19,7 @@ TIMEOUT_S_RANGE = (1, 900)
 CONCURRENCY_RANGE = (1, 100)
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """How an activation ended (or where it stands, for async calls)."""
 
     PENDING = "pending"

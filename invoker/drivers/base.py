@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 MANAGED_LABEL = "io.nimbus.managed"
-"""Every container Nimbus starts carries this label (value: the instance id)."""
+"""Every container Nimbus starts carries this label; its value names the owner (one data dir)."""
+
+INSTANCE_LABEL = "io.nimbus.instance"
+"""The process that started the container; another value under the same owner is an orphan."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,8 @@ class ContainerDriver(Protocol):
         """Peak memory and CPU time of the container so far."""
         ...
 
-    async def remove_orphans(self, instance_id: str) -> int:
-        """Remove managed containers not started by `instance_id`; return how many."""
+    async def remove_orphans(self, owner: str, instance_id: str) -> int:
+        """Remove containers of `owner` that another instance started; return how many."""
         ...
 
     async def close(self) -> None:

@@ -1,0 +1,34 @@
+"""The platform's configuration: one frozen value passed to `create_app`."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_CODE_BYTES = 48 * 2**20
+MAX_BODY_BYTES = 72 * 2**20  # a 48 MiB zip, base64-encoded, plus JSON
+MAX_EVENT_BYTES = 6 * 2**20  # like Lambda's synchronous payload limit
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where Nimbus keeps its state and how it runs functions."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_key: str = ""
+    driver: str = "auto"  # auto | docker | process
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_event_bytes: int = MAX_EVENT_BYTES
+    max_code_bytes: int = MAX_CODE_BYTES
+
+    @property
+    def owner(self) -> str:
+        """Labels this deployment's containers: one data dir, one owner."""
+        return "n" + hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "nimbus.db"

@@ -1,0 +1,67 @@
+"""Deploying, reading and deleting functions."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+
+from gateway.errors import bad_request, not_found
+from gateway.keys import CONFIG, PLATFORM
+from gateway.middleware import caller
+from gateway.schemas import check_function_name, function_draft
+
+routes = web.RouteTableDef()
+
+
+@routes.put("/v1/functions/{name}")
+async def put_function(request: web.Request) -> web.Response:
+    """Create (201) or update (200) a function; the body carries `version` and `code_sha256`."""
+    who = caller(request)
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}", "body") from exc
+    draft = function_draft(
+        who.tenant,
+        request.match_info["name"],
+        body,
+        max_code_bytes=request.app[CONFIG].max_code_bytes,
+    )
+    stored, created = await request.app[PLATFORM].store.put_function(draft, time.time())
+    if not created:
+        # Warm containers hold the old code: drain them so the next call runs the new version.
+        await request.app[PLATFORM].invoker.retire(who.tenant, draft.name)
+    return web.json_response(stored.to_json(), status=201 if created else 200)
+
+
+@routes.get("/v1/functions")
+async def list_functions(request: web.Request) -> web.Response:
+    """The caller's functions."""
+    who = caller(request)
+    found = await request.app[PLATFORM].store.list_functions(who.tenant)
+    return web.json_response({"functions": [f.to_json() for f in found]})
+
+
+@routes.get("/v1/functions/{name}")
+async def get_function(request: web.Request) -> web.Response:
+    """One of the caller's functions."""
+    who = caller(request)
+    name = check_function_name(request.match_info["name"])
+    found = await request.app[PLATFORM].store.get_function(who.tenant, name)
+    if found is None:
+        raise not_found(f"function {name!r}")
+    return web.json_response(found.to_json())
+
+
+@routes.delete("/v1/functions/{name}")
+async def delete_function(request: web.Request) -> web.Response:
+    """Delete a function; its containers go away."""
+    who = caller(request)
+    name = check_function_name(request.match_info["name"])
+    if not await request.app[PLATFORM].store.delete_function(who.tenant, name):
+        raise not_found(f"function {name!r}")
+    await request.app[PLATFORM].invoker.retire(who.tenant, name)
+    return web.json_response({"deleted": name})

@@ -1,0 +1,58 @@
+"""Invoking a function synchronously."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from gateway.errors import ApiError, bad_request, not_found
+from gateway.keys import CONFIG, PLATFORM
+from gateway.middleware import caller
+from gateway.schemas import check_function_name, event_body
+from invoker.api import InvokeRequest, Status
+
+routes = web.RouteTableDef()
+
+ERROR_STATUS = {
+    Status.APPLICATION_ERROR: 502,
+    Status.TIMEOUT: 504,
+    Status.PLATFORM_ERROR: 503,
+}
+
+
+@routes.post("/v1/functions/{name}/invoke")
+async def invoke(request: web.Request) -> web.Response:
+    """Run the function on the JSON event in the body and answer with its result."""
+    who = caller(request)
+    name = check_function_name(request.match_info["name"])
+    limit = request.app[CONFIG].max_event_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise bad_request(f"the event is over the {limit} byte limit", "body")
+    raw = await request.read()
+    if len(raw) > limit:
+        raise bad_request(f"the event is over the {limit} byte limit", "body")
+    event = event_body(raw)
+    stored = await request.app[PLATFORM].store.get_function(who.tenant, name)
+    if stored is None:
+        raise not_found(f"function {name!r}")
+    activation_id = uuid.uuid4().hex
+    result = await request.app[PLATFORM].invoker.invoke(
+        InvokeRequest(activation_id=activation_id, function=stored.spec, args=event)
+    )
+    headers = {
+        "X-Nimbus-Activation-Id": result.activation_id,
+        "X-Nimbus-Cold-Start": "true" if result.cold_start else "false",
+        "X-Nimbus-Duration-Ms": f"{result.duration_ms:.3f}",
+        "X-Nimbus-Init-Ms": f"{result.init_ms:.3f}",
+    }
+    if result.status is Status.SUCCESS:
+        return web.json_response(result.result, headers=headers)
+    raise_status = ERROR_STATUS.get(result.status, 500)
+    error = ApiError(
+        raise_status,
+        result.error or result.status.value,
+        type=result.status.value,
+        activation_id=result.activation_id,
+    )
+    return error.response(headers=headers)

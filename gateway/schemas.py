@@ -1,0 +1,212 @@
+"""Request validation: turns JSON bodies into typed drafts, or a 400 naming the field."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import binascii
+import io
+import json
+import re
+import zipfile
+from typing import Any
+
+from gateway.errors import bad_request
+from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, RUNTIMES, TIMEOUT_S_RANGE
+from invoker.store.base import FunctionDraft
+
+FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+HANDLER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+FUNCTION_FIELDS = {
+    "runtime",
+    "handler",
+    "code",
+    "memory_mb",
+    "timeout_s",
+    "concurrency",
+    "env",
+    "network",
+}
+
+
+def check_function_name(name: str) -> str:
+    """A function name: letters, digits, `_.-`, at most 64 characters."""
+    if not FUNCTION_NAME.match(name):
+        raise bad_request(
+            "name must be 1-64 characters of letters, digits, '_', '.', '-', "
+            "starting with a letter or digit",
+            "name",
+        )
+    return name
+
+
+def _int_in(body: dict[str, Any], key: str, default: int, bounds: tuple[int, int]) -> int:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"{key} must be an integer", key)
+    low, high = bounds
+    if not low <= value <= high:
+        raise bad_request(f"{key} must be between {low} and {high}, got {value}", key)
+    return value
+
+
+def _number_in(body: dict[str, Any], key: str, default: float, bounds: tuple[int, int]) -> float:
+    value = body.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad_request(f"{key} must be a number", key)
+    low, high = bounds
+    if not low <= value <= high:
+        raise bad_request(f"{key} must be between {low} and {high}, got {value}", key)
+    return float(value)
+
+
+def _env(body: dict[str, Any]) -> dict[str, str]:
+    env = body.get("env", {})
+    if not isinstance(env, dict):
+        raise bad_request("env must be an object of string values", "env")
+    for key, value in env.items():
+        if not ENV_NAME.match(key) or key.startswith("NIMBUS_"):
+            raise bad_request(f"env name {key!r} is not allowed", f"env.{key}")
+        if not isinstance(value, str):
+            raise bad_request(f"env value of {key} must be a string", f"env.{key}")
+    return dict(env)
+
+
+def _defines(tree: ast.Module, name: str) -> bool:
+    """Does the module define `name` at top level (def, class, assignment or import)?"""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == name:
+                return True
+        elif isinstance(node, ast.Assign):
+            if any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+                return True
+        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+            if isinstance(node.target, ast.Name) and node.target.id == name:
+                return True
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
+                return True
+    return False
+
+
+def _check_handler_in_source(source: str, handler: str, field: str) -> None:
+    module, _, func = handler.rpartition(".")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise bad_request(f"code does not parse: {exc.msg} (line {exc.lineno})", field) from exc
+    if not _defines(tree, func):
+        raise bad_request(f"handler {handler!r}: module {module!r} defines no {func!r}", "handler")
+
+
+def _code(body: dict[str, Any], handler: str, max_bytes: int) -> tuple[str, bytes]:
+    code = body.get("code")
+    if not isinstance(code, dict) or len(code) != 1 or not ({"source", "zip"} & code.keys()):
+        raise bad_request('code must be {"source": "..."} or {"zip": "<base64>"}', "code")
+    if "source" in code:
+        source = code["source"]
+        if not isinstance(source, str) or not source.strip():
+            raise bad_request("code.source must be non-empty Python source", "code.source")
+        data = source.encode()
+        if len(data) > max_bytes:
+            raise bad_request(f"code is over the {max_bytes} byte limit", "code.source")
+        if handler.count(".") != 1:
+            raise bad_request(
+                "with code.source the handler is 'module.function' (one dot)", "handler"
+            )
+        _check_handler_in_source(source, handler, "code.source")
+        return "source", data
+    encoded = code["zip"]
+    if not isinstance(encoded, str):
+        raise bad_request("code.zip must be a base64 string", "code.zip")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise bad_request("code.zip is not valid base64", "code.zip") from exc
+    if len(data) > max_bytes:
+        raise bad_request(f"code is over the {max_bytes} byte limit", "code.zip")
+    _check_handler_in_zip(data, handler)
+    return "zip", data
+
+
+def _check_handler_in_zip(data: bytes, handler: str) -> None:
+    module, _, _ = handler.rpartition(".")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        names = set(archive.namelist())
+        if archive.testzip() is not None:
+            raise zipfile.BadZipFile("a member is corrupt")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise bad_request(f"code.zip is not a valid zip archive: {exc}", "code.zip") from exc
+    path = module.replace(".", "/")
+    for candidate in (f"{path}.py", f"{path}/__init__.py"):
+        if candidate in names:
+            source = archive.read(candidate).decode("utf-8", errors="replace")
+            _check_handler_in_source(source, handler, "code.zip")
+            return
+    raise bad_request(
+        f"handler {handler!r}: the zip has no {path}.py or {path}/__init__.py", "handler"
+    )
+
+
+def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) -> FunctionDraft:
+    """Validate a `PUT /v1/functions/{name}` body."""
+    check_function_name(name)
+    if not isinstance(body, dict):
+        raise bad_request("the body must be a JSON object", "body")
+    unknown = sorted(set(body) - FUNCTION_FIELDS)
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
+    runtime = body.get("runtime", "python:3.11")
+    if runtime not in RUNTIMES:
+        raise bad_request(
+            f"unknown runtime {runtime!r}; available: {', '.join(sorted(RUNTIMES))}", "runtime"
+        )
+    handler = body.get("handler")
+    if not isinstance(handler, str) or not HANDLER.match(handler):
+        raise bad_request("handler must look like 'module.function'", "handler")
+    code_kind, code = _code(body, handler, max_code_bytes)
+    network = body.get("network", False)
+    if not isinstance(network, bool):
+        raise bad_request("network must be true or false", "network")
+    return FunctionDraft(
+        tenant=tenant,
+        name=name,
+        runtime=runtime,
+        handler=handler,
+        code_kind=code_kind,
+        code=code,
+        memory_mb=_int_in(body, "memory_mb", 128, MEMORY_MB_RANGE),
+        timeout_s=_number_in(body, "timeout_s", 30, TIMEOUT_S_RANGE),
+        concurrency=_int_in(body, "concurrency", 1, CONCURRENCY_RANGE),
+        env=_env(body),
+        network=network,
+    )
+
+
+def limit_param(raw: str | None, *, default: int = 50, maximum: int = 1000) -> int:
+    """The `limit` query parameter."""
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request("limit must be an integer", "limit") from None
+    if not 1 <= value <= maximum:
+        raise bad_request(f"limit must be between 1 and {maximum}", "limit")
+    return value
+
+
+def event_body(raw: bytes) -> dict[str, Any]:
+    """The invoke body: a JSON object (empty body = {})."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise bad_request(f"the body is not valid JSON: {exc}", "body") from exc
+    if not isinstance(value, dict):
+        raise bad_request("the event must be a JSON object", "body")
+    return value

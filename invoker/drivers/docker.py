@@ -1,0 +1,221 @@
+"""Docker driver: one hardened container per runtime instance, reached over a unix socket.
+
+Every docker SDK call runs on a dedicated thread pool, never on the event loop. The
+proxy listens on a socket inside a per-container host directory bind-mounted at
+/run/nimbus, so calls work with networking disabled and skip the port-publishing path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from invoker.drivers.base import (
+    INSTANCE_LABEL,
+    MANAGED_LABEL,
+    ContainerHandle,
+    ContainerSpec,
+    ContainerStats,
+    DriverError,
+)
+from invoker.drivers.readiness import wait_for_unix_socket
+
+T = TypeVar("T")
+
+SOCKET_DIR_IN_CONTAINER = "/run/nimbus"
+SOCKET_NAME = "p.sock"
+RUNTIME_UID = "10001"
+
+
+def engine_answers(timeout: float = 3.0) -> bool:
+    """True when a Docker engine answers at the environment's DOCKER_HOST."""
+    try:
+        client = docker.from_env(timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception:  # any failure means "no engine here"
+        return False
+    return True
+
+
+def container_kwargs(spec: ContainerSpec, image: str, socket_dir: Path) -> dict[str, Any]:
+    """The docker SDK arguments for one runtime container (pure, so tests can read them)."""
+    memory = f"{spec.memory_mb}m"
+    kwargs: dict[str, Any] = {
+        "image": image,
+        "name": spec.name,
+        "detach": True,
+        "labels": dict(spec.labels),
+        "environment": {
+            **spec.env,
+            "NIMBUS_SOCKET": f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}",
+        },
+        "user": RUNTIME_UID,
+        "mem_limit": memory,
+        "memswap_limit": memory,  # no swap: a memory blow-up is an OOM kill, not a crawl
+        "nano_cpus": int(spec.cpus * 1e9),
+        "pids_limit": 128,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
+        "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
+        "network_mode": "bridge" if spec.network else "none",
+    }
+    if spec.cgroup_parent:
+        kwargs["cgroup_parent"] = spec.cgroup_parent
+    return kwargs
+
+
+class DockerDriver:
+    """Runs runtime containers on a Docker engine."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        run_dir: Path,
+        image_for: Callable[[str], str],
+        *,
+        client: docker.DockerClient | None = None,
+        threads: int = 32,
+        ready_timeout: float = 30.0,
+    ) -> None:
+        self._run_dir = run_dir
+        self._image_for = image_for
+        self._client = client or docker.from_env(timeout=60)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nimbus-docker")
+        self._ready_timeout = ready_timeout
+        self._containers: dict[str, Container] = {}
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def _socket_dir(self, name: str) -> Path:
+        return self._run_dir / name
+
+    async def create(self, spec: ContainerSpec) -> ContainerHandle:
+        """Start a container and wait until its proxy accepts connections."""
+        socket_dir = self._socket_dir(spec.name)
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        # The proxy runs as an unprivileged uid and must create its socket here.
+        os.chmod(socket_dir, 0o777)
+        kwargs = container_kwargs(spec, self._image_for(spec.runtime), socket_dir)
+        try:
+            container = await self._call(self._client.containers.run, **kwargs)
+        except docker.errors.ImageNotFound as exc:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            raise DriverError(
+                f"runtime image {kwargs['image']} is missing: run `nimbus images build`"
+            ) from exc
+        except docker.errors.DockerException as exc:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+            raise DriverError(f"cannot start container {spec.name}: {exc}") from exc
+        handle = ContainerHandle(
+            id=container.id or spec.name,
+            name=spec.name,
+            address=f"unix:{socket_dir / SOCKET_NAME}",
+            node=spec.node,
+        )
+        self._containers[handle.id] = container
+        try:
+            await wait_for_unix_socket(socket_dir / SOCKET_NAME, self._ready_timeout)
+        except DriverError:
+            logs = await self._call(container.logs, tail=20)
+            await self.destroy(handle)
+            raise DriverError(
+                f"container {spec.name} did not start: {logs.decode(errors='replace')[-500:]}"
+            ) from None
+        return handle
+
+    async def destroy(self, handle: ContainerHandle) -> None:
+        """Kill and remove the container; a container that is gone already is fine."""
+        self._containers.pop(handle.id, None)
+        try:
+            await self._call(self._client.api.remove_container, handle.id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise DriverError(f"cannot remove container {handle.name}: {exc}") from exc
+        shutil.rmtree(self._socket_dir(handle.name), ignore_errors=True)
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats:
+        """Peak memory and CPU seconds from the container's cgroup files, where readable."""
+        return await self._call(read_cgroup_stats, handle.id)
+
+    async def remove_orphans(self, owner: str, instance_id: str) -> int:
+        """Remove containers of `owner` that another (dead) instance started."""
+        found = await self._call(
+            self._client.containers.list, all=True, filters={"label": f"{MANAGED_LABEL}={owner}"}
+        )
+        removed = 0
+        for container in found:
+            if container.labels.get(INSTANCE_LABEL) == instance_id:
+                continue
+            try:
+                await self._call(container.remove, force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            shutil.rmtree(self._socket_dir(container.name or ""), ignore_errors=True)
+        return removed
+
+    async def close(self) -> None:
+        """Close the docker client and its thread pool."""
+        await self._call(self._client.close)
+        self._pool.shutdown(wait=False)
+
+
+_CGROUP_V1_MEMORY = ("/sys/fs/cgroup/memory/docker/{id}/memory.max_usage_in_bytes",)
+_CGROUP_V1_CPU = ("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage",)
+_CGROUP_V2 = ("/sys/fs/cgroup/system.slice/docker-{id}.scope", "/sys/fs/cgroup/docker/{id}")
+
+
+def _read_number(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def read_cgroup_stats(container_id: str) -> ContainerStats:
+    """Read peak memory (MiB) and CPU seconds from cgroup v1 or v2 files; None where absent."""
+    peak = cpu = None
+    for pattern in _CGROUP_V1_MEMORY:
+        raw = _read_number(pattern.format(id=container_id))
+        if raw is not None:
+            peak = raw / 2**20
+    for pattern in _CGROUP_V1_CPU:
+        raw = _read_number(pattern.format(id=container_id))
+        if raw is not None:
+            cpu = raw / 1e9
+    if peak is None or cpu is None:
+        for base in _CGROUP_V2:
+            root = base.format(id=container_id)
+            if peak is None:
+                raw = _read_number(f"{root}/memory.peak")
+                peak = raw / 2**20 if raw is not None else None
+            if cpu is None:
+                try:
+                    with open(f"{root}/cpu.stat") as f:
+                        for line in f:
+                            key, _, value = line.partition(" ")
+                            if key == "usage_usec":
+                                cpu = int(value) / 1e6
+                except OSError:
+                    pass
+    return ContainerStats(peak_memory_mb=peak, cpu_seconds=cpu)

@@ -1,0 +1,88 @@
+"""Process driver: the same runtime proxy as a local subprocess, for machines with no Docker.
+
+It gives no isolation (no memory limit, no separate filesystem or network): the CLI
+says so when it is chosen. It exists so Nimbus runs anywhere Python does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from invoker.drivers.base import ContainerHandle, ContainerSpec, ContainerStats, DriverError
+from invoker.drivers.readiness import wait_for_unix_socket
+
+SOCKET_NAME = "p.sock"
+
+
+class ProcessDriver:
+    """Runs runtime proxies as child processes of this one."""
+
+    name = "process"
+
+    def __init__(self, run_dir: Path, proxy_path: Path, *, ready_timeout: float = 10.0) -> None:
+        self._run_dir = run_dir
+        self._proxy = proxy_path
+        self._ready_timeout = ready_timeout
+        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._handles: dict[str, ContainerHandle] = {}
+
+    async def create(self, spec: ContainerSpec) -> ContainerHandle:
+        """Start a proxy process and wait until its socket accepts connections."""
+        socket_dir = self._run_dir / spec.name
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        socket = socket_dir / SOCKET_NAME
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            **spec.env,
+            "NIMBUS_SOCKET": str(socket),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(self._proxy),
+            env=env,
+            cwd=str(socket_dir),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        handle = ContainerHandle(id=f"pid-{proc.pid}", name=spec.name, address=f"unix:{socket}")
+        self._procs[handle.id] = proc
+        self._handles[handle.id] = handle
+        try:
+            await wait_for_unix_socket(socket, self._ready_timeout)
+        except DriverError:
+            await self.destroy(handle)
+            raise
+        return handle
+
+    async def destroy(self, handle: ContainerHandle) -> None:
+        """Kill the proxy's process group and remove its socket directory."""
+        proc = self._procs.pop(handle.id, None)
+        self._handles.pop(handle.id, None)
+        if proc is not None and proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await proc.wait()
+        shutil.rmtree(self._run_dir / handle.name, ignore_errors=True)
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats:
+        """A process shares this host's accounting: nothing per call is measured."""
+        return ContainerStats(peak_memory_mb=None, cpu_seconds=None)
+
+    async def remove_orphans(self, owner: str, instance_id: str) -> int:
+        """Child processes die with their session leader's kill; nothing outlives us to adopt."""
+        return 0
+
+    async def close(self) -> None:
+        """Kill every proxy still running."""
+        for handle in list(self._handles.values()):
+            await self.destroy(handle)

@@ -1,0 +1,34 @@
+"""Waiting for a runtime proxy's socket to accept connections."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from invoker.drivers.base import DriverError
+
+
+async def wait_for_unix_socket(path: Path, timeout: float) -> None:
+    """Return once `path` accepts a connection; DriverError after `timeout` seconds.
+
+    Polls with a short, growing delay: the proxy usually binds within tens of
+    milliseconds, and every millisecond here is cold-start latency.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.001
+    while True:
+        try:
+            _, writer = await asyncio.open_unix_connection(str(path))
+        except OSError:
+            if loop.time() >= deadline:
+                raise DriverError(f"no runtime listening at {path} after {timeout:g} s") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.02)
+            continue
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+        return

@@ -1,0 +1,115 @@
+"""The store seam: everything that must survive a restart goes through this Protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from invoker.api import Activation, FunctionSpec
+
+
+@dataclass(frozen=True)
+class StoredFunction:
+    """A function's current version as stored, with its bookkeeping times."""
+
+    spec: FunctionSpec
+    created: float
+    updated: float
+    code_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The function as the HTTP API shows it (never its code)."""
+        s = self.spec
+        return {
+            "name": s.name,
+            "version": s.version,
+            "runtime": s.runtime,
+            "handler": s.handler,
+            "code_sha256": s.code_sha256,
+            "code_kind": s.code_kind,
+            "code_size": self.code_size,
+            "memory_mb": s.memory_mb,
+            "timeout_s": s.timeout_s,
+            "concurrency": s.concurrency,
+            "env": dict(s.env),
+            "network": s.network,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(frozen=True)
+class FunctionDraft:
+    """A validated deployment, before the store assigns its version."""
+
+    tenant: str
+    name: str
+    runtime: str
+    handler: str
+    code_kind: str
+    code: bytes
+    memory_mb: int
+    timeout_s: float
+    concurrency: int
+    env: Mapping[str, str]
+    network: bool
+
+
+class Store(Protocol):
+    """Durable state. Every method is a coroutine and never blocks the event loop."""
+
+    async def open(self) -> None:
+        """Create the schema if needed."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release the database."""
+        ...
+
+    # tenants
+    async def create_tenant(self, name: str, key_hash: str) -> bool:
+        """Add a tenant; False when the name is taken."""
+        ...
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        """The tenant whose API key hashes to `key_hash`."""
+        ...
+
+    # functions and code
+    async def put_function(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
+        """Create or update; returns the stored function and whether it was created."""
+        ...
+
+    async def get_function(self, tenant: str, name: str) -> StoredFunction | None:
+        """One function of one tenant."""
+        ...
+
+    async def list_functions(self, tenant: str) -> list[StoredFunction]:
+        """Every function of one tenant, by name."""
+        ...
+
+    async def delete_function(self, tenant: str, name: str) -> bool:
+        """Remove a function; False when it did not exist."""
+        ...
+
+    async def get_code(self, sha256: str) -> bytes | None:
+        """A code blob by its content hash."""
+        ...
+
+    # activations (and, in the same transaction, their usage records)
+    async def save_activation(
+        self, activation: Activation, usage: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert or replace an activation, with its usage record when it has ended."""
+        ...
+
+    async def get_activation(self, tenant: str, activation_id: str) -> Activation | None:
+        """One activation, only within its tenant."""
+        ...
+
+    async def list_activations(
+        self, tenant: str, function: str | None, limit: int
+    ) -> list[Activation]:
+        """A tenant's newest activations first, optionally of one function."""
+        ...

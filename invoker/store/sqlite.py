@@ -1,0 +1,371 @@
+"""SQLite store, the embedded default.
+
+One connection used from one dedicated thread: SQLite serialises writers anyway, and a
+single thread keeps every statement off the event loop without locking games. WAL mode
+lets readers (a second process, the CLI) look while we write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoker.api import Activation, FunctionSpec, Status
+from invoker.store.base import FunctionDraft, StoredFunction
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS functions (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    runtime TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    code_kind TEXT NOT NULL,
+    code_size INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    timeout_s REAL NOT NULL,
+    concurrency INTEGER NOT NULL,
+    env TEXT NOT NULL,
+    network INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS activations (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    function TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    logs TEXT NOT NULL,
+    start REAL,
+    end REAL,
+    duration_ms REAL,
+    init_ms REAL,
+    wait_ms REAL,
+    cold_start INTEGER,
+    memory_mb INTEGER NOT NULL,
+    node TEXT,
+    trigger TEXT,
+    peak_memory_mb REAL,
+    cpu_seconds REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
+CREATE INDEX IF NOT EXISTS activations_by_seq ON activations (seq);
+CREATE TABLE IF NOT EXISTS usage (
+    activation_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    start REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage (tenant, start);
+"""
+
+
+def _function_from_row(row: sqlite3.Row) -> StoredFunction:
+    spec = FunctionSpec(
+        tenant=row["tenant"],
+        name=row["name"],
+        version=row["version"],
+        runtime=row["runtime"],
+        handler=row["handler"],
+        code_sha256=row["code_sha256"],
+        code_kind=row["code_kind"],
+        memory_mb=row["memory_mb"],
+        timeout_s=row["timeout_s"],
+        concurrency=row["concurrency"],
+        env=json.loads(row["env"]),
+        network=bool(row["network"]),
+    )
+    return StoredFunction(
+        spec=spec, created=row["created"], updated=row["updated"], code_size=row["code_size"]
+    )
+
+
+def _activation_from_row(row: sqlite3.Row) -> Activation:
+    return Activation(
+        id=row["id"],
+        tenant=row["tenant"],
+        function=row["function"],
+        version=row["version"],
+        status=Status(row["status"]),
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+        logs=json.loads(row["logs"]),
+        start=row["start"],
+        end=row["end"],
+        duration_ms=row["duration_ms"],
+        init_ms=row["init_ms"],
+        wait_ms=row["wait_ms"],
+        cold_start=None if row["cold_start"] is None else bool(row["cold_start"]),
+        memory_mb=row["memory_mb"],
+        node=row["node"],
+        trigger=row["trigger"],
+        peak_memory_mb=row["peak_memory_mb"],
+        cpu_seconds=row["cpu_seconds"],
+        attempts=row["attempts"],
+    )
+
+
+class SqliteStore:
+    """The Store protocol over one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nimbus-sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+
+        def call() -> T:
+            assert self._db is not None, "store is not open"
+            with self._db:  # one transaction per call: commit, or roll back on error
+                return fn(self._db)
+
+        return await loop.run_in_executor(self._pool, call)
+
+    async def open(self) -> None:
+        """Open the file (creating the schema) on the store's own thread."""
+
+        def connect() -> None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(SCHEMA)
+            db.isolation_level = "DEFERRED"  # back to implicit transactions for `with db:`
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+
+    async def close(self) -> None:
+        """Close the database and the store's thread."""
+
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=True)
+
+    # tenants
+
+    async def create_tenant(self, name: str, key_hash: str) -> bool:
+        """Add a tenant; False when the name is taken."""
+
+        def q(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO tenants (name, key_hash, created) "
+                "VALUES (?, ?, strftime('%s','now'))",
+                (name, key_hash),
+            )
+            return cur.rowcount == 1
+
+        return await self._run(q)
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        """The tenant whose API key hashes to `key_hash`."""
+
+        def q(db: sqlite3.Connection) -> str | None:
+            row = db.execute("SELECT name FROM tenants WHERE key_hash = ?", (key_hash,)).fetchone()
+            return None if row is None else str(row["name"])
+
+        return await self._run(q)
+
+    # functions
+
+    async def put_function(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
+        """Store the code blob and the function; `version` grows by one on every update."""
+        sha = hashlib.sha256(draft.code).hexdigest()
+
+        def q(db: sqlite3.Connection) -> tuple[StoredFunction, bool]:
+            db.execute(
+                "INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)", (sha, draft.code)
+            )
+            old = db.execute(
+                "SELECT version, created FROM functions WHERE tenant = ? AND name = ?",
+                (draft.tenant, draft.name),
+            ).fetchone()
+            version = 1 if old is None else old["version"] + 1
+            created = now if old is None else old["created"]
+            db.execute(
+                "INSERT OR REPLACE INTO functions (tenant, name, version, runtime, handler, "
+                "code_sha256, code_kind, code_size, memory_mb, timeout_s, concurrency, env, "
+                "network, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    draft.tenant,
+                    draft.name,
+                    version,
+                    draft.runtime,
+                    draft.handler,
+                    sha,
+                    draft.code_kind,
+                    len(draft.code),
+                    draft.memory_mb,
+                    draft.timeout_s,
+                    draft.concurrency,
+                    json.dumps(dict(draft.env), sort_keys=True),
+                    int(draft.network),
+                    created,
+                    now,
+                ),
+            )
+            row = db.execute(
+                "SELECT * FROM functions WHERE tenant = ? AND name = ?", (draft.tenant, draft.name)
+            ).fetchone()
+            return _function_from_row(row), old is None
+
+        return await self._run(q)
+
+    async def get_function(self, tenant: str, name: str) -> StoredFunction | None:
+        """One function of one tenant."""
+
+        def q(db: sqlite3.Connection) -> StoredFunction | None:
+            row = db.execute(
+                "SELECT * FROM functions WHERE tenant = ? AND name = ?", (tenant, name)
+            ).fetchone()
+            return None if row is None else _function_from_row(row)
+
+        return await self._run(q)
+
+    async def list_functions(self, tenant: str) -> list[StoredFunction]:
+        """Every function of one tenant, by name."""
+
+        def q(db: sqlite3.Connection) -> list[StoredFunction]:
+            rows = db.execute(
+                "SELECT * FROM functions WHERE tenant = ? ORDER BY name", (tenant,)
+            ).fetchall()
+            return [_function_from_row(r) for r in rows]
+
+        return await self._run(q)
+
+    async def delete_function(self, tenant: str, name: str) -> bool:
+        """Remove a function (its code blob stays while other functions share it)."""
+
+        def q(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM functions WHERE tenant = ? AND name = ?", (tenant, name))
+            db.execute("DELETE FROM blobs WHERE sha256 NOT IN (SELECT code_sha256 FROM functions)")
+            return cur.rowcount == 1
+
+        return await self._run(q)
+
+    async def get_code(self, sha256: str) -> bytes | None:
+        """A code blob by its content hash."""
+
+        def q(db: sqlite3.Connection) -> bytes | None:
+            row = db.execute("SELECT data FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+            return None if row is None else bytes(row["data"])
+
+        return await self._run(q)
+
+    # activations
+
+    async def save_activation(
+        self, activation: Activation, usage: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert or replace an activation and, in the same transaction, its usage record."""
+        a = activation
+        result = None if a.result is None else json.dumps(a.result)
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO activations (id, tenant, function, version, status, result, error, "
+                "logs, start, end, duration_ms, init_ms, wait_ms, cold_start, memory_mb, node, "
+                "trigger, peak_memory_mb, cpu_seconds, attempts, seq) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, "
+                "(SELECT COALESCE(MAX(seq), 0) + 1 FROM activations)) "
+                "ON CONFLICT(id) DO UPDATE SET status=excluded.status, result=excluded.result, "
+                "error=excluded.error, logs=excluded.logs, start=excluded.start, "
+                "end=excluded.end, duration_ms=excluded.duration_ms, init_ms=excluded.init_ms, "
+                "wait_ms=excluded.wait_ms, cold_start=excluded.cold_start, node=excluded.node, "
+                "peak_memory_mb=excluded.peak_memory_mb, cpu_seconds=excluded.cpu_seconds, "
+                "attempts=excluded.attempts",
+                (
+                    a.id,
+                    a.tenant,
+                    a.function,
+                    a.version,
+                    a.status.value,
+                    result,
+                    a.error,
+                    json.dumps(a.logs),
+                    a.start,
+                    a.end,
+                    a.duration_ms,
+                    a.init_ms,
+                    a.wait_ms,
+                    None if a.cold_start is None else int(a.cold_start),
+                    a.memory_mb,
+                    a.node,
+                    a.trigger,
+                    a.peak_memory_mb,
+                    a.cpu_seconds,
+                    a.attempts,
+                ),
+            )
+            if usage is not None:
+                db.execute(
+                    "INSERT OR IGNORE INTO usage (activation_id, tenant, start, record) "
+                    "VALUES (?, ?, ?, ?)",
+                    (a.id, a.tenant, usage.get("start", a.start or 0.0), json.dumps(dict(usage))),
+                )
+
+        await self._run(q)
+
+    async def get_activation(self, tenant: str, activation_id: str) -> Activation | None:
+        """One activation, only within its tenant."""
+
+        def q(db: sqlite3.Connection) -> Activation | None:
+            row = db.execute(
+                "SELECT * FROM activations WHERE id = ? AND tenant = ?", (activation_id, tenant)
+            ).fetchone()
+            return None if row is None else _activation_from_row(row)
+
+        return await self._run(q)
+
+    async def list_activations(
+        self, tenant: str, function: str | None, limit: int
+    ) -> list[Activation]:
+        """A tenant's newest activations first, optionally of one function."""
+
+        def q(db: sqlite3.Connection) -> list[Activation]:
+            if function is None:
+                rows = db.execute(
+                    "SELECT * FROM activations WHERE tenant = ? ORDER BY seq DESC LIMIT ?",
+                    (tenant, limit),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT * FROM activations WHERE tenant = ? AND function = ? "
+                    "ORDER BY seq DESC LIMIT ?",
+                    (tenant, function, limit),
+                ).fetchall()
+            return [_activation_from_row(r) for r in rows]
+
+        return await self._run(q)

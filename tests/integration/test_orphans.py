@@ -1,0 +1,93 @@
+"""A server killed with SIGKILL leaves containers behind; the next start removes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import docker
+
+from tests.conftest import ADMIN_KEY, free_port
+
+
+def request(url: str, method: str = "GET", body: object = None) -> tuple[int, object]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Authorization", f"Bearer {ADMIN_KEY}")
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--driver",
+            "docker",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("nimbus serve did not start")
+
+
+def test_orphans_removed_on_next_start(
+    runtime_images, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = serve(data_dir, port)
+    try:
+        body = {
+            "runtime": "python:3.11",
+            "handler": "main.handler",
+            "code": {"source": "def handler(e):\n    return 1\n"},
+        }
+        assert request(f"{url}/v1/functions/o", "PUT", body)[0] == 201
+        assert request(f"{url}/v1/functions/o/invoke", "POST", {})[1] == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = docker_client.containers.list(all=True, filters={"label": "io.nimbus.function=o"})
+    assert left, "the killed server should have left its container behind"
+    owner = left[0].labels["io.nimbus.managed"]
+
+    proc = serve(data_dir, port)
+    try:
+        remaining = docker_client.containers.list(
+            all=True, filters={"label": f"io.nimbus.managed={owner}"}
+        )
+        assert remaining == []
+        # The function survived the restart (SQLite) and runs again.
+        assert request(f"{url}/v1/functions/o/invoke", "POST", {})[1] == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert (
+        docker_client.containers.list(all=True, filters={"label": f"io.nimbus.managed={owner}"})
+        == []
+    )

@@ -1,0 +1,419 @@
+"""The in-container runtime proxy, run as a real subprocess and spoken to over HTTP.
+
+Each test starts runtimes/python/proxy.py with the host interpreter on a unix socket
+(as in production) or on a TCP port, and checks what the invoker relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+PROXY = Path(__file__).resolve().parents[2] / "runtimes" / "python" / "proxy.py"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Proxy:
+    """One running proxy process and an HTTP session bound to it."""
+
+    process: subprocess.Popen[bytes]
+    session: aiohttp.ClientSession
+    base: str
+    stderr_path: Path
+    socket_path: Path | None
+
+    async def post(self, path: str, body: Any) -> tuple[int, Any]:
+        async with self.session.post(self.base + path, json=body) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.base + path) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    async def init_source(self, source: str, main: str = "main.handler", **extra: Any) -> Any:
+        status, payload = await self.post(
+            "/init", {"value": {"code": source, "binary": False, "main": main, **extra}}
+        )
+        assert status == 200, payload
+        return payload
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], connect: Callable[[], None], log: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"proxy exited with {proc.returncode}: {log.read_text()}")
+        try:
+            connect()
+            return
+        except OSError:
+            time.sleep(0.01)
+    pytest.fail(f"proxy did not listen within 10 s: {log.read_text()}")
+
+
+def _start(tmp_path: Path, transport: str) -> tuple[subprocess.Popen[bytes], str, Path | None, Any]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIMBUS_")}
+    env["TMPDIR"] = str(tmp_path)  # the code dir lands in the test's tmp dir
+    log = tmp_path / "proxy.stderr"
+    sock_path: Path | None = None
+    if transport == "unix":
+        # A parent that does not exist yet: the proxy must create it.
+        sock_path = tmp_path / "run" / "proxy.sock"
+        env["NIMBUS_SOCKET"] = str(sock_path)
+        base = "http://proxy"
+        connector: Any = aiohttp.UnixConnector(path=str(sock_path), limit=0)
+
+        def connect() -> None:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(str(sock_path))
+
+    else:
+        port = free_port()
+        env["NIMBUS_PORT"] = str(port)
+        env["NIMBUS_HOST"] = "127.0.0.1"
+        base = f"http://127.0.0.1:{port}"
+        connector = aiohttp.TCPConnector(limit=0)
+
+        def connect() -> None:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-S", str(PROXY)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    _wait_ready(proc, connect, log)
+    return proc, base, sock_path, connector
+
+
+@pytest.fixture(params=["unix", "tcp"])
+async def proxy(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Proxy]:
+    """A fresh proxy on a unix socket, and again on TCP."""
+    proc, base, sock_path, connector = _start(tmp_path, request.param)
+    session = aiohttp.ClientSession(connector=connector)
+    try:
+        yield Proxy(proc, session, base, tmp_path / "proxy.stderr", sock_path)
+    finally:
+        await session.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+async def unix_proxy(tmp_path: Path) -> AsyncIterator[Proxy]:
+    """A fresh proxy on a unix socket only."""
+    proc, base, sock_path, connector = _start(tmp_path, "unix")
+    session = aiohttp.ClientSession(connector=connector)
+    try:
+        yield Proxy(proc, session, base, tmp_path / "proxy.stderr", sock_path)
+    finally:
+        await session.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def make_zip(files: dict[str, str]) -> str:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+ONE_ARG = """
+def handler(args):
+    print("adding", len(args["numbers"]), "numbers")
+    return {"sum": sum(args["numbers"]), "greeting": "hello " + args["name"]}
+"""
+
+TWO_ARGS = """
+def handler(event, context):
+    return {
+        "event": event,
+        "request_id": context.aws_request_id,
+        "function": context.function_name,
+        "memory": context.memory_limit_in_mb,
+        "remaining": context.get_remaining_time_in_millis(),
+    }
+"""
+
+
+async def test_healthz_answers(proxy: Proxy) -> None:
+    assert await proxy.get("/healthz") == (200, {"ok": True})
+
+
+async def test_one_argument_handler_gets_the_args(proxy: Proxy) -> None:
+    await proxy.init_source(ONE_ARG)
+    numbers = [3, 14, 15, 92, 65]
+    status, payload = await proxy.post(
+        "/run", {"value": {"numbers": numbers, "name": "ada"}, "activation_id": "a1"}
+    )
+    assert status == 200, payload
+    assert payload["result"] == {"sum": sum(numbers), "greeting": "hello ada"}
+    assert payload["logs"] == [f"adding {len(numbers)} numbers"]
+
+
+async def test_two_argument_handler_gets_event_and_context(proxy: Proxy) -> None:
+    await proxy.init_source(TWO_ARGS)
+    activation = uuid.uuid4().hex
+    deadline = time.time() * 1000 + 30_000
+    status, payload = await proxy.post(
+        "/run",
+        {
+            "value": {"k": [1, 2]},
+            "activation_id": activation,
+            "deadline": deadline,
+            "function_name": "resize",
+            "memory_limit_mb": 256,
+        },
+    )
+    assert status == 200, payload
+    result = payload["result"]
+    assert result["event"] == {"k": [1, 2]}
+    assert result["request_id"] == activation
+    assert result["function"] == "resize"
+    assert result["memory"] == 256
+    assert 25_000 < result["remaining"] <= 30_000
+
+
+async def test_env_is_applied_before_the_import(unix_proxy: Proxy) -> None:
+    source = "import os\nAT_IMPORT = os.environ['GREETING']\ndef handler(a):\n    return AT_IMPORT\n"
+    await unix_proxy.init_source(source, env={"GREETING": "bonjour"})
+    status, payload = await unix_proxy.post("/run", {"value": {}})
+    assert (status, payload["result"]) == (200, "bonjour")
+
+
+async def test_zip_with_package_and_vendored_module(proxy: Proxy) -> None:
+    code = make_zip(
+        {
+            "pkg/__init__.py": "",
+            "pkg/mod.py": (
+                "import vendored_lib\nfrom vendpkg.inner import triple\n"
+                "def handler(args):\n"
+                "    return {'shout': vendored_lib.shout(args['w']), 't': triple(args['n'])}\n"
+            ),
+            "vendored_lib.py": "def shout(word):\n    return word.upper() + '!'\n",
+            "vendpkg/__init__.py": "",
+            "vendpkg/inner.py": "def triple(n):\n    return 3 * n\n",
+        }
+    )
+    status, payload = await proxy.post(
+        "/init", {"value": {"code": code, "binary": True, "main": "pkg.mod.handler"}}
+    )
+    assert status == 200, payload
+    status, payload = await proxy.post("/run", {"value": {"w": "quiet", "n": 7}})
+    assert status == 200, payload
+    assert payload["result"] == {"shout": "QUIET!", "t": 21}
+
+
+async def test_zip_that_is_not_a_zip_is_refused(unix_proxy: Proxy) -> None:
+    garbage = base64.b64encode(b"this is not a zip archive").decode()
+    status, payload = await unix_proxy.post(
+        "/init", {"value": {"code": garbage, "binary": True, "main": "main.handler"}}
+    )
+    assert status == 400
+    assert "zip" in payload["error"]
+
+
+async def test_logs_stay_with_their_activation_under_16_concurrent_runs(proxy: Proxy) -> None:
+    source = (
+        "import sys, time\n"
+        "def handler(args):\n"
+        "    for i in range(5):\n"
+        "        print('out', args['id'], i)\n"
+        "        print('err', args['id'], i, file=sys.stderr)\n"
+        "        time.sleep(0.01)\n"
+        "    return args['id']\n"
+    )
+    await proxy.init_source(source)
+    ids = [uuid.uuid4().hex[:8] for _ in range(16)]
+    started = time.monotonic()
+    answers = await asyncio.gather(*(proxy.post("/run", {"value": {"id": i}}) for i in ids))
+    elapsed = time.monotonic() - started
+    for activation, (status, payload) in zip(ids, answers, strict=True):
+        assert status == 200, payload
+        assert payload["result"] == activation
+        expected = []
+        for i in range(5):
+            expected += [f"out {activation} {i}", f"err {activation} {i}"]
+        assert payload["logs"] == expected
+    # 16 x 50 ms run one after another would take 0.8 s: the runs really overlapped.
+    assert elapsed < 0.6, elapsed
+
+
+async def test_handler_exception_is_a_502_with_message_logs_and_traceback(proxy: Proxy) -> None:
+    source = (
+        "def check(n):\n"
+        "    raise ValueError(f'bad input {n}')\n"
+        "def handler(args):\n"
+        "    print('about to check', args['n'])\n"
+        "    check(args['n'])\n"
+    )
+    await proxy.init_source(source)
+    status, payload = await proxy.post("/run", {"value": {"n": 7}})
+    assert status == 502
+    assert payload["error"] == "ValueError: bad input 7"
+    assert payload["logs"] == ["about to check 7"]
+    assert "in check" in payload["traceback"]
+    assert "proxy.py" not in payload["traceback"]  # the user's frames, not ours
+    # The proxy survives its function's failure.
+    status, payload = await proxy.post("/run", {"value": {"n": 8}})
+    assert (status, payload["error"]) == (502, "ValueError: bad input 8")
+
+
+async def test_sys_exit_in_handler_is_an_error_not_an_exit(unix_proxy: Proxy) -> None:
+    await unix_proxy.init_source("import sys\ndef handler(a):\n    sys.exit(3)\n")
+    status, payload = await unix_proxy.post("/run", {"value": {}})
+    assert status == 502
+    assert payload["error"].startswith("SystemExit")
+    assert unix_proxy.process.poll() is None
+
+
+async def test_result_that_is_not_json_is_a_clear_502(unix_proxy: Proxy) -> None:
+    await unix_proxy.init_source("def handler(a):\n    print('made a set')\n    return {1, 2}\n")
+    status, payload = await unix_proxy.post("/run", {"value": {}})
+    assert status == 502
+    assert "not JSON-serialisable" in payload["error"]
+    assert "set" in payload["error"]
+    assert payload["logs"] == ["made a set"]
+
+
+async def test_missing_handler_at_init_is_a_502_naming_it(proxy: Proxy) -> None:
+    status, payload = await proxy.post(
+        "/init", {"value": {"code": ONE_ARG, "binary": False, "main": "main.nope"}}
+    )
+    assert status == 502
+    assert "main.nope" in payload["error"]
+    assert "has no attribute 'nope'" in payload["error"]
+
+
+async def test_code_that_does_not_import_is_a_502_naming_the_problem(unix_proxy: Proxy) -> None:
+    source = "import definitely_not_installed_pkg\ndef handler(a):\n    return 1\n"
+    status, payload = await unix_proxy.post(
+        "/init", {"value": {"code": source, "binary": False, "main": "main.handler"}}
+    )
+    assert status == 502
+    assert "definitely_not_installed_pkg" in payload["error"]
+    assert "ModuleNotFoundError" in payload["error"]
+
+
+async def test_run_before_init_and_second_init_are_refused(proxy: Proxy) -> None:
+    status, payload = await proxy.post("/run", {"value": {}})
+    assert status == 403
+    assert "init" in payload["error"]
+    await proxy.init_source(ONE_ARG)
+    status, payload = await proxy.post(
+        "/init", {"value": {"code": TWO_ARGS, "binary": False, "main": "main.handler"}}
+    )
+    assert status == 403
+    # The first code is still the one that runs.
+    status, payload = await proxy.post("/run", {"value": {"numbers": [1], "name": "x"}})
+    assert payload["result"]["sum"] == 1
+
+
+async def test_malformed_json_is_a_400(unix_proxy: Proxy) -> None:
+    async with unix_proxy.session.post(unix_proxy.base + "/run", data=b"{nope") as resp:
+        assert resp.status == 400
+        assert "JSON" in (await resp.json())["error"]
+
+
+def _raw_exchange(path: Path, data: bytes, responses: int) -> list[bytes]:
+    """Send raw bytes on one unix connection and read `responses` HTTP responses."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(str(path))
+        s.sendall(data)
+        reader = s.makefile("rb")
+        bodies = []
+        for _ in range(responses):
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            bodies.append(reader.read(length))
+        return bodies
+
+
+async def test_keep_alive_serves_pipelined_requests_on_one_connection(unix_proxy: Proxy) -> None:
+    await unix_proxy.init_source("def handler(a):\n    return a['x'] * 2\n")
+    requests = b""
+    for x in (5, 6, 7):
+        body = json.dumps({"value": {"x": x}}).encode()
+        requests += b"POST /run HTTP/1.1\r\nHost: p\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(body),
+            body,
+        )
+    assert unix_proxy.socket_path is not None
+    bodies = await asyncio.to_thread(_raw_exchange, unix_proxy.socket_path, requests, 3)
+    assert [json.loads(b)["result"] for b in bodies] == [10, 12, 14]
+
+
+async def test_socket_is_world_connectable(unix_proxy: Proxy) -> None:
+    assert unix_proxy.socket_path is not None
+    assert unix_proxy.socket_path.stat().st_mode & 0o777 == 0o666
+
+
+async def test_sigterm_exits_within_a_second_even_mid_run(proxy: Proxy) -> None:
+    await proxy.init_source("import time\ndef handler(a):\n    time.sleep(30)\n")
+    running = asyncio.ensure_future(proxy.post("/run", {"value": {}}))
+    await asyncio.sleep(0.2)  # the handler is now sleeping inside a thread
+    started = time.monotonic()
+    proxy.process.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(proxy.process.wait, 5)
+    assert time.monotonic() - started < 1.0
+    assert code == 0
+    with pytest.raises(aiohttp.ClientError):
+        await running
+    if proxy.socket_path is not None:
+        assert not proxy.socket_path.exists()  # it cleans up after itself
+
+
+async def test_32_concurrent_connections_are_all_served(proxy: Proxy) -> None:
+    await proxy.init_source("import time\ndef handler(a):\n    time.sleep(0.05)\n    return a['i']\n")
+    # A fresh connection per request: every one of them arrives at the listener at once.
+    if proxy.socket_path is not None:
+        connector: Any = aiohttp.UnixConnector(
+            path=str(proxy.socket_path), limit=0, force_close=True
+        )
+    else:
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(i: int) -> tuple[int, Any]:
+            async with session.post(proxy.base + "/run", json={"value": {"i": i}}) as resp:
+                return resp.status, await resp.json()
+
+        for _ in range(3):
+            answers = await asyncio.gather(*(one(i) for i in range(32)))
+            assert [a for a in answers] == [(200, {"result": i, "logs": []}) for i in range(32)]
