@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,3 +147,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in Path(str(item.fspath)).parts or "e2e" in Path(str(item.fspath)).parts:
             item.add_marker(pytest.mark.docker)
+
+
+def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    """`nimbus serve` on the real engine in a subprocess, once it answers /healthz."""
+    env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--driver",
+            "docker",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("nimbus serve did not start")

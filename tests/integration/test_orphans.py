@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import docker
 
-from tests.conftest import ADMIN_KEY, free_port
+from tests.conftest import ADMIN_KEY, free_port, serve
 
 
 def request(url: str, method: str = "GET", body: object = None) -> tuple[int, object]:
@@ -22,36 +18,6 @@ def request(url: str, method: str = "GET", body: object = None) -> tuple[int, ob
     req.add_header("Authorization", f"Bearer {ADMIN_KEY}")
     with urllib.request.urlopen(req, timeout=60) as resp:
         return resp.status, json.loads(resp.read())
-
-
-def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--driver",
-            "docker",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("nimbus serve did not start")
 
 
 def test_orphans_removed_on_next_start(

@@ -1,0 +1,545 @@
+"""Kubernetes driver: each function container is one pod, reached at its pod IP.
+
+The pod is hardened (non-root, read-only root filesystem, no privilege
+escalation, every capability dropped, the runtime's default seccomp profile,
+no service account token), sized with requests = limits (Guaranteed QoS, so
+what Nimbus bills is what the node reserves), and bound to the node Nimbus's
+placement chose through `spec.nodeName`, which bypasses the scheduler. When
+placement chose no node, the scheduler places the pod; if nothing fits it
+stays Pending, which is the signal a cluster autoscaler acts on.
+
+Every client call runs in a worker thread (`asyncio.to_thread`): the official
+client is synchronous. Responses are read as the API's JSON, not as the
+client's generated models, so the pure functions below work on the same shapes
+as the API reference and the recorded fixtures in tests/fixtures/k8s/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import urllib3
+from kubernetes import config as k8s_config
+from kubernetes.client import ApiClient, Configuration, CoreV1Api, V1DeleteOptions, V1Pod
+from kubernetes.client.exceptions import ApiException
+
+from invoker.api import RUNTIMES
+from invoker.drivers.base import (
+    INSTANCE_LABEL,
+    MANAGED_LABEL,
+    ContainerHandle,
+    ContainerSpec,
+    ContainerStats,
+    DriverError,
+)
+from invoker.k8s_nodes import Toleration, api_status_message, response_json
+
+ReadinessProbe = Callable[[str], Awaitable[bool]]
+"""Given the pod's address (``http://ip:port``), True once the runtime proxy answers."""
+
+ImageFor = Callable[[str], str] | Mapping[str, str]
+"""Runtime name ("python:3.11") -> container image."""
+
+EGRESS_LABEL = "io.nimbus.egress"
+""""deny" on pods of functions without network access; k8s/base's NetworkPolicy enforces it."""
+
+CONTAINER_NAME = "runtime"
+
+# Waiting reasons that will not resolve by themselves: failing at once beats
+# waiting out the whole start timeout. (ImagePullBackOff may still recover.)
+_FATAL_WAITING_REASONS = frozenset(
+    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}
+)
+
+
+def default_images() -> dict[str, str]:
+    """One image per known runtime: "python:3.11" -> "nimbus/python:3.11"."""
+    return {runtime: f"nimbus/{runtime}" for runtime in RUNTIMES}
+
+
+@dataclass(frozen=True)
+class KubernetesDriverConfig:
+    """Where and how function pods run."""
+
+    namespace: str = "nimbus-functions"
+    port: int = 8080  # the runtime proxy's port inside the pod (NIMBUS_PORT)
+    runtime_class: str | None = None  # e.g. "gvisor" or "kata" (a RuntimeClass in the cluster)
+    tmp_size_mb: int = 64  # the in-memory /tmp; counts against the pod's memory limit
+    start_timeout_s: float = 120.0  # create(): pod Running and /healthz answering
+    poll_initial_s: float = 0.1  # pod status polling backs off from here...
+    poll_max_s: float = 1.0  # ...to here
+    probe_interval_s: float = 0.05
+    request_timeout_s: float = 10.0  # one API call
+    delete_grace_s: int = 1
+    image_pull_policy: str = "IfNotPresent"
+    tolerations: tuple[Toleration, ...] = ()  # the same ones the node provider was given
+    list_page_size: int = 500
+
+
+# --- pure: the pod we ask for -------------------------------------------------
+
+
+def cpu_quantity(cpus: float) -> str:
+    """CPU cores as a Kubernetes quantity: 1.0 -> "1", 0.5 -> "500m"."""
+    millis = round(cpus * 1000)
+    if millis <= 0:
+        raise DriverError(f"a pod needs a positive CPU size, got {cpus}")
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def pod_manifest(
+    spec: ContainerSpec, *, image: str, config: KubernetesDriverConfig
+) -> dict[str, Any]:
+    """The Pod object that `create` sends for `spec` (pure).
+
+    The spec's labels (owner, instance, tenant, function...) go on the pod
+    as they are; the driver adds only the egress label its NetworkPolicy reads.
+    """
+    if spec.memory_mb <= 0:
+        raise DriverError(f"a pod needs a positive memory size, got {spec.memory_mb} MB")
+    size = {"cpu": cpu_quantity(spec.cpus), "memory": f"{spec.memory_mb}Mi"}
+    labels = {**spec.labels, EGRESS_LABEL: "allow" if spec.network else "deny"}
+    env = {**spec.env, "NIMBUS_PORT": str(config.port)}
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        # Service env vars would leak the namespace's services into every function.
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": config.delete_grace_s,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": CONTAINER_NAME,
+                "image": image,
+                "imagePullPolicy": config.image_pull_policy,
+                "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+                "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
+                "resources": {"requests": dict(size), "limits": dict(size)},
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 10001,
+                    "allowPrivilegeEscalation": False,
+                    "privileged": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [
+            {
+                "name": "tmp",
+                "emptyDir": {"medium": "Memory", "sizeLimit": f"{config.tmp_size_mb}Mi"},
+            }
+        ],
+    }
+    if spec.node is not None:
+        pod_spec["nodeName"] = spec.node
+    if config.runtime_class:
+        pod_spec["runtimeClassName"] = config.runtime_class
+    if config.tolerations:
+        pod_spec["tolerations"] = [t.to_api() for t in config.tolerations]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": spec.name, "namespace": config.namespace, "labels": labels},
+        "spec": pod_spec,
+    }
+
+
+# --- pure: reading the pod back -------------------------------------------------
+
+
+def pod_phase(pod: Mapping[str, Any]) -> str:
+    """The pod's phase; a pod the API has just accepted may have none yet."""
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def pod_ip(pod: Mapping[str, Any]) -> str | None:
+    """The pod's IP once it has one."""
+    ip = (pod.get("status") or {}).get("podIP")
+    return str(ip) if ip else None
+
+
+def pod_address(ip: str, port: int) -> str:
+    """``http://ip:port``, bracketing IPv6 addresses."""
+    host = f"[{ip}]" if ":" in ip else ip
+    return f"http://{host}:{port}"
+
+
+def _waiting(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
+    out = []
+    for status in (pod.get("status") or {}).get("containerStatuses") or ():
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            out.append((str(waiting.get("reason", "")), str(waiting.get("message", ""))))
+    return out
+
+
+def fatal_waiting_reason(pod: Mapping[str, Any]) -> str | None:
+    """A container waiting reason that will not resolve by itself, if any."""
+    for reason, message in _waiting(pod):
+        if reason in _FATAL_WAITING_REASONS:
+            return f"{reason}: {message}" if message else reason
+    return None
+
+
+def pending_reason(pod: Mapping[str, Any]) -> str:
+    """Why a pod is not running yet, from its conditions and container states."""
+    status = pod.get("status") or {}
+    reasons = []
+    for condition in status.get("conditions") or ():
+        if condition.get("status") == "False" and (
+            condition.get("reason") or condition.get("message")
+        ):
+            text = condition.get("reason", "")
+            if condition.get("message"):
+                text = f"{text}: {condition['message']}" if text else condition["message"]
+            reasons.append(f"{condition.get('type', 'condition')} {text}")
+    for reason, message in _waiting(pod):
+        reasons.append(f"container {reason}: {message}" if message else f"container {reason}")
+    if reasons:
+        return "; ".join(reasons)
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node and not status.get("conditions"):
+        # Bound by nodeName, so no scheduler writes a condition: only the kubelet
+        # of that node can report, and it has not.
+        return f"no status from the kubelet of node {node!r} (is the node gone or NotReady?)"
+    return "no reason reported by the API"
+
+
+def failed_reason(pod: Mapping[str, Any]) -> str:
+    """Why a pod ended (phase Failed or Succeeded) before it was ready."""
+    status = pod.get("status") or {}
+    parts = [str(status[k]) for k in ("reason", "message") if status.get(k)]
+    for container in status.get("containerStatuses") or ():
+        terminated = (container.get("state") or {}).get("terminated")
+        if terminated:
+            parts.append(
+                f"container {terminated.get('reason', 'terminated')} "
+                f"(exit code {terminated.get('exitCode')})"
+            )
+    return "; ".join(parts) or "no reason reported by the API"
+
+
+_FORBIDDEN = re.compile(
+    r'User "(?P<user>[^"]*)" cannot (?P<verb>\w+) resource "(?P<resource>[^"]*)"'
+)
+
+
+def explain_api_error(
+    status: int | None, message: str, *, verb: str, resource: str, namespace: str
+) -> str:
+    """A message a person can act on for a failed API call (pure)."""
+    if status == 403:
+        match = _FORBIDDEN.search(message)
+        who = f"{match['user']} " if match else "Nimbus's service account "
+        verb_needed = match["verb"] if match else verb
+        resource_needed = match["resource"] if match else resource
+        return (
+            f"forbidden: {who}is missing RBAC permission {verb_needed!r} on {resource_needed!r} "
+            f"in namespace {namespace!r} (grant it in a Role bound to that account, see "
+            f"k8s/base/rbac-pods.yaml); API said: {message}"
+        )
+    if status == 409:
+        return (
+            f"a {resource[:-1] if resource.endswith('s') else resource} with this name already "
+            f"exists in namespace {namespace!r} (names must be unique: another invoker or a "
+            f"leftover holds it); API said: {message}"
+        )
+    if status == 401:
+        return f"unauthorized: the Kubernetes API rejected Nimbus's credentials: {message}"
+    return f"{verb} {resource} in namespace {namespace!r} failed ({status}): {message}"
+
+
+class KubernetesApiError(DriverError):
+    """An API call failed; `status` is the HTTP status (0 when none came back)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --- the default readiness probe --------------------------------------------------
+
+
+async def http_healthz_probe(address: str, *, timeout_s: float = 1.0) -> bool:
+    """True when ``GET {address}/healthz`` answers 200; False on any network failure."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.get(f"{address}/healthz") as response,
+        ):
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False
+
+
+# --- the driver (I/O) ---------------------------------------------------------------
+
+
+class KubernetesDriver:
+    """ContainerDriver over the Kubernetes API: a container is a pod.
+
+    The caller owns `api_client` (a configured `kubernetes.client.ApiClient`)
+    and closes it; the node provider may share it.
+    """
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        api_client: ApiClient,
+        *,
+        config: KubernetesDriverConfig | None = None,
+        image_for: ImageFor | None = None,
+        readiness: ReadinessProbe | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._core = CoreV1Api(api_client)
+        self._host = str(getattr(getattr(api_client, "configuration", None), "host", "?"))
+        self._cfg = config or KubernetesDriverConfig()
+        images = default_images() if image_for is None else image_for
+        self._image_for: Callable[[str], str | None] = (
+            images.get if isinstance(images, Mapping) else images
+        )
+        self._ready = readiness or http_healthz_probe
+        self._clock = clock
+
+    # -- ContainerDriver -------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> ContainerHandle:
+        """Create the pod, wait until it runs and its proxy answers /healthz, return its address."""
+        image = self._image_for(spec.runtime)
+        if not image:
+            raise DriverError(f"no container image for runtime {spec.runtime!r}")
+        manifest = pod_manifest(spec, image=image, config=self._cfg)
+        body = V1Pod.from_dict(manifest)
+        deadline = self._clock() + self._cfg.start_timeout_s
+        creating = asyncio.ensure_future(
+            self._api("create", "pods", self._core.create_namespaced_pod, self._cfg.namespace, body)
+        )
+        try:
+            # On an API error nothing of ours exists (on 409 the name is another pod's).
+            await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # The POST is in flight in its thread and may still create the pod:
+            # let it finish (bounded by the request timeout), then remove the pod.
+            with contextlib.suppress(Exception):
+                await creating
+            await self._discard(spec.name)
+            raise
+        try:
+            pod = await self._wait_running(spec.name, deadline)
+            address = pod_address(pod_ip(pod) or "", self._cfg.port)
+            await self._wait_ready(spec.name, address, deadline)
+        except BaseException:
+            await self._discard(spec.name)
+            raise
+        metadata = pod.get("metadata") or {}
+        node = (pod.get("spec") or {}).get("nodeName")
+        return ContainerHandle(
+            id=str(metadata.get("uid") or spec.name),
+            name=spec.name,
+            address=address,
+            node=str(node) if node else spec.node,
+        )
+
+    async def destroy(self, handle: ContainerHandle) -> None:
+        """Delete the pod; one that is already gone is fine."""
+        await self._delete(handle.name)
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats:
+        """Unknown on Kubernetes: (None, None).
+
+        metrics.k8s.io reports a current working set and a CPU rate, not the
+        peak memory and CPU seconds this asks for; the kubelet's summary has
+        cumulative CPU but needs `nodes/proxy`, which is close to node-admin.
+        Reporting nothing beats reporting a different quantity under this name.
+        """
+        return ContainerStats(peak_memory_mb=None, cpu_seconds=None)
+
+    async def remove_orphans(self, owner: str, instance_id: str) -> int:
+        """Delete `owner`'s pods that another instance started; return how many.
+
+        The API selects by owner; the instance is compared here, so pods of
+        other Nimbus deployments sharing the namespace are never touched.
+        Pods already terminating are left to finish.
+        """
+        pods = await self._list_owned(owner)
+        removed = 0
+        for pod in pods:
+            metadata = pod.get("metadata") or {}
+            started_by = (metadata.get("labels") or {}).get(INSTANCE_LABEL)
+            if started_by == instance_id or metadata.get("deletionTimestamp"):
+                continue
+            if await self._delete(str(metadata["name"])):
+                removed += 1
+        return removed
+
+    async def close(self) -> None:
+        """Nothing to release: the API client belongs to the caller."""
+
+    # -- internals ----------------------------------------------------------------
+
+    async def _wait_running(self, name: str, deadline: float) -> dict[str, Any]:
+        delay = self._cfg.poll_initial_s
+        while True:
+            pod = await self._read(name)
+            phase = pod_phase(pod)
+            if phase == "Running" and pod_ip(pod):
+                return pod
+            if phase in ("Failed", "Succeeded"):
+                raise DriverError(
+                    f"pod {name} ended ({phase}) before it was ready: {failed_reason(pod)}"
+                )
+            fatal = fatal_waiting_reason(pod)
+            if fatal:
+                raise DriverError(f"pod {name} cannot start: {fatal}")
+            now = self._clock()
+            if now >= deadline:
+                raise DriverError(
+                    f"pod {name} still {phase} after {self._cfg.start_timeout_s:g}s: "
+                    f"{pending_reason(pod)}"
+                )
+            await asyncio.sleep(min(delay, deadline - now))
+            delay = min(delay * 2, self._cfg.poll_max_s)
+
+    async def _wait_ready(self, name: str, address: str, deadline: float) -> None:
+        next_check = self._clock() + self._cfg.poll_max_s
+        while not await self._ready(address):
+            now = self._clock()
+            if now >= deadline:
+                raise DriverError(
+                    f"pod {name} is running at {address} but GET /healthz did not answer "
+                    f"within {self._cfg.start_timeout_s:g}s"
+                )
+            if now >= next_check:
+                # The proxy may have crashed (restartPolicy Never): stop waiting if so.
+                pod = await self._read(name)
+                if pod_phase(pod) in ("Failed", "Succeeded"):
+                    raise DriverError(
+                        f"pod {name} ended before /healthz answered: {failed_reason(pod)}"
+                    )
+                next_check = now + self._cfg.poll_max_s
+            await asyncio.sleep(min(self._cfg.probe_interval_s, deadline - now))
+
+    async def _read(self, name: str) -> dict[str, Any]:
+        try:
+            return await self._api(
+                "get", "pods", self._core.read_namespaced_pod, name, self._cfg.namespace
+            )
+        except KubernetesApiError as exc:
+            if exc.status == 404:
+                raise DriverError(
+                    f"pod {name} disappeared while starting (deleted or evicted)"
+                ) from exc
+            raise
+
+    async def _discard(self, name: str) -> None:
+        """Best-effort delete of a pod whose start failed or was cancelled.
+
+        No handle reaches the caller then, so nobody else would ever delete it.
+        Shielded so that a second cancellation cannot cut the delete short.
+        """
+        with contextlib.suppress(DriverError):
+            await asyncio.shield(self._delete(name))
+
+    async def _delete(self, name: str) -> bool:
+        """Delete one pod; False when it was already gone."""
+        try:
+            await self._api(
+                "delete",
+                "pods",
+                self._core.delete_namespaced_pod,
+                name,
+                self._cfg.namespace,
+                body=V1DeleteOptions(grace_period_seconds=self._cfg.delete_grace_s),
+            )
+        except KubernetesApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def _list_owned(self, owner: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "label_selector": f"{MANAGED_LABEL}={owner}",
+                "limit": self._cfg.list_page_size,
+            }
+            if token:
+                kwargs["_continue"] = token
+            page = await self._api(
+                "list", "pods", self._core.list_namespaced_pod, self._cfg.namespace, **kwargs
+            )
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                return items
+
+    async def _api(
+        self, verb: str, resource: str, call: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Run one client call in a thread and return the API's JSON answer."""
+
+        def run() -> dict[str, Any]:
+            response = call(
+                *args,
+                _preload_content=False,
+                _request_timeout=self._cfg.request_timeout_s,
+                **kwargs,
+            )
+            return response_json(response)
+
+        try:
+            return await asyncio.to_thread(run)
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            message = explain_api_error(
+                status,
+                api_status_message(exc),
+                verb=verb,
+                resource=resource,
+                namespace=self._cfg.namespace,
+            )
+            raise KubernetesApiError(status, message) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise KubernetesApiError(
+                0, f"cannot reach the Kubernetes API at {self._host}: {exc}"
+            ) from exc
+
+
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> ApiClient:
+    """An ApiClient for the cluster Nimbus runs in, or the one a kubeconfig names.
+
+    Inside a pod (KUBERNETES_SERVICE_HOST set) the mounted service account is
+    used; otherwise the kubeconfig (default: ~/.kube/config). Reads files: call
+    it from the wiring code at start-up, not at import.
+    """
+    # A fresh Configuration each time: the client's loaders would otherwise set
+    # a process-wide default.
+    configuration = Configuration()
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    else:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, client_configuration=configuration
+        )
+    return ApiClient(configuration)
