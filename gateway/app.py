@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+import time
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from gateway import metrics
 from gateway.auth import hash_key
 from gateway.config import Config
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, Platform
 from gateway.middleware import authenticate, errors
-from gateway.routes import activations, functions, health, invoke, tenants
+from gateway.routes import activations, billing, functions, health, invoke, tenants
+from invoker.api import RUNTIMES
 from invoker.drivers.base import ContainerDriver
+from invoker.metrics import InvokerMetrics
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
+from invoker.store.base import NodeLease, Store
 from invoker.store.sqlite import SqliteStore
 
 log = logging.getLogger("nimbus.gateway")
@@ -45,7 +55,9 @@ def make_driver(name: str, run_dir: Path) -> ContainerDriver:
         if name == "process":
             log.warning("no Docker engine answers: using the process driver (no isolation)")
     if name == "docker":
-        return DockerDriver(run_dir, image_tag)
+        # Hash the runtime recipes once: image_tag reads every file of the runtime.
+        tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
+        return DockerDriver(run_dir, tags.__getitem__)
     if name == "process":
         return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py")
     raise ValueError(f"unknown driver {name!r}; choose auto, docker or process")
@@ -58,7 +70,14 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     driver = make_driver(config.driver, run_dir_for(config.data_dir))
     client = RuntimeClient()
-    invoker = Invoker(driver, client, store, InvokerConfig(owner=config.owner))
+    lease = await _lease_local_node(store, config)
+    invoker = Invoker(
+        driver,
+        client,
+        store,
+        InvokerConfig(owner=config.owner, billing_step_ms=config.billing_step_ms, node=lease.id),
+        metrics=InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap),
+    )
     removed = await invoker.start()
     if removed:
         log.info("removed %d containers left by a previous run", removed)
@@ -69,16 +88,45 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         await invoker.close()
         await client.close()
         await driver.close()
+        await store.save_node_lease(replace(lease, down_at=time.time()))
         await store.close()
+
+
+async def _lease_local_node(store: Store, config: Config) -> NodeLease:
+    """This machine as the one node (VM) of a deployment without a VM pool.
+
+    A lease a crashed run left open is closed now: the machine was not serving since.
+    """
+    now = time.time()
+    for old in await store.node_leases(0.0, now):
+        if old.flavor == "local" and old.down_at is None:
+            await store.save_node_lease(replace(old, down_at=now))
+    memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    lease = NodeLease(
+        id=f"local-{uuid.uuid4().hex[:8]}",
+        flavor="local",
+        vcpu=float(os.cpu_count() or 1),
+        memory_mb=int(memory_mb),
+        price_per_hour=str(config.price_book.flavors.get("local", Decimal(0))),
+        up_at=now,
+    )
+    await store.save_node_lease(lease)
+    return lease
 
 
 def create_app(config: Config) -> web.Application:
     """The gateway application with the invoker and store it needs, started on app startup."""
-    app = web.Application(middlewares=[errors, authenticate], client_max_size=config.max_body_bytes)
+    app = web.Application(
+        middlewares=[metrics.measure, errors, authenticate],
+        client_max_size=config.max_body_bytes,
+    )
     app[CONFIG] = config
     app[PLATFORM] = Platform()
+    registry = CollectorRegistry()
+    app[metrics.REGISTRY] = registry
+    app[metrics.HTTP_DURATION] = metrics.http_histogram(registry)
     app[ADMIN_HASH] = hash_key(config.admin_key) if config.admin_key else ""
     app.cleanup_ctx.append(_platform)
-    for module in (health, tenants, functions, invoke, activations):
+    for module in (health, tenants, functions, invoke, activations, billing, metrics):
         app.add_routes(module.routes)
     return app

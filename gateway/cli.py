@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -161,6 +162,37 @@ def cmd_activation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bill(args: argparse.Namespace) -> int:
+    """Print the caller's bill as a table (or CSV)."""
+    query = urllib.parse.urlencode(
+        {k: v for k, v in (("from", args.since), ("to", args.until), ("group_by", args.by)) if v}
+    )
+    if args.csv:
+        status, _, payload = _api("GET", f"/v1/billing?{query}&format=csv")
+        if status != 200:
+            raise _fail(status, payload)
+        print(payload, end="")
+        return 0
+    status, _, payload = _api("GET", f"/v1/billing?{query}")
+    if status != 200:
+        raise _fail(status, payload)
+    print(
+        f"bill for {payload['tenant']} from {payload['from']} to {payload['to']} "
+        f"({payload['currency']})"
+    )
+    header = f"{args.by:<28}{'calls':>8}{'GB-s':>16}{'requests':>12}{'compute':>12}{'total':>12}"
+    print(header)
+    print("-" * len(header))
+    for line in [*payload["lines"], payload["total"]]:
+        if line is payload["total"]:
+            print("-" * len(header))
+        print(
+            f"{line['key']:<28}{line['invocations']:>8}{line['billed_gb_seconds']:>16}"
+            f"{line['request_cost']:>12}{line['compute_cost']:>12}{line['total']:>12}"
+        )
+    return 0
+
+
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     """Admin: create a tenant and print its API key once."""
     status, _, payload = _api("POST", "/v1/tenants", {"name": args.name})
@@ -199,13 +231,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from gateway.billing import PriceBook, PriceBookError, load_price_book
+
     data_dir = Path(args.data_dir)
+    price_path = args.price_book or os.environ.get("NIMBUS_PRICE_BOOK")
+    try:
+        prices = load_price_book(price_path) if price_path else PriceBook()
+    except (PriceBookError, OSError) as exc:
+        raise CliError(f"price book: {exc}") from exc
     config = Config(
         data_dir=data_dir,
         host=args.host,
         port=args.port,
         admin_key=admin_key_for(data_dir),
         driver=args.driver,
+        price_book=prices,
+        public_metrics=args.public_metrics,
     )
     if args.driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
@@ -241,6 +282,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--data-dir", default=".nimbus/data")
     serve.add_argument("--driver", default="auto", choices=["auto", "docker", "process"])
+    serve.add_argument("--price-book", help="TOML or JSON price book (default: AWS list prices)")
+    serve.add_argument(
+        "--public-metrics", action="store_true", help="serve /metrics without the admin key"
+    )
     serve.set_defaults(func=cmd_serve)
 
     images = sub.add_parser("images", help="runtime images")
@@ -278,6 +323,13 @@ def parser() -> argparse.ArgumentParser:
     act = sub.add_parser("activation", help="show one activation with its logs")
     act.add_argument("id")
     act.set_defaults(func=cmd_activation)
+
+    bill = sub.add_parser("bill", help="your bill, per function or per day")
+    bill.add_argument("--from", dest="since", help="ISO date/datetime or epoch seconds")
+    bill.add_argument("--to", dest="until", help="ISO date/datetime or epoch seconds")
+    bill.add_argument("--by", default="function", choices=["function", "day"])
+    bill.add_argument("--csv", action="store_true", help="print CSV")
+    bill.set_defaults(func=cmd_bill)
 
     tenant = sub.add_parser("tenant", help="tenants (admin)")
     tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from gateway.billing import PriceBook
 
 MAX_CODE_BYTES = 48 * 2**20
 MAX_BODY_BYTES = 72 * 2**20  # a 48 MiB zip, base64-encoded, plus JSON
@@ -23,6 +25,10 @@ class Config:
     max_body_bytes: int = MAX_BODY_BYTES
     max_event_bytes: int = MAX_EVENT_BYTES
     max_code_bytes: int = MAX_CODE_BYTES
+    price_book: PriceBook = field(default_factory=PriceBook)
+    billing_step_ms: int = 1
+    metrics_label_cap: int = 200
+    public_metrics: bool = False  # /metrics names tenants' functions: admin key by default
 
     @property
     def owner(self) -> str:

@@ -9,12 +9,12 @@ from aiohttp import web
 
 from gateway.auth import ADMIN_TENANT, Caller, bearer_token, hash_key, is_admin_key
 from gateway.errors import ApiError
-from gateway.keys import ADMIN_HASH, PLATFORM
+from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM
 
 log = logging.getLogger("nimbus.gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PATHS = frozenset({"/healthz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz"})
 CALLER = web.RequestKey("caller", Caller)
 
 
@@ -55,7 +55,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve ``Authorization: Bearer <key>`` to a tenant; 401 without a valid key."""
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or (
+        request.path == "/metrics" and request.app[CONFIG].public_metrics
+    ):
         return await handler(request)
     key = bearer_token(request.headers.get("Authorization"))
     if key is None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from invoker import metering
 from invoker.api import Activation, FunctionSpec, InvokeRequest, InvokeResult, Status
 from invoker.drivers.base import (
     INSTANCE_LABEL,
@@ -23,8 +24,10 @@ from invoker.drivers.base import (
     ContainerDriver,
     ContainerHandle,
     ContainerSpec,
+    ContainerStats,
     DriverError,
 )
+from invoker.metrics import InvokerMetrics
 from invoker.runtime_client import RuntimeClient, RuntimeError_, RunTimeout
 from invoker.store.base import Store
 
@@ -51,6 +54,8 @@ class InvokerConfig:
 
     owner: str  # labels every container; one data dir = one owner
     max_containers_per_function: int = 64
+    billing_step_ms: int = 1
+    node: str = "local"  # where containers run until a VM pool places them
     host_cpus: float = float(os.cpu_count() or 1)
 
 
@@ -75,6 +80,7 @@ class Invoker:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        metrics: InvokerMetrics | None = None,
     ) -> None:
         self._driver = driver
         self._client = client
@@ -85,6 +91,9 @@ class Invoker:
         self.instance_id = uuid.uuid4().hex
         self._containers: dict[tuple[str, str, int], list[WarmContainer]] = {}
         self._names = itertools.count(1)
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.watch(self.container_states)
 
     @property
     def driver(self) -> ContainerDriver:
@@ -108,6 +117,13 @@ class Invoker:
             for c in group
             if (tenant is None or t == tenant) and (name is None or n == name)
         ]
+
+    def container_states(self) -> dict[str, int]:
+        """How many containers are idle and how many are serving calls."""
+        states = {"idle": 0, "busy": 0}
+        for c in self.containers():
+            states["busy" if c.in_flight else "idle"] += 1
+        return states
 
     async def retire(self, tenant: str, name: str) -> None:
         """Remove a function's containers: idle ones now, busy ones when their calls end."""
@@ -133,6 +149,7 @@ class Invoker:
             memory_mb=spec.memory_mb,
             cpus=cpus_for(spec.memory_mb, self._config.host_cpus),
             network=spec.network,
+            node=self._config.node,
             labels={
                 MANAGED_LABEL: self._config.owner,
                 INSTANCE_LABEL: self.instance_id,
@@ -238,6 +255,10 @@ class Invoker:
             "function_version": spec.version,
             "memory_limit_mb": spec.memory_mb,
         }
+        # Measure only a call that has the container to itself: figures are per container.
+        gauge = self._driver.call_meter(container.handle) if container.in_flight == 1 else None
+        if gauge is not None:
+            gauge.start()
         run_start = self._clock()
         try:
             resp = await self._client.run(
@@ -274,6 +295,7 @@ class Invoker:
                 cold,
                 container,
             )
+        usage = gauge.stop() if gauge is not None else None
         self._release(container)
         logs = [str(line) for line in resp.body.get("logs", [])]
         if resp.ok:
@@ -293,6 +315,7 @@ class Invoker:
             init_ms,
             cold,
             container,
+            usage,
         )
 
     def _release(self, container: WarmContainer) -> None:
@@ -329,6 +352,7 @@ class Invoker:
         init_ms: float,
         cold: bool,
         container: WarmContainer | None,
+        usage: ContainerStats | None = None,
     ) -> InvokeResult:
         spec = request.function
         now = self._clock()
@@ -347,8 +371,13 @@ class Invoker:
             cold_start=cold,
             memory_mb=spec.memory_mb,
             node=container.handle.node if container is not None else None,
+            peak_memory_mb=usage.peak_memory_mb if usage is not None else None,
+            cpu_seconds=usage.cpu_seconds if usage is not None else None,
         )
-        await self._store.save_activation(activation_from(request, outcome))
+        if self._metrics is not None:
+            self._metrics.observe(spec, outcome)
+        record = metering.meter(outcome, spec, step_ms=self._config.billing_step_ms)
+        await self._store.save_activation(activation_from(request, outcome), record.to_row())
         return outcome
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from invoker.cgroups import CallMeter
 
 MANAGED_LABEL = "io.nimbus.managed"
 """Every container Nimbus starts carries this label; its value names the owner (one data dir)."""
@@ -74,6 +77,10 @@ class ContainerDriver(Protocol):
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """Peak memory and CPU time of the container so far."""
+        ...
+
+    def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
+        """Something that measures one call's peak memory and CPU, where the driver can."""
         ...
 
     async def remove_orphans(self, owner: str, instance_id: str) -> int:

@@ -19,6 +19,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from invoker.cgroups import CallMeter, docker_meter
 from invoker.drivers.base import (
     INSTANCE_LABEL,
     MANAGED_LABEL,
@@ -98,6 +99,8 @@ class DockerDriver:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nimbus-docker")
         self._ready_timeout = ready_timeout
         self._containers: dict[str, Container] = {}
+        self._meters: dict[str, CallMeter] = {}
+        self._parents: dict[str, str | None] = {}
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -130,6 +133,7 @@ class DockerDriver:
             node=spec.node,
         )
         self._containers[handle.id] = container
+        self._parents[handle.id] = spec.cgroup_parent
         try:
             await wait_for_unix_socket(socket_dir / SOCKET_NAME, self._ready_timeout)
         except DriverError:
@@ -143,6 +147,8 @@ class DockerDriver:
     async def destroy(self, handle: ContainerHandle) -> None:
         """Kill and remove the container; a container that is gone already is fine."""
         self._containers.pop(handle.id, None)
+        self._meters.pop(handle.id, None)
+        self._parents.pop(handle.id, None)
         try:
             await self._call(self._client.api.remove_container, handle.id, force=True)
         except docker.errors.NotFound:
@@ -153,8 +159,20 @@ class DockerDriver:
         shutil.rmtree(self._socket_dir(handle.name), ignore_errors=True)
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
-        """Peak memory and CPU seconds from the container's cgroup files, where readable."""
-        return await self._call(read_cgroup_stats, handle.id)
+        """Peak memory since the last call began, and total CPU seconds, where readable."""
+        meter = self.call_meter(handle)
+        if meter is None:
+            return ContainerStats(peak_memory_mb=None, cpu_seconds=None)
+        return meter.snapshot()
+
+    def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
+        """A per-call meter over the container's cgroup files."""
+        meter = self._meters.get(handle.id)
+        if meter is None:
+            meter = docker_meter(handle.id, self._parents.get(handle.id))
+            if meter is not None:
+                self._meters[handle.id] = meter
+        return meter
 
     async def remove_orphans(self, owner: str, instance_id: str) -> int:
         """Remove containers of `owner` that another (dead) instance started."""
@@ -177,45 +195,3 @@ class DockerDriver:
         """Close the docker client and its thread pool."""
         await self._call(self._client.close)
         self._pool.shutdown(wait=False)
-
-
-_CGROUP_V1_MEMORY = ("/sys/fs/cgroup/memory/docker/{id}/memory.max_usage_in_bytes",)
-_CGROUP_V1_CPU = ("/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage",)
-_CGROUP_V2 = ("/sys/fs/cgroup/system.slice/docker-{id}.scope", "/sys/fs/cgroup/docker/{id}")
-
-
-def _read_number(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def read_cgroup_stats(container_id: str) -> ContainerStats:
-    """Read peak memory (MiB) and CPU seconds from cgroup v1 or v2 files; None where absent."""
-    peak = cpu = None
-    for pattern in _CGROUP_V1_MEMORY:
-        raw = _read_number(pattern.format(id=container_id))
-        if raw is not None:
-            peak = raw / 2**20
-    for pattern in _CGROUP_V1_CPU:
-        raw = _read_number(pattern.format(id=container_id))
-        if raw is not None:
-            cpu = raw / 1e9
-    if peak is None or cpu is None:
-        for base in _CGROUP_V2:
-            root = base.format(id=container_id)
-            if peak is None:
-                raw = _read_number(f"{root}/memory.peak")
-                peak = raw / 2**20 if raw is not None else None
-            if cpu is None:
-                try:
-                    with open(f"{root}/cpu.stat") as f:
-                        for line in f:
-                            key, _, value = line.partition(" ")
-                            if key == "usage_usec":
-                                cpu = int(value) / 1e6
-                except OSError:
-                    pass
-    return ContainerStats(peak_memory_mb=peak, cpu_seconds=cpu)

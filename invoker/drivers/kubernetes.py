@@ -32,6 +32,7 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api, V1DeleteOptio
 from kubernetes.client.exceptions import ApiException
 
 from invoker.api import RUNTIMES
+from invoker.cgroups import CallMeter
 from invoker.drivers.base import (
     INSTANCE_LABEL,
     MANAGED_LABEL,
@@ -362,6 +363,10 @@ class KubernetesDriver:
     async def destroy(self, handle: ContainerHandle) -> None:
         """Delete the pod; one that is already gone is fine."""
         await self._delete(handle.name)
+
+    def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
+        """Pods' cgroups live on other machines: per-call figures are unknown (None)."""
+        return None
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """Unknown on Kubernetes: (None, None).

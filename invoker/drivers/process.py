@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+from invoker.cgroups import CallMeter
 from invoker.drivers.base import ContainerHandle, ContainerSpec, ContainerStats, DriverError
 from invoker.drivers.readiness import wait_for_unix_socket
 
@@ -77,6 +78,10 @@ class ProcessDriver:
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """A process shares this host's accounting: nothing per call is measured."""
         return ContainerStats(peak_memory_mb=None, cpu_seconds=None)
+
+    def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
+        """A process shares this host's cgroup: nothing per call can be measured."""
+        return None
 
     async def remove_orphans(self, owner: str, instance_id: str) -> int:
         """Child processes die with their session leader's kill; nothing outlives us to adopt."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from invoker.api import Activation, FunctionSpec
+from invoker.metering import UsageRecord
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,19 @@ class StoredFunction:
             "created": self.created,
             "updated": self.updated,
         }
+
+
+@dataclass(frozen=True)
+class NodeLease:
+    """One node (VM) and the time it was provisioned: what the provider pays for."""
+
+    id: str
+    flavor: str
+    vcpu: float
+    memory_mb: int
+    price_per_hour: str  # a decimal string, exact
+    up_at: float
+    down_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,4 +126,19 @@ class Store(Protocol):
         self, tenant: str, function: str | None, limit: int
     ) -> list[Activation]:
         """A tenant's newest activations first, optionally of one function."""
+        ...
+
+    async def list_usage(
+        self, tenant: str | None, start_from: float, start_to: float
+    ) -> list[UsageRecord]:
+        """Usage records with `start_from <= start < start_to`, of one tenant or (None) all."""
+        ...
+
+    # nodes, for the provider's economics
+    async def save_node_lease(self, lease: NodeLease) -> None:
+        """Insert or update a node's lease (set `down_at` when it is released)."""
+        ...
+
+    async def node_leases(self, start_from: float, start_to: float) -> list[NodeLease]:
+        """Leases that overlap [start_from, start_to)."""
         ...

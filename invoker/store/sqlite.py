@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from invoker.api import Activation, FunctionSpec, Status
-from invoker.store.base import FunctionDraft, StoredFunction
+from invoker.metering import UsageRecord
+from invoker.store.base import FunctionDraft, NodeLease, StoredFunction
 
 T = TypeVar("T")
 
@@ -81,6 +82,16 @@ CREATE TABLE IF NOT EXISTS usage (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage (tenant, start);
+CREATE INDEX IF NOT EXISTS usage_by_start ON usage (start);
+CREATE TABLE IF NOT EXISTS node_leases (
+    id TEXT PRIMARY KEY,
+    flavor TEXT NOT NULL,
+    vcpu REAL NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    price_per_hour TEXT NOT NULL,
+    up_at REAL NOT NULL,
+    down_at REAL
+);
 """
 
 
@@ -367,5 +378,71 @@ class SqliteStore:
                     (tenant, function, limit),
                 ).fetchall()
             return [_activation_from_row(r) for r in rows]
+
+        return await self._run(q)
+
+    async def list_usage(
+        self, tenant: str | None, start_from: float, start_to: float
+    ) -> list[UsageRecord]:
+        """Usage records with `start_from <= start < start_to`, of one tenant or (None) all."""
+
+        def q(db: sqlite3.Connection) -> list[UsageRecord]:
+            if tenant is None:
+                rows = db.execute(
+                    "SELECT record FROM usage WHERE start >= ? AND start < ? ORDER BY start",
+                    (start_from, start_to),
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT record FROM usage WHERE tenant = ? AND start >= ? AND start < ? "
+                    "ORDER BY start",
+                    (tenant, start_from, start_to),
+                ).fetchall()
+            return [UsageRecord.from_row(json.loads(r["record"])) for r in rows]
+
+        return await self._run(q)
+
+    async def save_node_lease(self, lease: NodeLease) -> None:
+        """Insert or update a node's lease."""
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO node_leases (id, flavor, vcpu, memory_mb, price_per_hour, up_at, "
+                "down_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                "down_at=excluded.down_at",
+                (
+                    lease.id,
+                    lease.flavor,
+                    lease.vcpu,
+                    lease.memory_mb,
+                    lease.price_per_hour,
+                    lease.up_at,
+                    lease.down_at,
+                ),
+            )
+
+        await self._run(q)
+
+    async def node_leases(self, start_from: float, start_to: float) -> list[NodeLease]:
+        """Leases that overlap [start_from, start_to)."""
+
+        def q(db: sqlite3.Connection) -> list[NodeLease]:
+            rows = db.execute(
+                "SELECT * FROM node_leases WHERE up_at < ? AND (down_at IS NULL OR down_at > ?) "
+                "ORDER BY up_at",
+                (start_to, start_from),
+            ).fetchall()
+            return [
+                NodeLease(
+                    id=r["id"],
+                    flavor=r["flavor"],
+                    vcpu=r["vcpu"],
+                    memory_mb=r["memory_mb"],
+                    price_per_hour=r["price_per_hour"],
+                    up_at=r["up_at"],
+                    down_at=r["down_at"],
+                )
+                for r in rows
+            ]
 
         return await self._run(q)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -25,6 +27,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 PROXY = Path(__file__).resolve().parents[2] / "runtimes" / "python" / "proxy.py"
 
@@ -208,7 +212,9 @@ async def test_two_argument_handler_gets_event_and_context(proxy: Proxy) -> None
 
 
 async def test_env_is_applied_before_the_import(unix_proxy: Proxy) -> None:
-    source = "import os\nAT_IMPORT = os.environ['GREETING']\ndef handler(a):\n    return AT_IMPORT\n"
+    source = (
+        "import os\nAT_IMPORT = os.environ['GREETING']\ndef handler(a):\n    return AT_IMPORT\n"
+    )
     await unix_proxy.init_source(source, env={"GREETING": "bonjour"})
     status, payload = await unix_proxy.post("/run", {"value": {}})
     assert (status, payload["result"]) == (200, "bonjour")
@@ -400,7 +406,9 @@ async def test_sigterm_exits_within_a_second_even_mid_run(proxy: Proxy) -> None:
 
 
 async def test_32_concurrent_connections_are_all_served(proxy: Proxy) -> None:
-    await proxy.init_source("import time\ndef handler(a):\n    time.sleep(0.05)\n    return a['i']\n")
+    await proxy.init_source(
+        "import time\ndef handler(a):\n    time.sleep(0.05)\n    return a['i']\n"
+    )
     # A fresh connection per request: every one of them arrives at the listener at once.
     if proxy.socket_path is not None:
         connector: Any = aiohttp.UnixConnector(
@@ -417,3 +425,47 @@ async def test_32_concurrent_connections_are_all_served(proxy: Proxy) -> None:
         for _ in range(3):
             answers = await asyncio.gather(*(one(i) for i in range(32)))
             assert [a for a in answers] == [(200, {"result": i, "logs": []}) for i in range(32)]
+
+
+def _load_proxy_module() -> Any:
+    spec = importlib.util.spec_from_file_location("nimbus_proxy_under_test", PROXY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # defines things only: main() runs under __main__
+    return module
+
+
+proxy_module = _load_proxy_module()
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=25,
+)
+
+
+@given(json_values)
+def test_proxy_json_codec_agrees_with_the_json_module(value: Any) -> None:
+    encoded = proxy_module.json_dumps(value)
+    assert encoded == json.dumps(value)
+    assert proxy_module.json_loads(encoded.encode()) == json.loads(encoded)
+    assert proxy_module.json_loads("  " + encoded + "\n") == value
+
+
+@pytest.mark.parametrize("bad", [b"{nope", b"[1,]", b"1 2", b"", b'"unterminated'])
+def test_proxy_json_loads_rejects_what_json_rejects(bad: bytes) -> None:
+    with pytest.raises(ValueError):
+        json.loads(bad)
+    with pytest.raises(ValueError):
+        proxy_module.json_loads(bad)
+
+
+def test_proxy_json_dumps_refuses_what_json_refuses() -> None:
+    with pytest.raises(TypeError, match="set"):
+        proxy_module.json_dumps({"a": {1, 2}})
+    with pytest.raises(ValueError):
+        proxy_module.json_dumps([math.inf], allow_nan=False)
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular"):
+        proxy_module.json_dumps(loop)

@@ -1,0 +1,231 @@
+"""Runtime images: content-addressed tags and the blocking build behind `nimbus images build`.
+
+Each runtime family has a directory under ``runtimes/`` (Dockerfile, proxy, offline
+base builder). Its image is tagged ``nimbus/<family>:<version>-<hash>``, where the hash
+covers every file in that directory, so a second build with unchanged files is a
+no-op and a changed proxy can never be mistaken for the old one. The alias
+``nimbus/<family>:<version>`` always points at the newest build.
+
+Where no registry answers, the base image is made locally by the family's
+``build-base.sh`` (debootstrap + ``docker import``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from invoker.api import RUNTIMES
+
+HASH_LENGTH = 12
+LOCAL_BASE_SUITE = "bookworm"
+RUNTIME_LABEL = "io.nimbus.runtime"
+HASH_LABEL = "io.nimbus.content-hash"
+
+
+class ImageBuildError(RuntimeError):
+    """A runtime image (or its base) could not be built."""
+
+
+def runtime_dir() -> Path:
+    """The repository's ``runtimes/`` directory, or ``$NIMBUS_RUNTIMES_DIR`` when set."""
+    override = os.environ.get("NIMBUS_RUNTIMES_DIR")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[1] / "runtimes"
+
+
+def _is_build_input(relative: Path) -> bool:
+    # Bytecode appears when tests import the proxy; it is not part of the image's recipe.
+    return "__pycache__" not in relative.parts and relative.suffix != ".pyc"
+
+
+def content_hash(runtime_family_dir: Path) -> str:
+    """First 12 hex digits of a sha256 over the family's files (sorted names, then bytes)."""
+    if not runtime_family_dir.is_dir():
+        raise ImageBuildError(f"runtime directory {runtime_family_dir} does not exist")
+    digest = hashlib.sha256()
+    files = sorted(
+        p.relative_to(runtime_family_dir)
+        for p in runtime_family_dir.rglob("*")
+        if p.is_file() and _is_build_input(p.relative_to(runtime_family_dir))
+    )
+    for relative in files:
+        name = relative.as_posix().encode()
+        data = (runtime_family_dir / relative).read_bytes()
+        # Length prefixes keep ("a", "bc") and ("ab", "c") apart.
+        digest.update(len(name).to_bytes(8, "big") + name)
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()[:HASH_LENGTH]
+
+
+def _split(runtime: str) -> tuple[str, str]:
+    """``python:3.11`` -> (family ``python``, version ``3.11``)."""
+    family = RUNTIMES.get(runtime)
+    if family is None:
+        known = ", ".join(sorted(RUNTIMES))
+        raise ValueError(f"unknown runtime {runtime!r} (known: {known})")
+    _, _, version = runtime.partition(":")
+    return family, version
+
+
+def alias_tag(runtime: str) -> str:
+    """The stable alias, e.g. ``nimbus/python:3.11``; it follows the newest build."""
+    family, version = _split(runtime)
+    return f"nimbus/{family}:{version}"
+
+
+def image_tag(runtime: str) -> str:
+    """The content-addressed tag the Docker driver runs, e.g. ``nimbus/python:3.11-0123abcd4567``.
+
+    Reads the runtime's files to hash them: callers that start many containers
+    should compute it once.
+    """
+    family, version = _split(runtime)
+    return f"nimbus/{family}:{version}-{content_hash(runtime_dir() / family)}"
+
+
+def local_base_tag(family: str) -> str:
+    """The tag build-base.sh produces for a family, e.g. ``nimbus/base-python:bookworm``."""
+    return f"nimbus/base-{family}:{LOCAL_BASE_SUITE}"
+
+
+def public_base_image(runtime: str) -> str:
+    """The registry base for a runtime, e.g. ``python:3.11-slim``."""
+    family, version = _split(runtime)
+    return f"{family}:{version}-slim"
+
+
+def _image_exists(client: Any, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _run_base_builder(script: Path, tag: str, progress: Callable[[str], None]) -> None:
+    if not script.is_file():
+        raise ImageBuildError(f"no offline base builder at {script}")
+    progress(f"building offline base {tag} with {script} (debootstrap, about a minute)")
+    tail: list[str] = []
+    with subprocess.Popen(
+        ["bash", str(script), tag],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            progress(line)
+            tail = [*tail[-19:], line]
+        code = proc.wait()
+    if code != 0:
+        last = "\n".join(tail[-5:])
+        raise ImageBuildError(f"{script.name} {tag} failed with exit code {code}:\n{last}")
+
+
+def choose_base(
+    client: Any, runtime: str, family_dir: Path, progress: Callable[[str], None]
+) -> str:
+    """The base image to build on, making or pulling it when needed.
+
+    Order: ``$NIMBUS_BASE_IMAGE``; the local offline base if present; the public
+    slim image when ``$NIMBUS_PULL_BASE=1`` and a registry answers; else build the
+    offline base now.
+    """
+    override = os.environ.get("NIMBUS_BASE_IMAGE")
+    if override:
+        progress(f"{runtime}: base {override} (from NIMBUS_BASE_IMAGE)")
+        return override
+    family, _ = _split(runtime)
+    local = local_base_tag(family)
+    if _image_exists(client, local):
+        progress(f"{runtime}: base {local} (local)")
+        return local
+    if os.environ.get("NIMBUS_PULL_BASE") == "1":
+        public = public_base_image(runtime)
+        repository, _, tag = public.partition(":")
+        progress(f"{runtime}: pulling {public}")
+        try:
+            client.images.pull(repository, tag=tag)
+        except docker.errors.DockerException as exc:
+            progress(f"{runtime}: cannot pull {public} ({exc}); building the offline base")
+        else:
+            return public
+    _run_base_builder(family_dir / "build-base.sh", local, progress)
+    return local
+
+
+def _docker_build(
+    client: Any,
+    family_dir: Path,
+    tag: str,
+    base: str,
+    labels: dict[str, str],
+    progress: Callable[[str], None],
+) -> None:
+    stream = client.api.build(
+        path=str(family_dir),
+        tag=tag,
+        buildargs={"BASE_IMAGE": base},
+        labels=labels,
+        decode=True,
+        rm=True,
+        forcerm=True,
+        pull=False,
+    )
+    for chunk in stream:
+        if "error" in chunk:
+            detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+            raise ImageBuildError(f"docker build of {tag} failed: {str(detail).strip()}")
+        text = chunk.get("stream") or chunk.get("status")
+        if text:
+            for line in str(text).splitlines():
+                if line.strip():
+                    progress(line)
+
+
+def build_runtime_images(
+    client: docker.DockerClient,
+    progress: Callable[[str], None],
+    *,
+    force: bool = False,
+) -> dict[str, str]:
+    """Build every runtime image that is missing (or all, with ``force``); return {runtime: tag}.
+
+    Blocking: docker calls and possibly a debootstrap run. Callers on an event
+    loop run it in a thread.
+    """
+    built: dict[str, str] = {}
+    for runtime, family in RUNTIMES.items():
+        family_dir = runtime_dir() / family
+        digest = content_hash(family_dir)
+        tag = image_tag(runtime)
+        alias = alias_tag(runtime)
+        if not force and _image_exists(client, tag):
+            progress(f"{runtime}: {tag} up to date")
+        else:
+            base = choose_base(client, runtime, family_dir, progress)
+            progress(f"{runtime}: building {tag} on {base}")
+            labels = {RUNTIME_LABEL: runtime, HASH_LABEL: digest}
+            try:
+                _docker_build(client, family_dir, tag, base, labels, progress)
+            except docker.errors.DockerException as exc:
+                raise ImageBuildError(f"docker build of {tag} failed: {exc}") from exc
+            progress(f"{runtime}: built {tag}")
+        repository, _, alias_version = alias.partition(":")
+        # Re-pointed even when up to date, so the alias never lags a content-tagged build.
+        client.images.get(tag).tag(repository, alias_version)
+        built[runtime] = tag
+    return built

@@ -1,0 +1,125 @@
+"""Prometheus series about invocations and containers, on a registry passed in.
+
+Tenant and function labels are capped: past `label_cap` distinct pairs the rest are
+counted under `_other`, so a tenant deploying thousands of functions cannot blow up the
+scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from invoker.api import FunctionSpec, InvokeResult, Status
+
+OTHER = "_other"
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class LabelCap:
+    """Admits the first `cap` distinct (tenant, function) pairs; the rest become `_other`."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._seen: set[tuple[str, str]] = set()
+
+    def __call__(self, tenant: str, function: str) -> tuple[str, str]:
+        pair = (tenant, function)
+        if pair in self._seen:
+            return pair
+        if len(self._seen) < self._cap:
+            self._seen.add(pair)
+            return pair
+        return (OTHER, OTHER)
+
+
+class _Gauges(Collector):
+    """Gauges computed at scrape time from live state (containers, nodes, queue)."""
+
+    def __init__(
+        self,
+        containers: Callable[[], Mapping[str, int]],
+        nodes: Callable[[], list[tuple[str, str, float, float]]],
+        queue_depth: Callable[[], int],
+    ) -> None:
+        self._containers = containers
+        self._nodes = nodes
+        self._queue_depth = queue_depth
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        by_state = GaugeMetricFamily(
+            "nimbus_containers", "Function containers by state", labels=["state"]
+        )
+        for state, count in sorted(self._containers().items()):
+            by_state.add_metric([state], count)
+        yield by_state
+        allocated = GaugeMetricFamily(
+            "nimbus_node_allocated", "Resources allocated on a node", labels=["node", "resource"]
+        )
+        capacity = GaugeMetricFamily(
+            "nimbus_node_capacity", "Resources a node offers", labels=["node", "resource"]
+        )
+        for node, resource, used, total in self._nodes():
+            allocated.add_metric([node, resource], used)
+            capacity.add_metric([node, resource], total)
+        yield allocated
+        yield capacity
+        yield GaugeMetricFamily(
+            "nimbus_queue_depth", "Async invocations waiting to run", value=self._queue_depth()
+        )
+
+
+class InvokerMetrics:
+    """Counters and histograms the invoker moves on every call."""
+
+    def __init__(self, registry: CollectorRegistry, *, label_cap: int = 200) -> None:
+        self.registry = registry
+        self._cap = LabelCap(label_cap)
+        self.invocations = Counter(
+            "nimbus_invocations",
+            "Finished invocations",
+            ["tenant", "function", "status"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "nimbus_invocation_duration_seconds",
+            "Time inside the function",
+            ["tenant", "function"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.cold_starts = Counter(
+            "nimbus_cold_starts",
+            "Calls that started a container",
+            ["tenant", "function"],
+            registry=registry,
+        )
+        self.init_duration = Histogram(
+            "nimbus_init_duration_seconds",
+            "Container start + /init of cold starts",
+            ["tenant", "function"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+
+    def watch(
+        self,
+        containers: Callable[[], Mapping[str, int]],
+        nodes: Callable[[], list[tuple[str, str, float, float]]] = list,
+        queue_depth: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """Register the scrape-time gauges."""
+        self.registry.register(_Gauges(containers, nodes, queue_depth))
+
+    def observe(self, spec: FunctionSpec, result: InvokeResult) -> None:
+        """Count one finished call."""
+        tenant, function = self._cap(spec.tenant, spec.name)
+        self.invocations.labels(tenant, function, result.status.value).inc()
+        if result.status is not Status.PLATFORM_ERROR:
+            self.duration.labels(tenant, function).observe(result.duration_ms / 1000)
+        if result.cold_start:
+            self.cold_starts.labels(tenant, function).inc()
+            self.init_duration.labels(tenant, function).observe(result.init_ms / 1000)

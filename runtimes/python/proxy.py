@@ -1,0 +1,714 @@
+"""Nimbus Python runtime proxy: runs one function inside one container.
+
+Standard library only, and lean on imports because its start-up is most of a
+cold start: it uses the C modules under socket/signal/threading/json (_socket,
+_signal, _thread, _json) directly and parses HTTP by hand. Importing socket.py,
+threading.py and json (with re and enum behind them) costs ~40 ms per start;
+http.server ~90 ms. Heavier modules are imported only on the paths that need them.
+
+Protocol (the OpenWhisk action protocol, JSON over HTTP/1.1 with keep-alive)::
+
+    POST /init  {"value": {"code": str, "binary": bool, "main": "module.func", "env": {..}}}
+        Accepted once; any later /init gets 403. ``binary=false``: ``code`` is one
+        Python source file, written as ``<module>.py``. ``binary=true``: ``code`` is a
+        base64 zip whose root goes on sys.path (it may carry vendored packages and
+        dotted modules: ``pkg.mod.func``). ``env`` is applied to os.environ before
+        the import. 200 ``{"ok": true}``; 502 ``{"error": ...}`` when the module
+        cannot be imported or the handler is missing; 400 on a malformed request.
+    POST /run   {"value": <args>, "activation_id": str, "deadline": <epoch ms>,
+                 "function_name": str, "memory_limit_mb": int, ...}
+        Calls the handler: one parameter -> ``handler(args)``; two -> Lambda-style
+        ``handler(event, context)`` (context: aws_request_id, function_name,
+        memory_limit_in_mb, get_remaining_time_in_millis()). 200
+        ``{"result": <json>, "logs": [line, ...]}``; 502 ``{"error": "Type: msg",
+        "logs": [...], "traceback": "..."}`` when the handler raised or its result
+        is not JSON; 403 before a successful /init.
+    GET /healthz -> 200 {"ok": true}
+
+Calls to /run may overlap (one thread per connection): what each activation
+writes to sys.stdout/sys.stderr is captured in a thread-local buffer, so logs
+never mix. Output from threads the handler starts itself goes to the real
+streams (the container log).
+
+Transport: a unix socket at ``$NIMBUS_SOCKET`` (mode 0666), else TCP on
+``$NIMBUS_HOST:$NIMBUS_PORT`` (default 0.0.0.0:8080). SIGTERM/SIGINT exit at
+once: the proxy is PID 1 in its container.
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket
+import _thread
+import os
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing costs milliseconds of cold start; only the checkers need it
+    from collections.abc import Callable, Mapping
+    from typing import Any
+
+LISTEN_BACKLOG = 1024
+MAX_LINE = 65536
+MAX_HEADERS = 100
+MAX_BODY = 512 * 1024 * 1024
+LOG_LIMIT = int(os.environ.get("NIMBUS_LOG_LIMIT", str(1024 * 1024)))
+NO_DEADLINE_MS = 2**31 - 1
+
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+}
+
+
+class BadRequest(Exception):
+    """The client sent something that is not a request we can answer."""
+
+
+# ---------------------------------------------------------------------- JSON
+# `import json` pulls in `re` (and its compiler) for the pure-Python fallback
+# scanner: about a third of the proxy's start-up. The C accelerator that json
+# itself uses does the real work, so drive it directly and keep `json` as the
+# fallback for an interpreter built without it.
+
+
+class _ScanContext:
+    """The attributes _json.make_scanner reads from a JSONDecoder."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    memo: dict[str, str] = {}
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        return float(name.replace("Infinity", "inf"))
+
+
+def _unserialisable(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+try:
+    from _json import encode_basestring_ascii as _c_escape
+    from _json import make_encoder as _c_make_encoder
+    from _json import make_scanner as _c_make_scanner
+
+    _c_scan: Callable[[str, int], tuple[Any, int]] | None
+    _c_scan = _c_make_scanner(_ScanContext())  # type: ignore[arg-type]
+except ImportError:  # pragma: no cover - CPython always has _json
+    _c_scan = None
+
+
+def json_dumps(obj: Any, allow_nan: bool = True) -> str:
+    """json.dumps(obj) with default separators; TypeError/ValueError like json."""
+    if _c_scan is None:
+        import json
+
+        return json.dumps(obj, allow_nan=allow_nan)
+    encode = _c_make_encoder(
+        {}, _unserialisable, _c_escape, None, ": ", ", ", False, False, allow_nan
+    )
+    return "".join(encode(obj, 0))
+
+
+def json_loads(data: bytes | str) -> Any:
+    """json.loads for UTF-8 text; ValueError on anything that is not one JSON value."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    if _c_scan is None:
+        import json
+
+        return json.loads(text)
+    start = len(text) - len(text.lstrip(" \t\n\r"))
+    try:
+        value, end = _c_scan(text, start)
+    except StopIteration as exc:
+        raise ValueError(f"Expecting value: char {exc.value}") from None
+    except Exception:
+        # The C scanner reports syntax errors with json.decoder's exception class
+        # and fails oddly when that module is not loaded: let json say what is wrong.
+        import json
+
+        return json.loads(text)
+    if text[end:].strip(" \t\n\r"):
+        raise ValueError(f"Extra data: char {end}")
+    return value
+
+
+# ---------------------------------------------------------------- log capture
+
+
+class _Capture:
+    """One activation's output: both streams, in write order, up to LOG_LIMIT chars."""
+
+    __slots__ = ("parts", "size", "truncated")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.truncated = False
+
+    def add(self, text: str) -> None:
+        if self.size >= LOG_LIMIT:
+            self.truncated = True
+            return
+        self.parts.append(text)
+        self.size += len(text)
+
+    def lines(self) -> list[str]:
+        lines = "".join(self.parts).split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if self.truncated:
+            lines.append(f"[nimbus] logs truncated at {LOG_LIMIT} characters")
+        return lines
+
+
+class _Dispatch:
+    """Stands in for sys.stdout/sys.stderr: writes go to the calling thread's
+    capture when it has one, else to the real stream.
+
+    Swapping sys.stdout per call would race between threads; routing at write
+    time also catches loggers that grabbed sys.stderr once at set-up.
+    """
+
+    def __init__(self, real: Any, local: _thread._local) -> None:
+        self._real = real
+        self._local = local
+
+    def write(self, text: str) -> int:
+        capture = getattr(self._local, "capture", None)
+        if capture is None:
+            return int(self._real.write(text))
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        capture.add(text)
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if getattr(self._local, "capture", None) is None:
+            self._real.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+# ------------------------------------------------------------------- context
+
+
+class Context:
+    """The Lambda-style second argument of a two-parameter handler."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.aws_request_id = str(request.get("activation_id") or "")
+        self.activation_id = self.aws_request_id
+        self.function_name = str(request.get("function_name") or "")
+        self.function_version = str(request.get("function_version") or "")
+        self.memory_limit_in_mb = int(request.get("memory_limit_mb") or 0)
+        deadline = request.get("deadline")
+        self.deadline_ms = float(deadline) if deadline is not None else None
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before the platform kills this activation."""
+        if self.deadline_ms is None:
+            return NO_DEADLINE_MS
+        return max(0, int(self.deadline_ms - time.time() * 1000))
+
+    def __repr__(self) -> str:
+        return f"Context(aws_request_id={self.aws_request_id!r}, function={self.function_name!r})"
+
+
+# -------------------------------------------------------------------- action
+
+
+def _arity(func: Callable[..., Any]) -> int:
+    """How many positional arguments to pass: 2 for (event, context), else 1 (or 0)."""
+    code = getattr(func, "__code__", None)
+    if code is not None and not hasattr(func, "__wrapped__"):
+        if code.co_flags & 0x04:  # *args: accepts the Lambda pair
+            return 2
+        bound = 1 if getattr(func, "__self__", None) is not None else 0
+        return min(int(code.co_argcount) - bound, 2)
+    # Classes, partials and decorated functions (signature follows __wrapped__).
+    import inspect
+
+    count = 0
+    for param in inspect.signature(func).parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            return 2
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            count += 1
+    return min(count, 2)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Action:
+    """The one function this proxy serves, and its /init and /run logic."""
+
+    def __init__(self, local: _thread._local) -> None:
+        self._local = local
+        self._lock = _thread.allocate_lock()
+        self._attempted = False
+        self.handler: Callable[..., Any] | None = None
+        self.arity = 1
+        self.code_dir: str | None = None
+
+    def init(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """Load the code once. Any second attempt is refused, even after a failure,
+        because a failed import may have left half a module behind."""
+        with self._lock:
+            if self._attempted:
+                return 403, {"error": "cannot initialize the action more than once"}
+            value = body.get("value") if isinstance(body, dict) else None
+            if not isinstance(value, dict):
+                return 400, {"error": '/init body must be {"value": {...}}'}
+            self._attempted = True
+            try:
+                self._load(value)
+            except BadRequest as exc:
+                return 400, {"error": str(exc)}
+            except _InitError as exc:
+                return 502, {"error": str(exc)}
+            return 200, {"ok": True}
+
+    def _load(self, value: dict[str, Any]) -> None:
+        main = value.get("main") or "main.main"
+        code = value.get("code")
+        env = value.get("env") or {}
+        if not isinstance(main, str) or not isinstance(code, str):
+            raise BadRequest("/init needs string fields 'code' and 'main'")
+        if not isinstance(env, dict):
+            raise BadRequest("/init 'env' must be an object")
+        module_name, _, func_name = main.rpartition(".")
+        if not module_name or not func_name:
+            raise BadRequest(f"handler {main!r} must be 'module.function'")
+
+        self.code_dir = _make_code_dir()
+        if value.get("binary"):
+            _extract_zip(code, self.code_dir)
+        else:
+            if "." in module_name:
+                raise BadRequest(
+                    f"handler {main!r}: single-file code needs a plain module name "
+                    "(use a zip for packages)"
+                )
+            with open(os.path.join(self.code_dir, module_name + ".py"), "w", encoding="utf-8") as f:
+                f.write(code)
+
+        for key, val in env.items():
+            os.environ[str(key)] = "" if val is None else str(val)
+
+        top = module_name.split(".", 1)[0]
+        loaded = sys.modules.get(top)
+        origin = str(getattr(loaded, "__file__", ""))
+        if loaded is not None and not origin.startswith(self.code_dir):
+            raise _InitError(
+                f"cannot import module {module_name!r} for handler {main!r}: the name "
+                f"{top!r} is taken by a module the runtime has already loaded; rename it"
+            )
+        # A new sys.path entry gets a fresh finder, so no cache needs invalidating
+        # (importlib.invalidate_caches would import importlib.metadata).
+        sys.path.insert(0, self.code_dir)
+        try:
+            __import__(module_name)
+            module = sys.modules[module_name]
+        except BaseException as exc:  # a SyntaxError or SystemExit is the function's fault too
+            raise _InitError(
+                f"cannot import module {module_name!r} for handler {main!r}: {_describe(exc)}"
+            ) from None
+        try:
+            func = getattr(module, func_name)
+        except AttributeError as exc:
+            raise _InitError(f"handler {main!r} not found: {exc}") from None
+        if not callable(func):
+            raise _InitError(f"handler {main!r} is not callable ({type(func).__name__})")
+        self.arity = _arity(func)
+        self.handler = func
+
+    def run(self, body: Any) -> tuple[int, dict[str, Any]]:
+        """Call the handler with the request's args and this thread's output captured."""
+        handler = self.handler
+        if handler is None:
+            return 403, {"error": "the action is not initialized: POST /init first"}
+        if not isinstance(body, dict):
+            return 400, {"error": "/run body must be a JSON object"}
+        args = body.get("value", {})
+        capture = _Capture()
+        self._local.capture = capture
+        try:
+            if self.arity >= 2:
+                result = handler(args, Context(body))
+            elif self.arity == 1:
+                result = handler(args)
+            else:
+                result = handler()
+        except BaseException as exc:  # SystemExit from a handler is an error, not our exit
+            self._local.capture = None
+            import traceback
+
+            tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
+            return 502, {"error": _describe(exc), "logs": capture.lines(), "traceback": text}
+        self._local.capture = None
+        try:
+            # Encoded here, not by the caller, so a bad result is reported as such.
+            encoded = json_dumps(result, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return 502, {
+                "error": f"the handler's result is not JSON-serialisable: {_describe(exc)}",
+                "logs": capture.lines(),
+            }
+        return 200, {"result": _Raw(encoded), "logs": capture.lines()}
+
+
+class _InitError(Exception):
+    """The function's code could not be loaded (reported as 502)."""
+
+
+class _Raw:
+    """An already-encoded JSON value, spliced into the response as is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _make_code_dir() -> str:
+    # tempfile would cost an import of random/hashlib; pid + ns is unique enough.
+    base = os.environ.get("TMPDIR") or "/tmp"
+    path = os.path.join(base, f"nimbus-code-{os.getpid()}-{time.time_ns()}")
+    os.makedirs(path, mode=0o700)
+    return path
+
+
+def _extract_zip(code: str, dest: str) -> None:
+    import binascii
+    import io
+    import zipfile
+
+    try:
+        data = binascii.a2b_base64(code.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"binary code is not valid base64: {exc}") from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            archive.extractall(dest)  # zipfile drops absolute paths and '..' parts
+    except zipfile.BadZipFile as exc:
+        raise BadRequest(f"binary code is not a zip archive: {exc}") from None
+
+
+# ---------------------------------------------------------------------- HTTP
+
+
+def _encode(payload: dict[str, Any]) -> bytes:
+    raw = payload.get("result")
+    if isinstance(raw, _Raw):
+        rest = {k: v for k, v in payload.items() if k != "result"}
+        tail = json_dumps(rest)
+        text = '{"result": ' + raw.text + (", " + tail[1:] if len(tail) > 2 else "}")
+        return text.encode("utf-8")
+    return json_dumps(payload).encode("utf-8")
+
+
+class _Reader:
+    """Buffered reads from a connected socket (socket.makefile lives in socket.py)."""
+
+    __slots__ = ("_buf", "_conn")
+
+    def __init__(self, conn: _socket.socket) -> None:
+        self._conn = conn
+        self._buf = bytearray()
+
+    def readline(self, limit: int) -> bytes:
+        """Up to and including the next LF; at most about `limit` bytes; b"" at EOF."""
+        start = 0
+        while True:
+            end = self._buf.find(b"\n", start)
+            if end >= 0:
+                line = bytes(self._buf[: end + 1])
+                del self._buf[: end + 1]
+                return line
+            start = len(self._buf)
+            if start >= limit:
+                break
+            chunk = self._conn.recv(65536)
+            if not chunk:
+                break
+            self._buf += chunk
+        line = bytes(self._buf)
+        self._buf.clear()
+        return line
+
+    def read(self, size: int) -> bytes:
+        """Exactly `size` bytes, or fewer if the peer closed first."""
+        have = len(self._buf)
+        if have >= size:
+            data = bytes(self._buf[:size])
+            del self._buf[:size]
+            return data
+        out = bytearray(size)
+        out[:have] = self._buf
+        self._buf.clear()
+        view = memoryview(out)
+        while have < size:
+            got = self._conn.recv_into(view[have:])
+            if not got:
+                break
+            have += got
+        view.release()
+        del out[have:]
+        return bytes(out)
+
+
+def _read_request(
+    stream: _Reader, conn: _socket.socket
+) -> tuple[str, str, str, dict[str, str], bytes] | None:
+    """One request from a buffered socket file, or None at a clean end of stream."""
+    line = stream.readline(MAX_LINE + 1)
+    while line in (b"\r\n", b"\n"):  # tolerate blank lines between requests
+        line = stream.readline(MAX_LINE + 1)
+    if not line:
+        return None
+    if len(line) > MAX_LINE:
+        raise BadRequest("request line too long")
+    parts = line.decode("latin-1").split()
+    if len(parts) != 3:
+        raise BadRequest("malformed request line")
+    method, target, version = parts
+    headers: dict[str, str] = {}
+    for _ in range(MAX_HEADERS + 1):
+        line = stream.readline(MAX_LINE + 1)
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, sep, val = line.decode("latin-1").partition(":")
+        if not sep:
+            raise BadRequest("malformed header line")
+        headers[name.strip().lower()] = val.strip()
+    else:
+        raise BadRequest("too many headers")
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _read_chunked(stream)
+    else:
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise BadRequest("bad Content-Length") from None
+        if length < 0 or length > MAX_BODY:
+            raise BadRequest("bad Content-Length")
+        if length and headers.get("expect", "").lower() == "100-continue":
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        body = stream.read(length) if length else b""
+        if len(body) != length:
+            return None  # the peer went away mid-body
+    return method, target, version, headers, body
+
+
+def _read_chunked(stream: _Reader) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        size_line = stream.readline(MAX_LINE + 1)
+        try:
+            size = int(size_line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise BadRequest("bad chunk size") from None
+        if size == 0:
+            while stream.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+        total += size
+        if total > MAX_BODY:
+            raise BadRequest("body too large")
+        chunks.append(stream.read(size))
+        stream.readline(MAX_LINE + 1)
+
+
+class Server:
+    """Accepts connections and serves each on its own thread."""
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+        self.listener: _socket.socket | None = None
+        self.socket_path: str | None = None
+
+    def listen(self, environ: Mapping[str, str]) -> str:
+        """Bind as the environment says; return a printable address."""
+        path = environ.get("NIMBUS_SOCKET")
+        if path:
+            parent = os.path.dirname(path)
+            if parent:
+                os.makedirs(parent, exist_ok=True)
+            try:
+                os.unlink(path)  # a stale socket from a previous run
+            except FileNotFoundError:
+                pass
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            sock.bind(path)
+            os.chmod(path, 0o666)  # the host side may run as another user
+            self.socket_path = path
+            address = "unix:" + path
+        else:
+            host = environ.get("NIMBUS_HOST") or "0.0.0.0"
+            port = int(environ.get("NIMBUS_PORT") or "8080")
+            family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            address = f"http://{host}:{sock.getsockname()[1]}"
+        sock.listen(LISTEN_BACKLOG)  # the default of 5 resets connections under load
+        self.listener = sock
+        return address
+
+    def serve_forever(self) -> None:
+        assert self.listener is not None
+        family = self.listener.family
+        while True:
+            fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # not in the stub
+            conn = _socket.socket(family, _socket.SOCK_STREAM, 0, fd)
+            if family != _socket.AF_UNIX:
+                conn.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            # Raw threads: they never block exit, and threading.py costs start-up time.
+            _thread.start_new_thread(self._serve_conn, (conn,))
+
+    def _serve_conn(self, conn: _socket.socket) -> None:
+        stream = _Reader(conn)
+        try:
+            while True:
+                try:
+                    request = _read_request(stream, conn)
+                except BadRequest as exc:
+                    self._send(conn, 400, {"error": str(exc)}, False)
+                    return
+                if request is None:
+                    return
+                method, target, version, headers, body = request
+                connection = headers.get("connection", "").lower()
+                if version == "HTTP/1.1":
+                    keep = connection != "close"
+                else:
+                    keep = connection == "keep-alive"
+                status, payload = self._dispatch(method, target, body)
+                self._send(conn, status, payload, keep)
+                if not keep:
+                    return
+        except OSError:
+            return  # the peer reset or closed: nothing to answer
+        finally:
+            conn.close()
+
+    def _dispatch(self, method: str, target: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        path = target.split("?", 1)[0]
+        if path == "/healthz":
+            return (200, {"ok": True}) if method == "GET" else (405, {"error": "use GET"})
+        if path not in ("/init", "/run"):
+            return 404, {"error": f"no route {path}"}
+        if method != "POST":
+            return 405, {"error": f"{path} takes POST"}
+        try:
+            data = json_loads(body) if body else {}
+        except ValueError as exc:
+            return 400, {"error": f"request body is not valid JSON: {exc}"}
+        try:
+            if path == "/init":
+                return self.action.init(data)
+            return self.action.run(data)
+        except Exception as exc:  # a bug here must answer, not drop the connection
+            return 500, {"error": f"proxy error: {_describe(exc)}"}
+
+    @staticmethod
+    def _send(conn: _socket.socket, status: int, payload: dict[str, Any], keep: bool) -> None:
+        body = _encode(payload)
+        head = (
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n"
+        ).encode("latin-1")
+        conn.sendall(head + body)
+
+    def cleanup(self) -> None:
+        """Remove what this process left on the filesystem (best effort)."""
+        if self.socket_path:
+            try:
+                os.unlink(self.socket_path)
+            except OSError:
+                pass
+        if self.action.code_dir:
+            _remove_tree(self.action.code_dir)
+
+
+def _remove_tree(top: str) -> None:
+    # shutil would add its import to every stop; this runs while a stop is pending.
+    for root, dirs, files in os.walk(top, topdown=False):
+        for name in files:
+            try:
+                os.unlink(os.path.join(root, name))
+            except OSError:
+                pass
+        for name in dirs:
+            path = os.path.join(root, name)
+            try:
+                if os.path.islink(path):
+                    os.unlink(path)
+                else:
+                    os.rmdir(path)
+            except OSError:
+                pass
+    try:
+        os.rmdir(top)
+    except OSError:
+        pass
+
+
+def main() -> None:
+    """Listen, serve, and exit at once on SIGTERM/SIGINT."""
+    local = _thread._local()
+    real_out, real_err = sys.stdout, sys.stderr
+    sys.stdout = _Dispatch(real_out, local)
+    sys.stderr = _Dispatch(real_err, local)
+    server = Server(Action(local))
+
+    def stop(signum: int, frame: Any) -> None:
+        server.cleanup()
+        try:
+            real_out.flush()
+            real_err.flush()
+        finally:
+            # Daemon threads may be inside a handler: do not wait for them.
+            os._exit(0)
+
+    _signal.signal(_signal.SIGTERM, stop)
+    _signal.signal(_signal.SIGINT, stop)
+    try:
+        address = server.listen(os.environ)
+    except OSError as exc:
+        real_err.write(f"nimbus proxy: cannot listen: {exc}\n")
+        real_err.flush()
+        raise SystemExit(1) from None
+    real_err.write(f"nimbus proxy {os.getpid()} listening on {address}\n")
+    real_err.flush()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
