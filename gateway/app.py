@@ -24,8 +24,9 @@ from gateway.routes import activations, billing, functions, health, invoke, tena
 from invoker.api import RUNTIMES
 from invoker.drivers.base import ContainerDriver
 from invoker.metrics import InvokerMetrics
+from invoker.pool import Limits
 from invoker.runtime_client import RuntimeClient
-from invoker.service import Invoker, InvokerConfig
+from invoker.service import Invoker, InvokerConfig, fixed_keep_alive
 from invoker.store.base import NodeLease, Store
 from invoker.store.sqlite import SqliteStore
 
@@ -71,12 +72,26 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     driver = make_driver(config.driver, run_dir_for(config.data_dir))
     client = RuntimeClient()
     lease = await _lease_local_node(store, config)
+    limits = Limits(
+        memory_mb=config.pool_memory_mb or lease.memory_mb * 3 // 4,
+        max_per_function=config.max_containers_per_function,
+        max_in_flight_per_tenant=config.max_in_flight_per_tenant,
+        max_wait_s=config.max_wait_s,
+    )
     invoker = Invoker(
         driver,
         client,
         store,
-        InvokerConfig(owner=config.owner, billing_step_ms=config.billing_step_ms, node=lease.id),
+        InvokerConfig(
+            owner=config.owner,
+            limits=limits,
+            billing_step_ms=config.billing_step_ms,
+            node=lease.id,
+            stem_cells=config.stem_cells,
+            reap_interval_s=config.reap_interval_s,
+        ),
         metrics=InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap),
+        keep_alive=fixed_keep_alive(config.keep_alive_s),
     )
     removed = await invoker.start()
     if removed:

@@ -29,6 +29,13 @@ class Config:
     billing_step_ms: int = 1
     metrics_label_cap: int = 200
     public_metrics: bool = False  # /metrics names tenants' functions: admin key by default
+    stem_cells: tuple[tuple[str, int, int], ...] = (("python:3.11", 128, 2),)
+    keep_alive_s: float = 600.0
+    reap_interval_s: float = 1.0
+    max_wait_s: float = 5.0
+    pool_memory_mb: int = 0  # 0: three quarters of this machine's memory
+    max_containers_per_function: int = 32
+    max_in_flight_per_tenant: int = 100
 
     @property
     def owner(self) -> str:

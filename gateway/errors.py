@@ -18,6 +18,12 @@ class ApiError(Exception):
         self.message = message
         self.field = field
         self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    def with_headers(self, headers: dict[str, str]) -> ApiError:
+        """The same error, sent with these response headers."""
+        self.headers.update(headers)
+        return self
 
     def body(self) -> dict[str, Any]:
         """The JSON body: ``{"error": {"message", "field"?, ...}}``."""
@@ -29,7 +35,9 @@ class ApiError(Exception):
 
     def response(self, headers: dict[str, str] | None = None) -> web.Response:
         """The error as an aiohttp response."""
-        return web.json_response(self.body(), status=self.status, headers=headers)
+        return web.json_response(
+            self.body(), status=self.status, headers={**self.headers, **(headers or {})}
+        )
 
 
 def bad_request(message: str, field: str) -> ApiError:

@@ -1,14 +1,18 @@
-"""The invoker: async glue between the warm pool, a driver, the runtime client and the store.
+"""The invoker: async glue between the pool's decisions, a driver, the runtime client and the store.
 
-Data flows one way through `invoke`: request -> container (warm or cold) -> /run ->
-result -> activation record in the store -> result back to the caller.
+Data flows one way through `invoke`: request -> pool decision -> container (warm, stem
+cell or cold) -> /run -> result -> activation + usage record in the store -> caller.
+Background work (reaping idle containers, refilling stem cells) runs in tasks the
+invoker owns and cancels on close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
+import logging
 import os
 import time
 import uuid
@@ -28,24 +32,44 @@ from invoker.drivers.base import (
     DriverError,
 )
 from invoker.metrics import InvokerMetrics
+from invoker.pool import Cold, Demand, Limits, Pool, Reject, Slot, Specialise, Wait
 from invoker.runtime_client import RuntimeClient, RuntimeError_, RunTimeout
 from invoker.store.base import Store
+
+log = logging.getLogger("nimbus.invoker")
 
 # Slack on top of the function's own timeout for the HTTP round trip to the proxy.
 TRANSPORT_SLACK_S = 0.5
 INIT_TIMEOUT_S = 60.0
 
+KeepAlive = Callable[[FunctionSpec, float], float]
+"""Seconds an idle container of this function stays warm, decided at `now`."""
+
+
+def fixed_keep_alive(seconds: float) -> KeepAlive:
+    """The same keep-alive for every function."""
+    return lambda spec, now: seconds
+
+
+class Throttled(Exception):
+    """A limit was reached; the call was not accepted (answer 429 with Retry-After)."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
 
 @dataclass
-class WarmContainer:
-    """A running container initialised with one function version."""
+class Container:
+    """The runtime side of one pool slot."""
 
+    slot: str
     handle: ContainerHandle
-    spec: FunctionSpec
-    in_flight: int = 0
-    last_used: float = 0.0
-    busy_since: float = 0.0
-    retired: bool = field(default=False)
+    spec: FunctionSpec | None = None  # None while a stem cell
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    init_error: str | None = None
+    init_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -53,10 +77,13 @@ class InvokerConfig:
     """Tunables of the invoker."""
 
     owner: str  # labels every container; one data dir = one owner
-    max_containers_per_function: int = 64
+    limits: Limits = field(default_factory=Limits)
     billing_step_ms: int = 1
     node: str = "local"  # where containers run until a VM pool places them
     host_cpus: float = float(os.cpu_count() or 1)
+    stem_cells: tuple[tuple[str, int, int], ...] = (("python:3.11", 128, 2),)
+    """(runtime, memory_mb, count) of generic containers kept started."""
+    reap_interval_s: float = 1.0
 
 
 def cpus_for(memory_mb: int, host_cpus: float) -> float:
@@ -69,7 +96,7 @@ def cpus_for(memory_mb: int, host_cpus: float) -> float:
 
 
 class Invoker:
-    """Runs invocations in containers and records them."""
+    """Runs invocations in pooled containers and records them."""
 
     def __init__(
         self,
@@ -81,6 +108,7 @@ class Invoker:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         metrics: InvokerMetrics | None = None,
+        keep_alive: KeepAlive | None = None,
     ) -> None:
         self._driver = driver
         self._client = client
@@ -88,9 +116,14 @@ class Invoker:
         self._config = config
         self._clock = clock
         self._wall = wall
+        self._keep_alive = keep_alive or fixed_keep_alive(600.0)
         self.instance_id = uuid.uuid4().hex
-        self._containers: dict[tuple[str, str, int], list[WarmContainer]] = {}
+        self.pool = Pool(config.limits)
+        self._containers: dict[str, Container] = {}
+        self._pulses: dict[tuple[str, str, int], asyncio.Event] = {}
         self._names = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: asyncio.Task[None] | None = None
         self._metrics = metrics
         if metrics is not None:
             metrics.watch(self.container_states)
@@ -99,164 +132,224 @@ class Invoker:
     def driver(self) -> ContainerDriver:
         return self._driver
 
+    # ---- lifecycle ----
+
     async def start(self) -> int:
-        """Remove containers a previous run of this owner left behind; return how many."""
-        return await self._driver.remove_orphans(self._config.owner, self.instance_id)
+        """Remove containers a previous run left behind, then start the background loop."""
+        removed = await self._driver.remove_orphans(self._config.owner, self.instance_id)
+        self._background = asyncio.create_task(self._maintain(), name="nimbus-pool-maintenance")
+        return removed
 
     async def close(self) -> None:
-        """Remove every container this invoker started."""
-        everything = [c for group in self._containers.values() for c in group]
+        """Stop background work and remove every container this invoker started."""
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        everything = list(self._containers.values())
         self._containers.clear()
         await asyncio.gather(*(self._destroy(c) for c in everything), return_exceptions=True)
 
-    def containers(self, tenant: str | None = None, name: str | None = None) -> list[WarmContainer]:
-        """The live containers, optionally of one tenant's function."""
-        return [
-            c
-            for (t, n, _), group in self._containers.items()
-            for c in group
-            if (tenant is None or t == tenant) and (name is None or n == name)
-        ]
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _maintain(self) -> None:
+        """Reap expired idle containers and keep stem cells stocked, forever."""
+        while True:
+            try:
+                await self.reap()
+                await self.refill_stems()
+            except Exception:  # the loop must outlive any one failure
+                log.exception("pool maintenance failed")
+            await asyncio.sleep(self._config.reap_interval_s)
+
+    async def reap(self) -> int:
+        """Remove idle containers whose keep-alive ran out; returns how many."""
+        expired = self.pool.expired(self._clock())
+        await self._remove(expired)
+        return len(expired)
+
+    async def refill_stems(self) -> None:
+        """Start stem cells until each configured (runtime, memory) has its count."""
+        wanted = {(rt, mem): n for rt, mem, n in self._config.stem_cells}
+        for runtime, memory_mb in self.pool.stem_deficit(wanted):
+            slot = self._new_name()
+            self.pool.starting(slot, None, runtime, memory_mb, self._clock())
+            try:
+                handle = await self._driver.create(self._container_spec(slot, runtime, memory_mb))
+            except DriverError as exc:
+                self.pool.removed(slot)
+                log.warning("could not start a stem cell: %s", exc)
+                return
+            container = Container(slot=slot, handle=handle)
+            container.ready.set()
+            self._containers[slot] = container
+            self.pool.prewarmed(slot)
+
+    # ---- views ----
 
     def container_states(self) -> dict[str, int]:
-        """How many containers are idle and how many are serving calls."""
-        states = {"idle": 0, "busy": 0}
-        for c in self.containers():
-            states["busy" if c.in_flight else "idle"] += 1
-        return states
+        """Containers by state (prewarm, initializing, idle, busy, removing)."""
+        return self.pool.counts()
+
+    def containers(self, tenant: str | None = None, name: str | None = None) -> list[Container]:
+        """Live function containers, optionally of one tenant's function."""
+        return [
+            c
+            for c in self._containers.values()
+            if c.spec is not None
+            and (tenant is None or c.spec.tenant == tenant)
+            and (name is None or c.spec.name == name)
+        ]
 
     async def retire(self, tenant: str, name: str) -> None:
         """Remove a function's containers: idle ones now, busy ones when their calls end."""
-        for key in [k for k in self._containers if k[0] == tenant and k[1] == name]:
-            for c in list(self._containers.get(key, [])):
-                c.retired = True
-                if c.in_flight == 0:
-                    await self._discard(c)
+        await self._remove(self.pool.retire(tenant, name))
 
-    # the call path
-
-    def _warm(self, spec: FunctionSpec) -> WarmContainer | None:
-        group = self._containers.get(spec.key, [])
-        free = [c for c in group if not c.retired and c.in_flight < spec.concurrency]
-        # Most recently used first: keeps the rest idle long enough to be reaped.
-        return max(free, key=lambda c: c.last_used, default=None)
-
-    async def _cold(self, spec: FunctionSpec) -> WarmContainer:
-        name = f"nimbus-{self.instance_id[:8]}-{next(self._names)}-{uuid.uuid4().hex[:6]}"
-        cspec = ContainerSpec(
-            name=name,
-            runtime=spec.runtime,
-            memory_mb=spec.memory_mb,
-            cpus=cpus_for(spec.memory_mb, self._config.host_cpus),
-            network=spec.network,
-            node=self._config.node,
-            labels={
-                MANAGED_LABEL: self._config.owner,
-                INSTANCE_LABEL: self.instance_id,
-                "io.nimbus.tenant": spec.tenant,
-                "io.nimbus.function": spec.name,
-                "io.nimbus.version": str(spec.version),
-            },
-        )
-        handle = await self._driver.create(cspec)
-        container = WarmContainer(handle=handle, spec=spec, in_flight=1, busy_since=self._clock())
-        self._containers.setdefault(spec.key, []).append(container)
-        return container
-
-    async def _init(self, container: WarmContainer) -> str | None:
-        """Send the code; returns an error message when the code cannot load."""
-        spec = container.spec
-        code = await self._store.get_code(spec.code_sha256)
-        if code is None:
-            raise DriverError(f"code blob {spec.code_sha256} is missing from the store")
-        text = base64.b64encode(code).decode() if spec.code_kind == "zip" else code.decode()
-        env = {
-            **spec.env,
-            "NIMBUS_FUNCTION_NAME": spec.name,
-            "NIMBUS_FUNCTION_VERSION": str(spec.version),
-        }
-        resp = await self._client.init(
-            container.handle.address,
-            code=text,
-            binary=spec.code_kind == "zip",
-            main=spec.handler,
-            env=env,
-            timeout=INIT_TIMEOUT_S,
-        )
-        if resp.ok:
-            return None
-        return str(resp.body.get("error") or f"/init answered {resp.status}")
+    # ---- the call path ----
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
-        """Run one call to completion and record its activation."""
+        """Run one call to completion and record its activation. Raises Throttled."""
         spec = request.function
-        wall_start = self._wall()
-        t0 = self._clock()
-        cold = False
-        init_ms = 0.0
-        container = self._warm(spec)
+        demand = Demand(
+            key=spec.key,
+            runtime=spec.runtime,
+            memory_mb=spec.memory_mb,
+            concurrency=spec.concurrency,
+            stem_ok=not spec.network,
+        )
+        wall_start, t0 = self._wall(), self._clock()
+        give_up = t0 + self._config.limits.max_wait_s
+        while True:
+            decision = self.pool.decide(demand, self._clock())
+            if isinstance(decision, Reject):
+                raise Throttled(decision.reason, decision.retry_after_s)
+            if not isinstance(decision, Wait):
+                break
+            left = give_up - self._clock()
+            if left <= 0:
+                raise Throttled("no container of the function freed up in time", 1.0)
+            await self._wait_for(spec.key, min(decision.seconds, left))
+        wait_ms = (self._clock() - t0) * 1000
+
+        if isinstance(decision, Cold):
+            # Book-keeping first, all before any await, so no other call sees stale memory.
+            evicted = self.pool.removing(decision.evict)
+            slot = self._new_name()
+            self.pool.starting(slot, demand, spec.runtime, spec.memory_mb, self._clock())
+            placeholder = ContainerHandle(id="", name=slot, address="")
+            container = Container(slot=slot, handle=placeholder, spec=spec)
+            self._containers[slot] = container
+            if evicted:
+                self._spawn(self._discard(evicted), name=f"evict-for-{slot}")
+            self._spawn(self._start_for(container), name=f"start-{slot}")
+        elif isinstance(decision, Specialise):
+            slot = decision.slot
+            container = self._containers[slot]
+            container.spec = spec
+            container.ready.clear()
+            self._spawn(self._specialise(container), name=f"init-{slot}")
+        else:
+            slot = decision.slot
+        return await self._run_on(request, slot, wall_start, t0, wait_ms)
+
+    async def _start_for(self, container: Container) -> None:
+        """Create a container for its function, /init it, and open it to its reserved calls."""
+        spec = container.spec
+        assert spec is not None
+        t = self._clock()
         try:
-            if container is not None:
-                container.in_flight += 1
-            else:
-                cold = True
-                container = await self._cold(spec)
-                error = await self._init(container)
-                init_ms = (self._clock() - t0) * 1000
-                if error is not None:
-                    await self._discard(container)
-                    return await self._finish(
-                        request,
-                        Status.APPLICATION_ERROR,
-                        None,
-                        f"init failed: {error}",
-                        [],
-                        wall_start,
-                        t0,
-                        None,
-                        init_ms,
-                        cold,
-                        None,
-                    )
+            container.handle = await self._driver.create(
+                self._container_spec(container.slot, spec.runtime, spec.memory_mb, spec)
+            )
+        except (DriverError, RuntimeError_) as exc:
+            container.init_error = f"platform: could not start a container: {exc}"
+            container.ready.set()
+            self._pulse(spec.key)
+            return
+        await self._init(container, started=t)
+
+    async def _specialise(self, container: Container) -> None:
+        await self._init(container, started=self._clock())
+
+    async def _init(self, container: Container, started: float) -> None:
+        spec = container.spec
+        assert spec is not None
+        try:
+            code = await self._store.get_code(spec.code_sha256)
+            if code is None:
+                raise DriverError(f"code blob {spec.code_sha256} is missing from the store")
+            text = base64.b64encode(code).decode() if spec.code_kind == "zip" else code.decode()
+            env = {
+                **spec.env,
+                "NIMBUS_FUNCTION_NAME": spec.name,
+                "NIMBUS_FUNCTION_VERSION": str(spec.version),
+            }
+            resp = await self._client.init(
+                container.handle.address,
+                code=text,
+                binary=spec.code_kind == "zip",
+                main=spec.handler,
+                env=env,
+                timeout=INIT_TIMEOUT_S,
+            )
+            if not resp.ok:
+                container.init_error = str(
+                    resp.body.get("error") or f"/init answered {resp.status}"
+                )
         except (DriverError, RuntimeError_, RunTimeout) as exc:
-            if container is not None:
-                await self._discard(container)
+            container.init_error = f"platform: {exc}"
+        container.init_ms = (self._clock() - started) * 1000
+        if container.init_error is None:
+            self.pool.initialized(container.slot, container.init_ms / 1000)
+        container.ready.set()
+        self._pulse(spec.key)
+
+    async def _run_on(
+        self, request: InvokeRequest, slot: str, wall_start: float, t0: float, wait_ms: float
+    ) -> InvokeResult:
+        spec = request.function
+        tenant = spec.tenant
+        container = self._containers[slot]
+        cold = not container.ready.is_set()
+        waited_from = self._clock()
+        await container.ready.wait()
+        init_ms = (self._clock() - waited_from) * 1000 if cold else 0.0
+        if container.init_error is not None:
+            self.pool.abandoned(slot, tenant)
+            await self._remove([slot])
+            platform = container.init_error.startswith("platform:")
             return await self._finish(
                 request,
-                Status.PLATFORM_ERROR,
+                Status.PLATFORM_ERROR if platform else Status.APPLICATION_ERROR,
                 None,
-                f"could not start a container: {exc}",
+                container.init_error if platform else f"init failed: {container.init_error}",
                 [],
                 wall_start,
                 t0,
                 None,
                 init_ms,
+                wait_ms,
                 cold,
-                None,
+                container,
             )
-        return await self._run(request, container, wall_start, t0, init_ms, cold)
-
-    async def _run(
-        self,
-        request: InvokeRequest,
-        container: WarmContainer,
-        wall_start: float,
-        t0: float,
-        init_ms: float,
-        cold: bool,
-    ) -> InvokeResult:
-        spec = request.function
-        deadline_ms = int((self._wall() + spec.timeout_s) * 1000)
         payload: dict[str, Any] = {
             "value": dict(request.args),
             "activation_id": request.activation_id,
-            "deadline": deadline_ms,
+            "deadline": int((self._wall() + spec.timeout_s) * 1000),
             "function_name": spec.name,
             "function_version": spec.version,
             "memory_limit_mb": spec.memory_mb,
         }
+        slot_view = self.pool.slots.get(slot)
+        alone = slot_view is not None and slot_view.in_flight == 1
         # Measure only a call that has the container to itself: figures are per container.
-        gauge = self._driver.call_meter(container.handle) if container.in_flight == 1 else None
+        gauge = self._driver.call_meter(container.handle) if alone else None
         if gauge is not None:
             gauge.start()
         run_start = self._clock()
@@ -265,7 +358,8 @@ class Invoker:
                 container.handle.address, payload, spec.timeout_s + TRANSPORT_SLACK_S
             )
         except RunTimeout:
-            await self._discard(container)
+            self.pool.abandoned(slot, tenant)
+            await self._remove([slot])
             return await self._finish(
                 request,
                 Status.TIMEOUT,
@@ -276,11 +370,13 @@ class Invoker:
                 t0,
                 run_start,
                 init_ms,
+                wait_ms,
                 cold,
                 container,
             )
         except RuntimeError_ as exc:
-            await self._discard(container)
+            self.pool.abandoned(slot, tenant)
+            await self._remove([slot])
             return await self._finish(
                 request,
                 Status.APPLICATION_ERROR,
@@ -292,11 +388,16 @@ class Invoker:
                 t0,
                 run_start,
                 init_ms,
+                wait_ms,
                 cold,
                 container,
             )
         usage = gauge.stop() if gauge is not None else None
-        self._release(container)
+        duration_s = self._clock() - run_start
+        now = self._clock()
+        if self.pool.released(slot, tenant, now, self._keep_alive(spec, now), duration_s):
+            self._spawn(self._remove([slot]), name=f"retire-{slot}")
+        self._pulse(spec.key)
         logs = [str(line) for line in resp.body.get("logs", [])]
         if resp.ok:
             status, result, error = Status.SUCCESS, resp.body.get("result"), None
@@ -313,31 +414,77 @@ class Invoker:
             t0,
             run_start,
             init_ms,
+            wait_ms,
             cold,
             container,
             usage,
         )
 
-    def _release(self, container: WarmContainer) -> None:
-        container.in_flight -= 1
-        container.last_used = self._clock()
-        if container.retired and container.in_flight == 0:
-            asyncio.get_running_loop().create_task(self._discard(container))
+    # ---- helpers ----
 
-    async def _discard(self, container: WarmContainer) -> None:
-        group = self._containers.get(container.spec.key)
-        if group is not None and container in group:
-            group.remove(container)
-            if not group:
-                del self._containers[container.spec.key]
-        await self._destroy(container)
+    def _new_name(self) -> str:
+        return f"nimbus-{self.instance_id[:8]}-{next(self._names)}-{uuid.uuid4().hex[:6]}"
 
-    async def _destroy(self, container: WarmContainer) -> None:
+    def _container_spec(
+        self, name: str, runtime: str, memory_mb: int, spec: FunctionSpec | None = None
+    ) -> ContainerSpec:
+        labels = {MANAGED_LABEL: self._config.owner, INSTANCE_LABEL: self.instance_id}
+        if spec is not None:
+            labels.update(
+                {
+                    "io.nimbus.tenant": spec.tenant,
+                    "io.nimbus.function": spec.name,
+                    "io.nimbus.version": str(spec.version),
+                }
+            )
+        return ContainerSpec(
+            name=name,
+            runtime=runtime,
+            memory_mb=memory_mb,
+            cpus=cpus_for(memory_mb, self._config.host_cpus),
+            network=spec.network if spec is not None else False,
+            labels=labels,
+            node=self._config.node,
+            netns_group=spec.tenant if spec is not None and not spec.network else None,
+        )
+
+    def _pulse(self, key: tuple[str, str, int]) -> None:
+        """Wake callers waiting for a container of `key`."""
+        event = self._pulses.pop(key, None)
+        if event is not None:
+            event.set()
+
+    async def _wait_for(self, key: tuple[str, str, int], seconds: float) -> None:
+        event = self._pulses.setdefault(key, asyncio.Event())
+        self.pool.waiting(key, +1)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), seconds)
+        finally:
+            self.pool.waiting(key, -1)
+
+    async def _remove(self, slots: list[str] | tuple[str, ...]) -> None:
+        """Take containers out of the pool and destroy them."""
+        await self._discard(self.pool.removing(slots))
+
+    async def _discard(self, slots: list[Slot]) -> None:
+        """Destroy containers the pool already marked for removal."""
+        for slot in slots:
+            container = self._containers.pop(slot.id, None)
+            if container is not None:
+                await self._destroy(container)
+            self.pool.removed(slot.id)
+            if slot.key is not None:
+                self._pulse(slot.key)
+
+    async def _destroy(self, container: Container) -> None:
+        if not container.handle.id:
+            return
         self._client.forget(container.handle.address)
         try:
             await self._driver.destroy(container.handle)
-        except DriverError:
-            pass  # the orphan sweep at the next start removes what is left
+        except DriverError as exc:
+            log.warning("could not remove %s (the next start sweeps it): %s", container.slot, exc)
 
     async def _finish(
         self,
@@ -350,8 +497,9 @@ class Invoker:
         t0: float,
         run_start: float | None,
         init_ms: float,
+        wait_ms: float,
         cold: bool,
-        container: WarmContainer | None,
+        container: Container | None,
         usage: ContainerStats | None = None,
     ) -> InvokeResult:
         spec = request.function
@@ -367,7 +515,7 @@ class Invoker:
             end=wall_start + (now - t0),
             duration_ms=round(duration_ms, 3),
             init_ms=round(init_ms, 3),
-            wait_ms=0.0,
+            wait_ms=round(wait_ms, 3),
             cold_start=cold,
             memory_mb=spec.memory_mb,
             node=container.handle.node if container is not None else None,

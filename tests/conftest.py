@@ -111,10 +111,12 @@ class Running:
     config: Config
 
 
-async def start_platform(data_dir: Path, driver: str = "docker") -> tuple[web.AppRunner, Running]:
+async def start_platform(
+    data_dir: Path, driver: str = "docker", **overrides: Any
+) -> tuple[web.AppRunner, Running]:
     """Start gateway + invoker on a free port in this event loop."""
     port = free_port()
-    config = Config(data_dir=data_dir, port=port, admin_key=ADMIN_KEY, driver=driver)
+    config = Config(data_dir=data_dir, port=port, admin_key=ADMIN_KEY, driver=driver, **overrides)
     app = create_app(config)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -127,9 +129,16 @@ async def start_platform(data_dir: Path, driver: str = "docker") -> tuple[web.Ap
 
 
 @pytest.fixture
-async def platform(runtime_images: dict[str, str], tmp_path: Path) -> AsyncIterator[Running]:
-    """Nimbus on the real Docker engine, with a fresh data dir."""
-    runner, running = await start_platform(tmp_path / "data")
+async def platform(
+    runtime_images: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Running]:
+    """Nimbus on the real Docker engine, with a fresh data dir.
+
+    A test marked `@pytest.mark.platform(keep_alive_s=1, ...)` gets those Config overrides.
+    """
+    marker = request.node.get_closest_marker("platform")
+    overrides = dict(marker.kwargs) if marker else {}
+    runner, running = await start_platform(tmp_path / "data", **overrides)
     try:
         yield running
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from gateway.keys import CONFIG, PLATFORM
 from gateway.middleware import caller
 from gateway.schemas import check_function_name, event_body
 from invoker.api import InvokeRequest, Status
+from invoker.service import Throttled
 
 routes = web.RouteTableDef()
 
@@ -37,9 +39,15 @@ async def invoke(request: web.Request) -> web.Response:
     if stored is None:
         raise not_found(f"function {name!r}")
     activation_id = uuid.uuid4().hex
-    result = await request.app[PLATFORM].invoker.invoke(
-        InvokeRequest(activation_id=activation_id, function=stored.spec, args=event)
-    )
+    try:
+        result = await request.app[PLATFORM].invoker.invoke(
+            InvokeRequest(activation_id=activation_id, function=stored.spec, args=event)
+        )
+    except Throttled as exc:
+        retry = max(1, math.ceil(exc.retry_after_s))
+        raise ApiError(
+            429, f"too many calls: {exc.reason}; retry later", type="throttled"
+        ).with_headers({"Retry-After": str(retry)}) from None
     headers = {
         "X-Nimbus-Activation-Id": result.activation_id,
         "X-Nimbus-Cold-Start": "true" if result.cold_start else "false",

@@ -41,11 +41,20 @@ def test_orphans_removed_on_next_start(
     left = docker_client.containers.list(all=True, filters={"label": "io.nimbus.function=o"})
     assert left, "the killed server should have left its container behind"
     owner = left[0].labels["io.nimbus.managed"]
+    old_instance = left[0].labels["io.nimbus.instance"]
+    assert (
+        len(
+            docker_client.containers.list(
+                all=True, filters={"label": f"io.nimbus.instance={old_instance}"}
+            )
+        )
+        >= 2
+    ), "stem cells and the tenant's netns holder are left behind too"
 
     proc = serve(data_dir, port)
     try:
         remaining = docker_client.containers.list(
-            all=True, filters={"label": f"io.nimbus.managed={owner}"}
+            all=True, filters={"label": f"io.nimbus.instance={old_instance}"}
         )
         assert remaining == []
         # The function survived the restart (SQLite) and runs again.

@@ -1,0 +1,374 @@
+"""The container pool's decisions: a pure state machine, with time passed in.
+
+As in OpenWhisk's ContainerPool, this module decides and the invoker acts: given a call
+it answers warm (use this container), wait (one will free up sooner than a cold start
+would take), cold (start one, evicting idle ones first if memory is short), or reject
+(a limit is reached; retry later). It never touches Docker or the clock.
+
+Container life: prewarm (a generic stem cell) -> initializing (code being loaded) ->
+idle <-> busy -> removing.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+FunctionKey = tuple[str, str, int]  # (tenant, name, version)
+
+
+class State(enum.Enum):
+    """Where a container is in its life."""
+
+    PREWARM = "prewarm"
+    INITIALIZING = "initializing"
+    IDLE = "idle"
+    BUSY = "busy"
+    REMOVING = "removing"
+
+
+@dataclass
+class Slot:
+    """One container as the pool sees it."""
+
+    id: str
+    runtime: str
+    memory_mb: int
+    state: State
+    created: float
+    key: FunctionKey | None = None  # None while a stem cell
+    tenant: str | None = None
+    concurrency: int = 1
+    in_flight: int = 0
+    reserved: int = 0  # calls promised to this slot while it initializes
+    last_used: float = 0.0
+    idle_until: float | None = None  # keep-alive deadline while idle
+    retired: bool = False  # its function changed or went away: no new calls
+
+    @property
+    def free(self) -> int:
+        """Calls it could take now (or once initialized)."""
+        return self.concurrency - self.in_flight - self.reserved
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a call needs."""
+
+    key: FunctionKey
+    runtime: str
+    memory_mb: int
+    concurrency: int
+    stem_ok: bool  # may a generic stem cell serve it (no network, matching memory)?
+
+
+@dataclass(frozen=True)
+class Warm:
+    slot: str
+
+
+@dataclass(frozen=True)
+class Specialise:
+    """Take a stem cell and /init it with the function."""
+
+    slot: str
+
+
+@dataclass(frozen=True)
+class Cold:
+    """Start a container; first remove the idle ones listed (memory pressure)."""
+
+    evict: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Wait up to `seconds` for a container of the function to free up, then ask again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A limit is reached: answer 429 with Retry-After."""
+
+    reason: str
+    retry_after_s: float
+
+
+Decision = Warm | Specialise | Cold | Wait | Reject
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds the pool keeps."""
+
+    memory_mb: int = 8192  # what all containers together may hold
+    max_per_function: int = 32
+    max_in_flight_per_tenant: int = 100
+    max_wait_s: float = 5.0  # longest bounded wait for a busy container
+    default_cold_start_s: float = 0.5  # until measured
+
+
+@dataclass
+class _Stats:
+    """Running means (exponentially weighted) that the wait-or-cold choice needs."""
+
+    duration_s: dict[FunctionKey, float] = field(default_factory=dict)
+    cold_start_s: dict[str, float] = field(default_factory=dict)
+
+    @staticmethod
+    def _ewma(old: float | None, new: float, alpha: float = 0.2) -> float:
+        return new if old is None else (1 - alpha) * old + alpha * new
+
+
+class Pool:
+    """The pool's state and the decisions over it. Single-threaded; no I/O."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.slots: dict[str, Slot] = {}
+        self._stats = _Stats()
+        self._tenant_in_flight: dict[str, int] = {}
+        self._waiting: dict[FunctionKey, int] = {}
+
+    # ---- views ----
+
+    def of(self, key: FunctionKey) -> list[Slot]:
+        """The function's live containers."""
+        return [s for s in self.slots.values() if s.key == key and s.state is not State.REMOVING]
+
+    def memory_used(self) -> int:
+        """Memory held by every container that is not being removed."""
+        return sum(s.memory_mb for s in self.slots.values() if s.state is not State.REMOVING)
+
+    def stems(self, runtime: str, memory_mb: int) -> list[Slot]:
+        """Ready stem cells of a runtime and size."""
+        return [
+            s
+            for s in self.slots.values()
+            if s.state is State.PREWARM and s.runtime == runtime and s.memory_mb == memory_mb
+        ]
+
+    def counts(self) -> dict[str, int]:
+        """Containers by state (for metrics)."""
+        out = {state.value: 0 for state in State}
+        for s in self.slots.values():
+            out[s.state.value] += 1
+        return out
+
+    def tenant_in_flight(self, tenant: str) -> int:
+        return self._tenant_in_flight.get(tenant, 0)
+
+    # ---- the decision ----
+
+    def decide(self, demand: Demand, now: float) -> Decision:
+        """Where the next call of `demand.key` runs. Commits a Warm/Specialise choice."""
+        tenant = demand.key[0]
+        if self.tenant_in_flight(tenant) >= self.limits.max_in_flight_per_tenant:
+            return Reject("tenant in-flight quota reached", retry_after_s=1.0)
+        mine = [s for s in self.of(demand.key) if not s.retired]
+        ready = [s for s in mine if s.state in (State.IDLE, State.BUSY) and s.free > 0]
+        if ready:
+            # Most recently used first: the others stay idle long enough to expire.
+            best = max(ready, key=lambda s: (s.last_used, s.id))
+            self._take(best, tenant, now)
+            return Warm(best.id)
+        starting = [s for s in mine if s.state is State.INITIALIZING and s.free > 0]
+        if starting:
+            # Coalesce onto a container that is already starting with room to spare.
+            self._take(starting[0], tenant, now)
+            return Warm(starting[0].id)
+        if demand.stem_ok:
+            stems = self.stems(demand.runtime, demand.memory_mb)
+            if stems:
+                stem = min(stems, key=lambda s: (s.created, s.id))
+                stem.key, stem.tenant, stem.concurrency = demand.key, tenant, demand.concurrency
+                stem.state = State.INITIALIZING
+                self._take(stem, tenant, now)
+                return Specialise(stem.id)
+        wait = self._expected_wait(demand.key, mine, now)
+        cold = self._stats.cold_start_s.get(demand.runtime, self.limits.default_cold_start_s)
+        at_limit = len(mine) >= self.limits.max_per_function
+        if at_limit:
+            if wait is not None and wait > self.limits.max_wait_s:
+                return Reject("function container limit reached", retry_after_s=1.0)
+            # Unmeasured so far: wait (the caller is woken as soon as a container frees up).
+            return Wait(self.limits.max_wait_s if wait is None else max(wait, 0.005))
+        if wait is not None and wait < cold:
+            return Wait(max(wait, 0.005))
+        evict = self._evictions(demand.memory_mb)
+        if evict is None:
+            if wait is not None and wait <= self.limits.max_wait_s:
+                return Wait(max(wait, 0.005))
+            return Reject("no memory for another container", retry_after_s=1.0)
+        return Cold(tuple(evict))
+
+    def _expected_wait(self, key: FunctionKey, mine: list[Slot], now: float) -> float | None:
+        """Seconds until one of the function's busy or initializing containers frees up."""
+        if not mine:
+            return None
+        duration = self._stats.duration_s.get(key)
+        if duration is None:
+            return None  # nothing measured yet: a cold start is the only honest estimate
+        waiting = self._waiting.get(key, 0)
+        # Each container frees a slot about every `duration`; queued callers go first.
+        per_slot = duration / max(1, sum(s.concurrency for s in mine))
+        return per_slot * (waiting + 1)
+
+    def _evictions(self, memory_mb: int) -> list[str] | None:
+        """Idle containers to remove (oldest idle first) so `memory_mb` fits; None if it can't."""
+        short = self.memory_used() + memory_mb - self.limits.memory_mb
+        if short <= 0:
+            return []
+        idle = sorted(
+            (s for s in self.slots.values() if s.state in (State.IDLE, State.PREWARM)),
+            key=lambda s: (s.state is not State.PREWARM, s.last_used, s.id),
+        )
+        chosen: list[str] = []
+        for s in idle:
+            if short <= 0:
+                break
+            chosen.append(s.id)
+            short -= s.memory_mb
+        return chosen if short <= 0 else None
+
+    def _take(self, slot: Slot, tenant: str, now: float) -> None:
+        if slot.state is State.INITIALIZING:
+            slot.reserved += 1
+        else:
+            slot.in_flight += 1
+            slot.state = State.BUSY
+            slot.idle_until = None
+        slot.last_used = now
+        self._tenant_in_flight[tenant] = self.tenant_in_flight(tenant) + 1
+
+    # ---- events the invoker reports ----
+
+    def waiting(self, key: FunctionKey, delta: int) -> None:
+        """A caller starts (+1) or stops (-1) waiting for the function."""
+        self._waiting[key] = max(0, self._waiting.get(key, 0) + delta)
+
+    def starting(
+        self, slot_id: str, demand: Demand | None, runtime: str, memory_mb: int, now: float
+    ) -> Slot:
+        """A container is being created: for `demand` (reserved for this call) or as a stem cell."""
+        # A stem cell is INITIALIZING with no key until `prewarmed`: no call may take it yet.
+        slot = Slot(
+            id=slot_id,
+            runtime=runtime,
+            memory_mb=memory_mb,
+            state=State.INITIALIZING,
+            created=now,
+            last_used=now,
+        )
+        self.slots[slot_id] = slot
+        if demand is not None:
+            slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
+            self._take(slot, demand.key[0], now)
+        return slot
+
+    def prewarmed(self, slot_id: str) -> None:
+        """A stem cell is up and may be specialised."""
+        slot = self.slots.get(slot_id)
+        if slot is not None and slot.key is None and slot.state is State.INITIALIZING:
+            slot.state = State.PREWARM
+
+    def initialized(self, slot_id: str, runtime_s: float | None = None) -> None:
+        """/init finished: reserved calls now run; measure the cold start."""
+        slot = self.slots[slot_id]
+        slot.in_flight += slot.reserved
+        slot.reserved = 0
+        slot.state = State.BUSY if slot.in_flight else State.IDLE
+        if runtime_s is not None:
+            old = self._stats.cold_start_s.get(slot.runtime)
+            self._stats.cold_start_s[slot.runtime] = _Stats._ewma(old, runtime_s)
+
+    def released(
+        self, slot_id: str, tenant: str, now: float, keep_alive_s: float, duration_s: float
+    ) -> bool:
+        """A call ended; the container stays warm for `keep_alive_s` once idle.
+
+        Returns True when the container should be removed now (retired and idle).
+        """
+        self._tenant_in_flight[tenant] = max(0, self.tenant_in_flight(tenant) - 1)
+        slot = self.slots.get(slot_id)
+        if slot is None:
+            return False
+        slot.in_flight = max(0, slot.in_flight - 1)
+        slot.last_used = now
+        if slot.key is not None:
+            old = self._stats.duration_s.get(slot.key)
+            self._stats.duration_s[slot.key] = _Stats._ewma(old, duration_s)
+        if slot.in_flight == 0 and slot.state is State.BUSY:
+            slot.state = State.IDLE
+            slot.idle_until = now + keep_alive_s
+        return slot.retired and slot.state is State.IDLE
+
+    def abandoned(self, slot_id: str, tenant: str) -> None:
+        """A call given a slot did not run to a normal end there (start failed, timeout, crash)."""
+        self._tenant_in_flight[tenant] = max(0, self.tenant_in_flight(tenant) - 1)
+        slot = self.slots.get(slot_id)
+        if slot is not None:
+            if slot.reserved > 0:
+                slot.reserved -= 1
+            elif slot.in_flight > 0:
+                slot.in_flight -= 1
+
+    def removing(self, slot_ids: Iterable[str]) -> list[Slot]:
+        """Mark containers for removal; returns those that were live."""
+        out = []
+        for slot_id in slot_ids:
+            slot = self.slots.get(slot_id)
+            if slot is not None and slot.state is not State.REMOVING:
+                slot.state = State.REMOVING
+                out.append(slot)
+        return out
+
+    def removed(self, slot_id: str) -> None:
+        """The container is gone."""
+        self.slots.pop(slot_id, None)
+
+    # ---- background decisions ----
+
+    def expired(self, now: float) -> list[str]:
+        """Idle containers whose keep-alive ran out. Busy ones never expire."""
+        return sorted(
+            s.id
+            for s in self.slots.values()
+            if s.state is State.IDLE and s.idle_until is not None and s.idle_until <= now
+        )
+
+    def retire(self, tenant: str, name: str) -> list[str]:
+        """A function changed or went away: no new calls; returns the idle ids to remove now.
+
+        Busy ones finish their calls first (`released` then says to remove them).
+        """
+        now_ids = []
+        for s in self.slots.values():
+            if s.key is not None and s.key[0] == tenant and s.key[1] == name:
+                s.retired = True
+                if s.state is State.IDLE:
+                    now_ids.append(s.id)
+        return sorted(now_ids)
+
+    def stem_deficit(self, wanted: dict[tuple[str, int], int]) -> list[tuple[str, int]]:
+        """Stem cells to start so each (runtime, memory) has its wanted count, memory allowing."""
+        out: list[tuple[str, int]] = []
+        room = self.limits.memory_mb - self.memory_used()
+        for (runtime, memory_mb), count in sorted(wanted.items()):
+            have = sum(
+                1
+                for s in self.slots.values()
+                if s.key is None
+                and s.runtime == runtime
+                and s.memory_mb == memory_mb
+                and s.state in (State.PREWARM, State.INITIALIZING)
+            )
+            for _ in range(max(0, count - have)):
+                if room < memory_mb:
+                    return out
+                out.append((runtime, memory_mb))
+                room -= memory_mb
+        return out
