@@ -141,6 +141,8 @@ def main() -> None:
                 str(data_dir),
                 "--driver",
                 "docker",
+                "--stem-cells",
+                "0",
             ],
             cwd=ROOT,
             env=env,

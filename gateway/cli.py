@@ -247,6 +247,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         driver=args.driver,
         price_book=prices,
         public_metrics=args.public_metrics,
+        stem_cells=(("python:3.11", 128, args.stem_cells),) if args.stem_cells else (),
+        keep_alive_s=args.keep_alive,
     )
     if args.driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
@@ -282,6 +284,12 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--data-dir", default=".nimbus/data")
     serve.add_argument("--driver", default="auto", choices=["auto", "docker", "process"])
+    serve.add_argument(
+        "--stem-cells", type=int, default=2, help="prewarmed python:3.11 128 MB containers"
+    )
+    serve.add_argument(
+        "--keep-alive", type=float, default=600.0, help="seconds an idle container stays warm"
+    )
     serve.add_argument("--price-book", help="TOML or JSON price book (default: AWS list prices)")
     serve.add_argument(
         "--public-metrics", action="store_true", help="serve /metrics without the admin key"

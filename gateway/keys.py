@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.cache import TtlCache
 from gateway.config import Config
 from invoker.service import Invoker
-from invoker.store.base import Store
+from invoker.store.base import Store, StoredFunction
 
 
 class Platform:
@@ -15,6 +16,8 @@ class Platform:
     def __init__(self) -> None:
         self._store: Store | None = None
         self._invoker: Invoker | None = None
+        self.functions: TtlCache[tuple[str, str], StoredFunction | None] = TtlCache(2.0)
+        self.tenants: TtlCache[str, str | None] = TtlCache(30.0)
 
     def bind(self, store: Store, invoker: Invoker) -> None:
         """Called once by the app's startup context."""
@@ -25,6 +28,16 @@ class Platform:
         if self._store is None:
             raise RuntimeError("the platform has not started")
         return self._store
+
+    async def function(self, tenant: str, name: str) -> StoredFunction | None:
+        """A function by name, through the short-lived cache."""
+        return await self.functions.get(
+            (tenant, name), lambda: self.store.get_function(tenant, name)
+        )
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        """The tenant of an API key hash, through the cache."""
+        return await self.tenants.get(key_hash, lambda: self.store.tenant_for_key(key_hash))
 
     @property
     def invoker(self) -> Invoker:

@@ -65,7 +65,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if is_admin_key(key, request.app[ADMIN_HASH]):
         request[CALLER] = Caller(tenant=ADMIN_TENANT, admin=True)
         return await handler(request)
-    tenant = await request.app[PLATFORM].store.tenant_for_key(hash_key(key))
+    tenant = await request.app[PLATFORM].tenant_for_key(hash_key(key))
     if tenant is None:
         raise ApiError(401, "invalid API key")
     request[CALLER] = Caller(tenant=tenant)

@@ -137,7 +137,9 @@ async def platform(
     A test marked `@pytest.mark.platform(keep_alive_s=1, ...)` gets those Config overrides.
     """
     marker = request.node.get_closest_marker("platform")
-    overrides = dict(marker.kwargs) if marker else {}
+    # No stem cells unless a test asks: they make container counts depend on timing.
+    overrides: dict[str, Any] = {"stem_cells": ()}
+    overrides.update(marker.kwargs if marker else {})
     runner, running = await start_platform(tmp_path / "data", **overrides)
     try:
         yield running

@@ -31,6 +31,7 @@ async def put_function(request: web.Request) -> web.Response:
         max_code_bytes=request.app[CONFIG].max_code_bytes,
     )
     stored, created = await request.app[PLATFORM].store.put_function(draft, time.time())
+    request.app[PLATFORM].functions.invalidate((who.tenant, draft.name))
     if not created:
         # Warm containers hold the old code: drain them so the next call runs the new version.
         await request.app[PLATFORM].invoker.retire(who.tenant, draft.name)
@@ -63,5 +64,6 @@ async def delete_function(request: web.Request) -> web.Response:
     name = check_function_name(request.match_info["name"])
     if not await request.app[PLATFORM].store.delete_function(who.tenant, name):
         raise not_found(f"function {name!r}")
+    request.app[PLATFORM].functions.invalidate((who.tenant, name))
     await request.app[PLATFORM].invoker.retire(who.tenant, name)
     return web.json_response({"deleted": name})

@@ -35,7 +35,7 @@ async def invoke(request: web.Request) -> web.Response:
     if len(raw) > limit:
         raise bad_request(f"the event is over the {limit} byte limit", "body")
     event = event_body(raw)
-    stored = await request.app[PLATFORM].store.get_function(who.tenant, name)
+    stored = await request.app[PLATFORM].function(who.tenant, name)
     if stored is None:
         raise not_found(f"function {name!r}")
     activation_id = uuid.uuid4().hex
