@@ -22,6 +22,7 @@ from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, Platform
 from gateway.middleware import authenticate, errors
 from gateway.routes import activations, billing, functions, health, invoke, tenants
 from invoker.api import RUNTIMES
+from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.base import ContainerDriver
 from invoker.metrics import InvokerMetrics
 from invoker.pool import Limits
@@ -72,6 +73,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     driver = make_driver(config.driver, run_dir_for(config.data_dir))
     client = RuntimeClient()
     lease = await _lease_local_node(store, config)
+    invoker_metrics = InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap)
     limits = Limits(
         memory_mb=config.pool_memory_mb or lease.memory_mb * 3 // 4,
         max_per_function=config.max_containers_per_function,
@@ -90,16 +92,27 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
             stem_cells=config.stem_cells,
             reap_interval_s=config.reap_interval_s,
         ),
-        metrics=InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap),
+        metrics=invoker_metrics,
         keep_alive=fixed_keep_alive(config.keep_alive_s),
     )
     removed = await invoker.start()
     if removed:
         log.info("removed %d containers left by a previous run", removed)
-    app[PLATFORM].bind(store, invoker)
+    dispatcher = Dispatcher(
+        store,
+        invoker,
+        policy=RetryPolicy(retries=config.async_retries, backoff_s=config.async_backoff_s),
+        billing_step_ms=config.billing_step_ms,
+    )
+    requeued = await dispatcher.start()
+    if requeued:
+        log.info("requeued %d async calls a previous run had in flight", requeued)
+    invoker_metrics.watch(invoker.container_states, queue_depth=lambda: dispatcher.depth)
+    app[PLATFORM].bind(store, invoker, dispatcher)
     try:
         yield
     finally:
+        await dispatcher.close()
         await invoker.close()
         await client.close()
         await driver.close()

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.cache import TtlCache
 from gateway.config import Config
+from invoker.dispatcher import Dispatcher
 from invoker.service import Invoker
 from invoker.store.base import Store, StoredFunction
 
@@ -16,12 +17,19 @@ class Platform:
     def __init__(self) -> None:
         self._store: Store | None = None
         self._invoker: Invoker | None = None
+        self._dispatcher: Dispatcher | None = None
         self.functions: TtlCache[tuple[str, str], StoredFunction | None] = TtlCache(2.0)
         self.tenants: TtlCache[str, str | None] = TtlCache(30.0)
 
-    def bind(self, store: Store, invoker: Invoker) -> None:
+    def bind(self, store: Store, invoker: Invoker, dispatcher: Dispatcher) -> None:
         """Called once by the app's startup context."""
-        self._store, self._invoker = store, invoker
+        self._store, self._invoker, self._dispatcher = store, invoker, dispatcher
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        if self._dispatcher is None:
+            raise RuntimeError("the platform has not started")
+        return self._dispatcher
 
     @property
     def store(self) -> Store:

@@ -62,6 +62,9 @@ class InvokeRequest:
     function: FunctionSpec
     args: Mapping[str, Any]
     trigger: str | None = None
+    attempt: int = 1
+    deferred: bool = False
+    """True for queued calls: the dispatcher records the attempt with its queue update."""
 
 
 @dataclass(frozen=True)

@@ -125,8 +125,6 @@ class Invoker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: asyncio.Task[None] | None = None
         self._metrics = metrics
-        if metrics is not None:
-            metrics.watch(self.container_states)
 
     @property
     def driver(self) -> ContainerDriver:
@@ -524,8 +522,9 @@ class Invoker:
         )
         if self._metrics is not None:
             self._metrics.observe(spec, outcome)
-        record = metering.meter(outcome, spec, step_ms=self._config.billing_step_ms)
-        await self._store.save_activation(activation_from(request, outcome), record.to_row())
+        if not request.deferred:
+            record = metering.meter(outcome, spec, step_ms=self._config.billing_step_ms)
+            await self._store.save_activation(activation_from(request, outcome), record.to_row())
         return outcome
 
 
@@ -552,4 +551,5 @@ def activation_from(request: InvokeRequest, result: InvokeResult) -> Activation:
         trigger=request.trigger,
         peak_memory_mb=result.peak_memory_mb,
         cpu_seconds=result.cpu_seconds,
+        attempts=request.attempt,
     )

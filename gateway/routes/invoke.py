@@ -23,6 +23,18 @@ ERROR_STATUS = {
 }
 
 
+def _is_async(request: web.Request) -> bool:
+    raw = request.query.get("async", request.query.get("blocking"))
+    if raw is None:
+        return False
+    value = raw.lower()
+    if value not in ("true", "false", "1", "0"):
+        raise bad_request("async must be true or false", "async")
+    truthy = value in ("true", "1")
+    # `?blocking=false` (OpenWhisk's spelling) means async too.
+    return truthy if "async" in request.query else not truthy
+
+
 @routes.post("/v1/functions/{name}/invoke")
 async def invoke(request: web.Request) -> web.Response:
     """Run the function on the JSON event in the body and answer with its result."""
@@ -38,6 +50,16 @@ async def invoke(request: web.Request) -> web.Response:
     stored = await request.app[PLATFORM].function(who.tenant, name)
     if stored is None:
         raise not_found(f"function {name!r}")
+    if _is_async(request):
+        activation_id = await request.app[PLATFORM].dispatcher.submit(stored.spec, event)
+        return web.json_response(
+            {"activation_id": activation_id, "status": "pending"},
+            status=202,
+            headers={
+                "X-Nimbus-Activation-Id": activation_id,
+                "Location": f"/v1/activations/{activation_id}",
+            },
+        )
     activation_id = uuid.uuid4().hex
     try:
         result = await request.app[PLATFORM].invoker.invoke(

@@ -54,6 +54,19 @@ class NodeLease:
 
 
 @dataclass(frozen=True)
+class QueuedCall:
+    """An accepted async call waiting in (or claimed from) the durable queue."""
+
+    activation_id: str
+    tenant: str
+    function: str
+    args: Mapping[str, Any]
+    trigger: str | None
+    attempts: int  # attempts already made
+    created: float
+
+
+@dataclass(frozen=True)
 class FunctionDraft:
     """A validated deployment, before the store assigns its version."""
 
@@ -116,6 +129,39 @@ class Store(Protocol):
         self, activation: Activation, usage: Mapping[str, Any] | None = None
     ) -> None:
         """Insert or replace an activation, with its usage record when it has ended."""
+        ...
+
+    # the durable queue of async calls
+    async def enqueue(
+        self, activation: Activation, args: Mapping[str, Any], not_before: float
+    ) -> None:
+        """Accept an async call: its pending activation and its queue entry, atomically."""
+        ...
+
+    async def claim(self, now: float, limit: int) -> list[QueuedCall]:
+        """Mark up to `limit` due calls running (oldest first) and return them."""
+        ...
+
+    async def finish_attempt(
+        self, activation: Activation, usage: Mapping[str, Any] | None, retry_at: float | None
+    ) -> None:
+        """Record one attempt; requeue the call for `retry_at`, or take it off the queue."""
+        ...
+
+    async def defer(self, activation_id: str, not_before: float) -> None:
+        """Put a claimed call back without counting an attempt."""
+        ...
+
+    async def requeue_running(self) -> int:
+        """After a crash: calls that were running go back to the queue."""
+        ...
+
+    async def queue_depth(self) -> int:
+        """Calls accepted and not yet finished."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """When the earliest queued call is due, if any."""
         ...
 
     async def get_activation(self, tenant: str, activation_id: str) -> Activation | None:

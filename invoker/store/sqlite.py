@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from invoker.api import Activation, FunctionSpec, Status
 from invoker.metering import UsageRecord
-from invoker.store.base import FunctionDraft, NodeLease, StoredFunction
+from invoker.store.base import FunctionDraft, NodeLease, QueuedCall, StoredFunction
 
 T = TypeVar("T")
 
@@ -76,11 +76,25 @@ CREATE TABLE IF NOT EXISTS activations (
 CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
 CREATE INDEX IF NOT EXISTS activations_by_seq ON activations (seq);
 CREATE TABLE IF NOT EXISTS usage (
-    activation_id TEXT PRIMARY KEY,
+    activation_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
     tenant TEXT NOT NULL,
     start REAL NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    PRIMARY KEY (activation_id, attempt)
 );
+CREATE TABLE IF NOT EXISTS queue (
+    activation_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    function TEXT NOT NULL,
+    args TEXT NOT NULL,
+    trigger TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before REAL NOT NULL,
+    state TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
 CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage (tenant, start);
 CREATE INDEX IF NOT EXISTS usage_by_start ON usage (start);
 CREATE TABLE IF NOT EXISTS node_leases (
@@ -138,6 +152,62 @@ def _activation_from_row(row: sqlite3.Row) -> Activation:
         cpu_seconds=row["cpu_seconds"],
         attempts=row["attempts"],
     )
+
+
+def _save_activation(
+    db: sqlite3.Connection, activation: Activation, usage: Mapping[str, Any] | None
+) -> None:
+    """Upsert an activation and, for a finished attempt, append its usage record."""
+    a = activation
+    result = None if a.result is None else json.dumps(a.result)
+    db.execute(
+        "INSERT INTO activations (id, tenant, function, version, status, result, error, "
+        "logs, start, end, duration_ms, init_ms, wait_ms, cold_start, memory_mb, node, "
+        "trigger, peak_memory_mb, cpu_seconds, attempts, seq) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, "
+        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM activations)) "
+        "ON CONFLICT(id) DO UPDATE SET status=excluded.status, result=excluded.result, "
+        "error=excluded.error, logs=excluded.logs, start=excluded.start, "
+        "end=excluded.end, duration_ms=excluded.duration_ms, init_ms=excluded.init_ms, "
+        "wait_ms=excluded.wait_ms, cold_start=excluded.cold_start, node=excluded.node, "
+        "peak_memory_mb=excluded.peak_memory_mb, cpu_seconds=excluded.cpu_seconds, "
+        "attempts=excluded.attempts",
+        (
+            a.id,
+            a.tenant,
+            a.function,
+            a.version,
+            a.status.value,
+            result,
+            a.error,
+            json.dumps(a.logs),
+            a.start,
+            a.end,
+            a.duration_ms,
+            a.init_ms,
+            a.wait_ms,
+            None if a.cold_start is None else int(a.cold_start),
+            a.memory_mb,
+            a.node,
+            a.trigger,
+            a.peak_memory_mb,
+            a.cpu_seconds,
+            a.attempts,
+        ),
+    )
+    if usage is not None:
+        # One usage record per attempt: a retried async call ran (and is billed) each time.
+        db.execute(
+            "INSERT OR IGNORE INTO usage (activation_id, attempt, tenant, start, record) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                a.id,
+                max(1, a.attempts),
+                a.tenant,
+                usage.get("start", a.start or 0.0),
+                json.dumps(dict(usage)),
+            ),
+        )
 
 
 class SqliteStore:
@@ -301,53 +371,135 @@ class SqliteStore:
         self, activation: Activation, usage: Mapping[str, Any] | None = None
     ) -> None:
         """Insert or replace an activation and, in the same transaction, its usage record."""
-        a = activation
-        result = None if a.result is None else json.dumps(a.result)
 
         def q(db: sqlite3.Connection) -> None:
+            _save_activation(db, activation, usage)
+
+        await self._run(q)
+
+    async def enqueue(
+        self, activation: Activation, args: Mapping[str, Any], not_before: float
+    ) -> None:
+        """Accept an async call: its pending activation and its queue entry, atomically."""
+
+        def q(db: sqlite3.Connection) -> None:
+            _save_activation(db, activation, None)
             db.execute(
-                "INSERT INTO activations (id, tenant, function, version, status, result, error, "
-                "logs, start, end, duration_ms, init_ms, wait_ms, cold_start, memory_mb, node, "
-                "trigger, peak_memory_mb, cpu_seconds, attempts, seq) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, "
-                "(SELECT COALESCE(MAX(seq), 0) + 1 FROM activations)) "
-                "ON CONFLICT(id) DO UPDATE SET status=excluded.status, result=excluded.result, "
-                "error=excluded.error, logs=excluded.logs, start=excluded.start, "
-                "end=excluded.end, duration_ms=excluded.duration_ms, init_ms=excluded.init_ms, "
-                "wait_ms=excluded.wait_ms, cold_start=excluded.cold_start, node=excluded.node, "
-                "peak_memory_mb=excluded.peak_memory_mb, cpu_seconds=excluded.cpu_seconds, "
-                "attempts=excluded.attempts",
+                "INSERT INTO queue (activation_id, tenant, function, args, trigger, attempts, "
+                "not_before, state, created) VALUES (?,?,?,?,?,0,?, 'queued', ?)",
                 (
-                    a.id,
-                    a.tenant,
-                    a.function,
-                    a.version,
-                    a.status.value,
-                    result,
-                    a.error,
-                    json.dumps(a.logs),
-                    a.start,
-                    a.end,
-                    a.duration_ms,
-                    a.init_ms,
-                    a.wait_ms,
-                    None if a.cold_start is None else int(a.cold_start),
-                    a.memory_mb,
-                    a.node,
-                    a.trigger,
-                    a.peak_memory_mb,
-                    a.cpu_seconds,
-                    a.attempts,
+                    activation.id,
+                    activation.tenant,
+                    activation.function,
+                    json.dumps(dict(args)),
+                    activation.trigger,
+                    not_before,
+                    not_before,
                 ),
             )
-            if usage is not None:
+
+        await self._run(q)
+
+    async def claim(self, now: float, limit: int) -> list[QueuedCall]:
+        """Mark up to `limit` due calls running (oldest first) and return them."""
+
+        def q(db: sqlite3.Connection) -> list[QueuedCall]:
+            rows = db.execute(
+                "SELECT * FROM queue WHERE state = 'queued' AND not_before <= ? "
+                "ORDER BY not_before, created LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            out = []
+            for r in rows:
                 db.execute(
-                    "INSERT OR IGNORE INTO usage (activation_id, tenant, start, record) "
-                    "VALUES (?, ?, ?, ?)",
-                    (a.id, a.tenant, usage.get("start", a.start or 0.0), json.dumps(dict(usage))),
+                    "UPDATE queue SET state = 'running' WHERE activation_id = ?",
+                    (r["activation_id"],),
+                )
+                db.execute(
+                    "UPDATE activations SET status = 'running' WHERE id = ?",
+                    (r["activation_id"],),
+                )
+                out.append(
+                    QueuedCall(
+                        activation_id=r["activation_id"],
+                        tenant=r["tenant"],
+                        function=r["function"],
+                        args=json.loads(r["args"]),
+                        trigger=r["trigger"],
+                        attempts=r["attempts"],
+                        created=r["created"],
+                    )
+                )
+            return out
+
+        return await self._run(q)
+
+    async def finish_attempt(
+        self,
+        activation: Activation,
+        usage: Mapping[str, Any] | None,
+        retry_at: float | None,
+    ) -> None:
+        """Record one attempt; requeue the call for `retry_at`, or take it off the queue."""
+
+        def q(db: sqlite3.Connection) -> None:
+            _save_activation(db, activation, usage)
+            if retry_at is None:
+                db.execute("DELETE FROM queue WHERE activation_id = ?", (activation.id,))
+            else:
+                db.execute(
+                    "UPDATE queue SET state = 'queued', not_before = ?, attempts = ? "
+                    "WHERE activation_id = ?",
+                    (retry_at, activation.attempts, activation.id),
                 )
 
         await self._run(q)
+
+    async def defer(self, activation_id: str, not_before: float) -> None:
+        """Put a claimed call back without counting an attempt (the platform was busy)."""
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE queue SET state = 'queued', not_before = ? WHERE activation_id = ?",
+                (not_before, activation_id),
+            )
+            db.execute("UPDATE activations SET status = 'pending' WHERE id = ?", (activation_id,))
+
+        await self._run(q)
+
+    async def requeue_running(self) -> int:
+        """After a crash: calls that were running go back to the queue (at least once)."""
+
+        def q(db: sqlite3.Connection) -> int:
+            ids = [
+                r["activation_id"]
+                for r in db.execute("SELECT activation_id FROM queue WHERE state = 'running'")
+            ]
+            for activation_id in ids:
+                db.execute(
+                    "UPDATE activations SET status = 'pending' WHERE id = ?", (activation_id,)
+                )
+            db.execute("UPDATE queue SET state = 'queued' WHERE state = 'running'")
+            return len(ids)
+
+        return await self._run(q)
+
+    async def queue_depth(self) -> int:
+        """Calls accepted and not yet finished."""
+
+        def q(db: sqlite3.Connection) -> int:
+            return int(db.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+
+        return await self._run(q)
+
+    async def next_due(self) -> float | None:
+        """When the earliest queued call is due, if any."""
+
+        def q(db: sqlite3.Connection) -> float | None:
+            row = db.execute("SELECT MIN(not_before) FROM queue WHERE state = 'queued'").fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._run(q)
 
     async def get_activation(self, tenant: str, activation_id: str) -> Activation | None:
         """One activation, only within its tenant."""

@@ -1,0 +1,230 @@
+"""Async invocations: a durable queue in the store, drained by a dispatcher.
+
+`submit` writes the pending activation and its queue entry in one transaction before
+the caller is told 202, so an accepted call survives a crash. The dispatcher claims due
+calls, runs them through the invoker, and records each attempt together with the queue
+update (retry later, or done) in one transaction: a call completes exactly once as its
+activation shows, though after a crash mid-call its function may run again (at least
+once), as with every durable queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from invoker import metering
+from invoker.api import Activation, FunctionSpec, InvokeRequest, InvokeResult, Status
+from invoker.service import Invoker, Throttled, activation_from
+from invoker.store.base import QueuedCall, Store
+
+log = logging.getLogger("nimbus.dispatcher")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how far apart, failed async calls are tried again."""
+
+    retries: int = 2
+    backoff_s: float = 1.0
+    factor: float = 2.0
+
+    def retry_at(self, attempt: int, now: float) -> float | None:
+        """When to try again after failed attempt number `attempt` (1-based), or None."""
+        if attempt > self.retries:
+            return None
+        return now + self.backoff_s * self.factor ** (attempt - 1)
+
+
+def pending_activation(activation_id: str, spec: FunctionSpec, trigger: str | None) -> Activation:
+    """The record of an accepted call that has not run yet."""
+    return Activation(
+        id=activation_id,
+        tenant=spec.tenant,
+        function=spec.name,
+        version=spec.version,
+        status=Status.PENDING,
+        result=None,
+        error=None,
+        logs=[],
+        start=None,
+        end=None,
+        duration_ms=None,
+        init_ms=None,
+        wait_ms=None,
+        cold_start=None,
+        memory_mb=spec.memory_mb,
+        trigger=trigger,
+    )
+
+
+class Dispatcher:
+    """Drains the durable queue into the invoker with bounded concurrency."""
+
+    def __init__(
+        self,
+        store: Store,
+        invoker: Invoker,
+        *,
+        policy: RetryPolicy | None = None,
+        max_in_flight: int = 16,
+        poll_s: float = 0.5,
+        billing_step_ms: int = 1,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._invoker = invoker
+        self._policy = policy or RetryPolicy()
+        self._max = max_in_flight
+        self._poll_s = poll_s
+        self._step_ms = billing_step_ms
+        self._wall = wall
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self.depth = 0  # last known queue depth, for metrics
+
+    async def start(self) -> int:
+        """Requeue calls a crashed run left running, then start draining; returns how many."""
+        requeued = await self._store.requeue_running()
+        self.depth = await self._store.queue_depth()
+        self._loop_task = asyncio.create_task(self._drain(), name="nimbus-dispatcher")
+        return requeued
+
+    async def close(self) -> None:
+        """Stop claiming; cancel calls in flight (they stay queued and run after a restart)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for task in list(self._running):
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def submit(
+        self, spec: FunctionSpec, args: Mapping[str, Any], *, trigger: str | None = None
+    ) -> str:
+        """Accept a call durably and return its activation id; it runs soon after."""
+        activation_id = uuid.uuid4().hex
+        await self._store.enqueue(
+            pending_activation(activation_id, spec, trigger), args, self._wall()
+        )
+        self.depth += 1
+        self._wake.set()
+        return activation_id
+
+    async def _drain(self) -> None:
+        while True:
+            try:
+                claimed = await self._claim()
+            except Exception:
+                log.exception("claiming queued calls failed")
+                claimed = 0
+            if claimed == 0 or len(self._running) >= self._max:
+                await self._sleep()
+
+    async def _claim(self) -> int:
+        free = self._max - len(self._running)
+        if free <= 0:
+            return 0
+        calls = await self._store.claim(self._wall(), free)
+        for call in calls:
+            task = asyncio.create_task(self._run(call), name=f"async-{call.activation_id}")
+            self._running.add(task)
+            task.add_done_callback(self._done)
+        return len(calls)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()  # a slot freed up: claim more
+
+    async def _sleep(self) -> None:
+        self._wake.clear()
+        timeout = self._poll_s
+        due = await self._store.next_due()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - self._wall()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _run(self, call: QueuedCall) -> None:
+        try:
+            await self._attempt(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The call stays claimed; the next start requeues it. Never lose it.
+            log.exception("async call %s failed in the platform", call.activation_id)
+
+    async def _attempt(self, call: QueuedCall) -> None:
+        stored = await self._store.get_function(call.tenant, call.function)
+        attempt = call.attempts + 1
+        if stored is None:
+            gone = replace(
+                pending_activation(call.activation_id, _ghost(call), call.trigger),
+                status=Status.DEAD_LETTER,
+                error=f"function {call.function!r} no longer exists",
+                attempts=attempt,
+                start=self._wall(),
+                end=self._wall(),
+            )
+            await self._store.finish_attempt(gone, None, None)
+            self.depth = max(0, self.depth - 1)
+            return
+        request = InvokeRequest(
+            activation_id=call.activation_id,
+            function=stored.spec,
+            args=call.args,
+            trigger=call.trigger,
+            attempt=attempt,
+            deferred=True,
+        )
+        try:
+            result = await self._invoker.invoke(request)
+        except Throttled as exc:
+            await self._store.defer(call.activation_id, self._wall() + exc.retry_after_s)
+            return
+        await self._record(request, result)
+
+    async def _record(self, request: InvokeRequest, result: InvokeResult) -> None:
+        usage = metering.meter(result, request.function, step_ms=self._step_ms).to_row()
+        activation = activation_from(request, result)
+        retry_at = None
+        if result.status is not Status.SUCCESS:
+            retry_at = self._policy.retry_at(request.attempt, self._wall())
+            if retry_at is None:
+                activation = replace(
+                    activation,
+                    status=Status.DEAD_LETTER,
+                    error=f"gave up after {request.attempt} attempts; last "
+                    f"({result.status.value}): {result.error}",
+                )
+            else:
+                activation = replace(
+                    activation,
+                    status=Status.PENDING,
+                    error=f"attempt {request.attempt} failed ({result.status.value}): "
+                    f"{result.error}; retrying",
+                )
+        await self._store.finish_attempt(activation, usage, retry_at)
+        if retry_at is None:
+            self.depth = max(0, self.depth - 1)
+
+
+def _ghost(call: QueuedCall) -> FunctionSpec:
+    """A stand-in spec to record the fate of a call whose function was deleted."""
+    return FunctionSpec(
+        tenant=call.tenant,
+        name=call.function,
+        version=0,
+        runtime="",
+        handler="",
+        code_sha256="",
+        code_kind="source",
+    )
