@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -20,7 +22,7 @@ from gateway.auth import hash_key
 from gateway.config import Config
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, Platform
 from gateway.middleware import authenticate, errors
-from gateway.routes import activations, billing, functions, health, invoke, tenants
+from gateway.routes import activations, billing, functions, health, invoke, tenants, triggers
 from invoker.api import RUNTIMES
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.base import ContainerDriver
@@ -109,9 +111,15 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         log.info("requeued %d async calls a previous run had in flight", requeued)
     invoker_metrics.watch(invoker.container_states, queue_depth=lambda: dispatcher.depth)
     app[PLATFORM].bind(store, invoker, dispatcher)
+    schedules = asyncio.create_task(
+        app[PLATFORM].triggers.schedule_loop(config.schedule_interval_s), name="nimbus-schedules"
+    )
     try:
         yield
     finally:
+        schedules.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await schedules
         await dispatcher.close()
         await invoker.close()
         await client.close()
@@ -155,6 +163,6 @@ def create_app(config: Config) -> web.Application:
     app[metrics.HTTP_DURATION] = metrics.http_histogram(registry)
     app[ADMIN_HASH] = hash_key(config.admin_key) if config.admin_key else ""
     app.cleanup_ctx.append(_platform)
-    for module in (health, tenants, functions, invoke, activations, billing, metrics):
+    for module in (health, tenants, functions, invoke, activations, billing, metrics, triggers):
         app.add_routes(module.routes)
     return app

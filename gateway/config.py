@@ -35,6 +35,7 @@ class Config:
     max_wait_s: float = 5.0
     async_retries: int = 2
     async_backoff_s: float = 1.0
+    schedule_interval_s: float = 1.0
     pool_memory_mb: int = 0  # 0: three quarters of this machine's memory
     max_containers_per_function: int = 32
     max_in_flight_per_tenant: int = 100

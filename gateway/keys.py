@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.cache import TtlCache
 from gateway.config import Config
+from gateway.triggers import TriggerEngine
 from invoker.dispatcher import Dispatcher
 from invoker.service import Invoker
 from invoker.store.base import Store, StoredFunction
@@ -18,12 +19,20 @@ class Platform:
         self._store: Store | None = None
         self._invoker: Invoker | None = None
         self._dispatcher: Dispatcher | None = None
+        self._triggers: TriggerEngine | None = None
         self.functions: TtlCache[tuple[str, str], StoredFunction | None] = TtlCache(2.0)
         self.tenants: TtlCache[str, str | None] = TtlCache(30.0)
 
     def bind(self, store: Store, invoker: Invoker, dispatcher: Dispatcher) -> None:
         """Called once by the app's startup context."""
         self._store, self._invoker, self._dispatcher = store, invoker, dispatcher
+        self._triggers = TriggerEngine(store, dispatcher)
+
+    @property
+    def triggers(self) -> TriggerEngine:
+        if self._triggers is None:
+            raise RuntimeError("the platform has not started")
+        return self._triggers
 
     @property
     def dispatcher(self) -> Dispatcher:

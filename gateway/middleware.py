@@ -55,8 +55,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve ``Authorization: Bearer <key>`` to a tenant; 401 without a valid key."""
-    if request.path in PUBLIC_PATHS or (
-        request.path == "/metrics" and request.app[CONFIG].public_metrics
+    if (
+        request.path in PUBLIC_PATHS
+        or request.path.startswith("/v1/hooks/")
+        or (request.path == "/metrics" and request.app[CONFIG].public_metrics)
     ):
         return await handler(request)
     key = bearer_token(request.headers.get("Authorization"))

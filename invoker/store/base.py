@@ -54,6 +54,56 @@ class NodeLease:
 
 
 @dataclass(frozen=True)
+class Trigger:
+    """A source of events: http (fired by POST or a webhook), schedule (cron) or bucket."""
+
+    tenant: str
+    name: str
+    type: str
+    config: Mapping[str, Any]
+    secret_hash: str | None  # the webhook secret's hash, for http triggers with a webhook
+    last_fire: float | None
+    created: float
+    updated: float
+
+    def to_json(self) -> dict[str, Any]:
+        """As the API shows it (never the secret)."""
+        return {
+            "name": self.name,
+            "type": self.type,
+            **dict(self.config),
+            "webhook": self.secret_hash is not None,
+            "last_fire": self.last_fire,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When `trigger` fires, call `function` asynchronously with the event."""
+
+    tenant: str
+    name: str
+    trigger: str
+    function: str
+    enabled: bool
+    created: float
+    updated: float
+
+    def to_json(self) -> dict[str, Any]:
+        """As the API shows it."""
+        return {
+            "name": self.name,
+            "trigger": self.trigger,
+            "function": self.function,
+            "enabled": self.enabled,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+@dataclass(frozen=True)
 class QueuedCall:
     """An accepted async call waiting in (or claimed from) the durable queue."""
 
@@ -187,4 +237,45 @@ class Store(Protocol):
 
     async def node_leases(self, start_from: float, start_to: float) -> list[NodeLease]:
         """Leases that overlap [start_from, start_to)."""
+        ...
+
+    # triggers and rules
+    async def put_trigger(self, trigger: Trigger) -> bool:
+        """Create or replace a trigger (keeping its fire history); True when created."""
+        ...
+
+    async def get_trigger(self, tenant: str, name: str) -> Trigger | None:
+        """One trigger of one tenant."""
+        ...
+
+    async def list_triggers(self, tenant: str | None, type_: str | None = None) -> list[Trigger]:
+        """A tenant's triggers (None: every tenant's), optionally of one type."""
+        ...
+
+    async def trigger_by_secret(self, secret_hash: str) -> Trigger | None:
+        """The trigger whose webhook secret hashes to `secret_hash`."""
+        ...
+
+    async def delete_trigger(self, tenant: str, name: str) -> bool:
+        """Remove a trigger and the rules that name it."""
+        ...
+
+    async def mark_fired(self, tenant: str, name: str, slot: float) -> None:
+        """Remember the schedule slot a trigger last fired for."""
+        ...
+
+    async def put_rule(self, rule: Rule) -> bool:
+        """Create or replace a rule; True when created."""
+        ...
+
+    async def get_rule(self, tenant: str, name: str) -> Rule | None:
+        """One rule of one tenant."""
+        ...
+
+    async def list_rules(self, tenant: str, trigger: str | None = None) -> list[Rule]:
+        """A tenant's rules, optionally only those of one trigger."""
+        ...
+
+    async def delete_rule(self, tenant: str, name: str) -> bool:
+        """Remove a rule."""
         ...

@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 from invoker.api import Activation, FunctionSpec, Status
 from invoker.metering import UsageRecord
-from invoker.store.base import FunctionDraft, NodeLease, QueuedCall, StoredFunction
+from invoker.store.base import (
+    FunctionDraft,
+    NodeLease,
+    QueuedCall,
+    Rule,
+    StoredFunction,
+    Trigger,
+)
 
 T = TypeVar("T")
 
@@ -95,6 +102,28 @@ CREATE TABLE IF NOT EXISTS queue (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
+CREATE TABLE IF NOT EXISTS triggers (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    config TEXT NOT NULL,
+    secret_hash TEXT UNIQUE,
+    last_fire REAL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS rules (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    function TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE INDEX IF NOT EXISTS rules_by_trigger ON rules (tenant, trigger);
 CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage (tenant, start);
 CREATE INDEX IF NOT EXISTS usage_by_start ON usage (start);
 CREATE TABLE IF NOT EXISTS node_leases (
@@ -598,3 +627,174 @@ class SqliteStore:
             ]
 
         return await self._run(q)
+
+    # triggers and rules
+
+    async def put_trigger(self, trigger: Trigger) -> bool:
+        """Create or replace a trigger (keeping its fire history); True when created."""
+
+        def q(db: sqlite3.Connection) -> bool:
+            old = db.execute(
+                "SELECT created, last_fire FROM triggers WHERE tenant = ? AND name = ?",
+                (trigger.tenant, trigger.name),
+            ).fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO triggers (tenant, name, type, config, secret_hash, "
+                "last_fire, created, updated) VALUES (?,?,?,?,?,?,?,?)",
+                (
+                    trigger.tenant,
+                    trigger.name,
+                    trigger.type,
+                    json.dumps(dict(trigger.config), sort_keys=True),
+                    trigger.secret_hash,
+                    old["last_fire"] if old is not None else trigger.last_fire,
+                    old["created"] if old is not None else trigger.created,
+                    trigger.updated,
+                ),
+            )
+            return old is None
+
+        return await self._run(q)
+
+    async def get_trigger(self, tenant: str, name: str) -> Trigger | None:
+        """One trigger of one tenant."""
+
+        def q(db: sqlite3.Connection) -> Trigger | None:
+            row = db.execute(
+                "SELECT * FROM triggers WHERE tenant = ? AND name = ?", (tenant, name)
+            ).fetchone()
+            return None if row is None else _trigger_from_row(row)
+
+        return await self._run(q)
+
+    async def list_triggers(self, tenant: str | None, type_: str | None = None) -> list[Trigger]:
+        """A tenant's triggers (None: every tenant's), optionally of one type."""
+
+        def q(db: sqlite3.Connection) -> list[Trigger]:
+            sql, args = "SELECT * FROM triggers WHERE 1=1", list[str]()
+            if tenant is not None:
+                sql, args = sql + " AND tenant = ?", [*args, tenant]
+            if type_ is not None:
+                sql, args = sql + " AND type = ?", [*args, type_]
+            rows = db.execute(sql + " ORDER BY tenant, name", args).fetchall()
+            return [_trigger_from_row(r) for r in rows]
+
+        return await self._run(q)
+
+    async def trigger_by_secret(self, secret_hash: str) -> Trigger | None:
+        """The trigger whose webhook secret hashes to `secret_hash`."""
+
+        def q(db: sqlite3.Connection) -> Trigger | None:
+            row = db.execute(
+                "SELECT * FROM triggers WHERE secret_hash = ?", (secret_hash,)
+            ).fetchone()
+            return None if row is None else _trigger_from_row(row)
+
+        return await self._run(q)
+
+    async def delete_trigger(self, tenant: str, name: str) -> bool:
+        """Remove a trigger and the rules that name it."""
+
+        def q(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM triggers WHERE tenant = ? AND name = ?", (tenant, name))
+            db.execute("DELETE FROM rules WHERE tenant = ? AND trigger = ?", (tenant, name))
+            return cur.rowcount == 1
+
+        return await self._run(q)
+
+    async def mark_fired(self, tenant: str, name: str, slot: float) -> None:
+        """Remember the schedule slot a trigger last fired for."""
+
+        def q(db: sqlite3.Connection) -> None:
+            db.execute(
+                "UPDATE triggers SET last_fire = ? WHERE tenant = ? AND name = ?",
+                (slot, tenant, name),
+            )
+
+        await self._run(q)
+
+    async def put_rule(self, rule: Rule) -> bool:
+        """Create or replace a rule; True when created."""
+
+        def q(db: sqlite3.Connection) -> bool:
+            old = db.execute(
+                "SELECT created FROM rules WHERE tenant = ? AND name = ?", (rule.tenant, rule.name)
+            ).fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO rules (tenant, name, trigger, function, enabled, created, "
+                "updated) VALUES (?,?,?,?,?,?,?)",
+                (
+                    rule.tenant,
+                    rule.name,
+                    rule.trigger,
+                    rule.function,
+                    int(rule.enabled),
+                    old["created"] if old is not None else rule.created,
+                    rule.updated,
+                ),
+            )
+            return old is None
+
+        return await self._run(q)
+
+    async def get_rule(self, tenant: str, name: str) -> Rule | None:
+        """One rule of one tenant."""
+
+        def q(db: sqlite3.Connection) -> Rule | None:
+            row = db.execute(
+                "SELECT * FROM rules WHERE tenant = ? AND name = ?", (tenant, name)
+            ).fetchone()
+            return None if row is None else _rule_from_row(row)
+
+        return await self._run(q)
+
+    async def list_rules(self, tenant: str, trigger: str | None = None) -> list[Rule]:
+        """A tenant's rules, optionally only those of one trigger."""
+
+        def q(db: sqlite3.Connection) -> list[Rule]:
+            if trigger is None:
+                rows = db.execute(
+                    "SELECT * FROM rules WHERE tenant = ? ORDER BY name", (tenant,)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT * FROM rules WHERE tenant = ? AND trigger = ? ORDER BY name",
+                    (tenant, trigger),
+                ).fetchall()
+            return [_rule_from_row(r) for r in rows]
+
+        return await self._run(q)
+
+    async def delete_rule(self, tenant: str, name: str) -> bool:
+        """Remove a rule."""
+
+        def q(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM rules WHERE tenant = ? AND name = ?", (tenant, name))
+            return cur.rowcount == 1
+
+        return await self._run(q)
+
+
+def _trigger_from_row(row: sqlite3.Row) -> Trigger:
+    return Trigger(
+        tenant=row["tenant"],
+        name=row["name"],
+        type=row["type"],
+        config=json.loads(row["config"]),
+        secret_hash=row["secret_hash"],
+        last_fire=row["last_fire"],
+        created=row["created"],
+        updated=row["updated"],
+    )
+
+
+def _rule_from_row(row: sqlite3.Row) -> Rule:
+    return Rule(
+        tenant=row["tenant"],
+        name=row["name"],
+        trigger=row["trigger"],
+        function=row["function"],
+        enabled=bool(row["enabled"]),
+        created=row["created"],
+        updated=row["updated"],
+    )
