@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import logging
 import os
@@ -13,7 +12,6 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +65,14 @@ def _print(value: Any) -> None:
 def package_code(path: Path) -> dict[str, str]:
     """A file becomes `{"source"}`; a .zip or a directory becomes `{"zip"}`."""
     if path.is_dir():
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-            for file in sorted(path.rglob("*")):
-                rel = file.relative_to(path)
-                if file.is_file() and "__pycache__" not in rel.parts:
-                    archive.write(file, rel.as_posix())
-        return {"zip": base64.b64encode(buf.getvalue()).decode()}
+        from gateway.packaging import PackagingError, build_zip
+
+        # A requirements.txt is vendored (wheels for the runtime's Python and platform).
+        try:
+            data = build_zip(path, lambda line: print(line, file=sys.stderr, flush=True))
+        except PackagingError as exc:
+            raise CliError(str(exc)) from exc
+        return {"zip": base64.b64encode(data).decode()}
     if path.suffix == ".zip":
         return {"zip": base64.b64encode(path.read_bytes()).decode()}
     if path.is_file():
