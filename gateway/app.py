@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -18,12 +18,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import metrics
-from gateway.auth import hash_key
+from gateway.auth import hash_key, load_token_secret, mint_activation_token
 from gateway.config import Config
-from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, Platform
+from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, RUN_DIR, TOKEN_SECRET, Platform
 from gateway.middleware import authenticate, errors
 from gateway.routes import activations, billing, functions, health, invoke, tenants, triggers
-from invoker.api import RUNTIMES
+from invoker.api import RUNTIMES, FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.base import ContainerDriver
 from invoker.metrics import InvokerMetrics
@@ -72,7 +72,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(config.db_path)
     await store.open()
-    driver = make_driver(config.driver, run_dir_for(config.data_dir))
+    driver = make_driver(config.driver, app[RUN_DIR])
     client = RuntimeClient()
     lease = await _lease_local_node(store, config)
     invoker_metrics = InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap)
@@ -93,9 +93,11 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
             node=lease.id,
             stem_cells=config.stem_cells,
             reap_interval_s=config.reap_interval_s,
+            api_socket_dir=str(app[RUN_DIR] / "api"),
         ),
         metrics=invoker_metrics,
         keep_alive=fixed_keep_alive(config.keep_alive_s),
+        token_for=_token_minter(app[TOKEN_SECRET]),
     )
     removed = await invoker.start()
     if removed:
@@ -150,6 +152,14 @@ async def _lease_local_node(store: Store, config: Config) -> NodeLease:
     return lease
 
 
+def _token_minter(secret: bytes) -> Callable[[FunctionSpec, float], str]:
+    def mint(spec: FunctionSpec, now: float) -> str:
+        # Valid for the call and a minute more: enough to finish, short if it leaks.
+        return mint_activation_token(secret, spec.tenant, now + spec.timeout_s + 60)
+
+    return mint
+
+
 def create_app(config: Config) -> web.Application:
     """The gateway application with the invoker and store it needs, started on app startup."""
     app = web.Application(
@@ -162,6 +172,9 @@ def create_app(config: Config) -> web.Application:
     app[metrics.REGISTRY] = registry
     app[metrics.HTTP_DURATION] = metrics.http_histogram(registry)
     app[ADMIN_HASH] = hash_key(config.admin_key) if config.admin_key else ""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    app[TOKEN_SECRET] = load_token_secret(config.data_dir / "token.key")
+    app[RUN_DIR] = run_dir_for(config.data_dir)
     app.cleanup_ctx.append(_platform)
     for module in (health, tenants, functions, invoke, activations, billing, metrics, triggers):
         app.add_routes(module.routes)

@@ -222,8 +222,7 @@ def admin_key_for(data_dir: Path) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run gateway and invoker in this process until interrupted."""
-    from aiohttp import web
-
+    from gateway import server
     from gateway.app import create_app
     from gateway.config import Config
 
@@ -252,7 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
     print(f"nimbus: serving on http://{args.host}:{args.port} (data: {data_dir})", flush=True)
-    web.run_app(create_app(config), host=args.host, port=args.port, print=None)
+    server.run(create_app(config), args.host, args.port)
     return 0
 
 

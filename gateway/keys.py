@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from gateway.cache import TtlCache
@@ -66,3 +68,5 @@ class Platform:
 CONFIG = web.AppKey("config", Config)
 PLATFORM = web.AppKey("platform", Platform)
 ADMIN_HASH = web.AppKey("admin_hash", str)
+TOKEN_SECRET = web.AppKey("token_secret", bytes)
+RUN_DIR = web.AppKey("run_dir", Path)

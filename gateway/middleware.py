@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.auth import ADMIN_TENANT, Caller, bearer_token, hash_key, is_admin_key
+from gateway.auth import (
+    ACTIVATION_PREFIX,
+    ADMIN_TENANT,
+    Caller,
+    bearer_token,
+    hash_key,
+    is_admin_key,
+    verify_activation_token,
+)
 from gateway.errors import ApiError
-from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM
+from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, TOKEN_SECRET
 
 log = logging.getLogger("nimbus.gateway")
 
@@ -64,6 +73,12 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     key = bearer_token(request.headers.get("Authorization"))
     if key is None:
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+    if key.startswith(ACTIVATION_PREFIX):
+        tenant = verify_activation_token(request.app[TOKEN_SECRET], key, time.time())
+        if tenant is None:
+            raise ApiError(401, "invalid or expired activation token")
+        request[CALLER] = Caller(tenant=tenant)
+        return await handler(request)
     if is_admin_key(key, request.app[ADMIN_HASH]):
         request[CALLER] = Caller(tenant=ADMIN_TENANT, admin=True)
         return await handler(request)

@@ -84,6 +84,7 @@ class InvokerConfig:
     stem_cells: tuple[tuple[str, int, int], ...] = (("python:3.11", 128, 2),)
     """(runtime, memory_mb, count) of generic containers kept started."""
     reap_interval_s: float = 1.0
+    api_socket_dir: str | None = None  # where the gateway's api.sock lives, for callbacks
 
 
 def cpus_for(memory_mb: int, host_cpus: float) -> float:
@@ -109,6 +110,7 @@ class Invoker:
         wall: Callable[[], float] = time.time,
         metrics: InvokerMetrics | None = None,
         keep_alive: KeepAlive | None = None,
+        token_for: Callable[[FunctionSpec, float], str] | None = None,
     ) -> None:
         self._driver = driver
         self._client = client
@@ -125,6 +127,7 @@ class Invoker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: asyncio.Task[None] | None = None
         self._metrics = metrics
+        self._token_for = token_for
 
     @property
     def driver(self) -> ContainerDriver:
@@ -344,6 +347,8 @@ class Invoker:
             "function_version": spec.version,
             "memory_limit_mb": spec.memory_mb,
         }
+        if self._token_for is not None:
+            payload["api_token"] = self._token_for(spec, self._wall())
         slot_view = self.pool.slots.get(slot)
         alone = slot_view is not None and slot_view.in_flight == 1
         # Measure only a call that has the container to itself: figures are per container.
@@ -443,6 +448,7 @@ class Invoker:
             network=spec.network if spec is not None else False,
             labels=labels,
             node=self._config.node,
+            api_socket_dir=self._config.api_socket_dir,
             netns_group=spec.tenant if spec is not None and not spec.network else None,
         )
 

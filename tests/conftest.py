@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gateway.app import create_app
 from gateway.config import Config
+from gateway.server import start_sites
 
 ADMIN_KEY = "nmb_admin_test_key_0123456789"
 
@@ -120,7 +121,7 @@ async def start_platform(
     app = create_app(config)
     runner = web.AppRunner(app)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await start_sites(runner, "127.0.0.1", port)
     session = aiohttp.ClientSession()
     running = Running(
         api=Api(f"http://127.0.0.1:{port}", session, ADMIN_KEY), app=app, config=config

@@ -34,6 +34,9 @@ class ContainerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     node: str | None = None  # the node placement chose, if any
     cgroup_parent: str | None = None  # set by the local VM provider: the node's cgroup
+    api_socket_dir: str | None = None
+    """Host directory holding the gateway's unix API socket (`api.sock`); the runtime
+    offers it to the function on loopback, so functions without network can call back."""
     netns_group: str | None = None
     """Containers of one group (one tenant) may share a network namespace with no network
     in it: Docker starts them faster than `network=none` ones, and tenants stay apart."""

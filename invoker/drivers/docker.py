@@ -38,6 +38,7 @@ HOLDER_SCRIPT = (
     "import signal, sys; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); signal.pause()"
 )
 SOCKET_DIR_IN_CONTAINER = "/run/nimbus"
+API_DIR_IN_CONTAINER = "/run/nimbus-api"
 SOCKET_NAME = "p.sock"
 RUNTIME_UID = "10001"
 
@@ -107,6 +108,9 @@ def container_kwargs(
     }
     if holder is not None and not spec.network:
         kwargs["network_mode"] = f"container:{holder}"
+    if spec.api_socket_dir:
+        kwargs["volumes"][spec.api_socket_dir] = {"bind": API_DIR_IN_CONTAINER, "mode": "ro"}
+        kwargs["environment"]["NIMBUS_API_SOCKET"] = f"{API_DIR_IN_CONTAINER}/api.sock"
     if spec.cgroup_parent:
         kwargs["cgroup_parent"] = spec.cgroup_parent
     return kwargs

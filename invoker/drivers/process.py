@@ -41,6 +41,11 @@ class ProcessDriver:
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             **spec.env,
             "NIMBUS_SOCKET": str(socket),
+            **(
+                {"NIMBUS_API_SOCKET": f"{spec.api_socket_dir}/api.sock"}
+                if spec.api_socket_dir
+                else {}
+            ),
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         proc = await asyncio.create_subprocess_exec(

@@ -1,0 +1,59 @@
+"""Serving the app: TCP for clients, plus a unix socket that function containers reach.
+
+The unix socket (`<run dir>/api/api.sock`) is bind-mounted into every container; the
+runtime offers it to the function on loopback, so functions with no network can still
+call the Nimbus API with their activation token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+from aiohttp import web
+
+from gateway.keys import RUN_DIR
+
+
+def api_socket_path(app: web.Application) -> str:
+    """Where the in-container API socket lives on this host."""
+    return str(app[RUN_DIR] / "api" / "api.sock")
+
+
+def _prepare_socket_path(path: str) -> None:
+    """Make the socket's directory and clear a socket a previous run left behind."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+async def start_sites(runner: web.AppRunner, host: str, port: int) -> None:
+    """Listen on host:port and on the containers' API socket."""
+    app = runner.app
+    await web.TCPSite(runner, host, port).start()
+    path = api_socket_path(app)
+    _prepare_socket_path(path)
+    await web.UnixSite(runner, path).start()
+    os.chmod(path, 0o666)  # containers run as an unprivileged uid
+
+
+async def serve_forever(app: web.Application, host: str, port: int) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly (containers removed)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await start_sites(runner, host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(app: web.Application, host: str, port: int) -> None:
+    """Blocking entry point for `nimbus serve`."""
+    asyncio.run(serve_forever(app, host, port))
