@@ -16,10 +16,10 @@ Protocol (the OpenWhisk action protocol, JSON over HTTP/1.1 with keep-alive)::
         the import. 200 ``{"ok": true}``; 502 ``{"error": ...}`` when the module
         cannot be imported or the handler is missing; 400 on a malformed request.
     POST /run   {"value": <args>, "activation_id": str, "deadline": <epoch ms>,
-                 "function_name": str, "memory_limit_mb": int, ...}
+                 "function_name": str, "memory_limit_mb": int, "api_token": str, ...}
         Calls the handler: one parameter -> ``handler(args)``; two -> Lambda-style
         ``handler(event, context)`` (context: aws_request_id, function_name,
-        memory_limit_in_mb, get_remaining_time_in_millis()). 200
+        memory_limit_in_mb, get_remaining_time_in_millis(), api_url, api_token). 200
         ``{"result": <json>, "logs": [line, ...]}``; 502 ``{"error": "Type: msg",
         "logs": [...], "traceback": "..."}`` when the handler raised or its result
         is not JSON; 403 before a successful /init.
@@ -29,6 +29,15 @@ Calls to /run may overlap (one thread per connection): what each activation
 writes to sys.stdout/sys.stderr is captured in a thread-local buffer, so logs
 never mix. Output from threads the handler starts itself goes to the real
 streams (the container log).
+
+The Nimbus API from inside the function: when ``$NIMBUS_API_SOCKET`` names a unix
+socket at /init (the invoker bind-mounts the gateway's), the proxy forwards
+127.0.0.1:<a free port> to it and sets ``NIMBUS_API_URL=http://127.0.0.1:<port>``
+before the import; each /run's ``api_token`` becomes ``NIMBUS_API_TOKEN``. Overlapping
+calls share one environment, so the variable is the latest call's token:
+``context.api_token`` is always the call's own. At most ``$NIMBUS_API_MAX_CONNECTIONS``
+(default 64) connections are forwarded at once. Without the socket none of this
+happens: no listener, no variables, ``context.api_url`` is None.
 
 Transport: a unix socket at ``$NIMBUS_SOCKET`` (mode 0666), else TCP on
 ``$NIMBUS_HOST:$NIMBUS_PORT`` (default 0.0.0.0:8080). SIGTERM/SIGINT exit at
@@ -215,7 +224,9 @@ class _Dispatch:
 class Context:
     """The Lambda-style second argument of a two-parameter handler."""
 
-    def __init__(self, request: dict[str, Any]) -> None:
+    def __init__(
+        self, request: dict[str, Any], api_url: str | None = None, api_token: str | None = None
+    ) -> None:
         self.aws_request_id = str(request.get("activation_id") or "")
         self.activation_id = self.aws_request_id
         self.function_name = str(request.get("function_name") or "")
@@ -223,6 +234,9 @@ class Context:
         self.memory_limit_in_mb = int(request.get("memory_limit_mb") or 0)
         deadline = request.get("deadline")
         self.deadline_ms = float(deadline) if deadline is not None else None
+        # This call's own token, even when overlapping calls race on os.environ.
+        self.api_url = api_url
+        self.api_token = api_token
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before the platform kills this activation."""
@@ -232,6 +246,282 @@ class Context:
 
     def __repr__(self) -> str:
         return f"Context(aws_request_id={self.aws_request_id!r}, function={self.function_name!r})"
+
+
+# -------------------------------------------------------------- API forwarder
+# Function containers have no network. The invoker bind-mounts the gateway's unix API
+# socket at $NIMBUS_API_SOCKET and the forwarder offers it on TCP loopback, so any HTTP
+# client in the function (urllib, requests, an SDK) reaches it at $NIMBUS_API_URL.
+# One thread polls every forwarded connection: the container's pids limit counts
+# threads, and non-blocking buffered pipes cannot deadlock when both ends write at once
+# (a relay that blocks in send while its peer also blocks in send can).
+
+API_MAX_CONNECTIONS = 64
+API_CHUNK = 65536
+API_BUFFER = 4 * API_CHUNK  # per direction: stop reading a side while its peer lags this far
+API_BACKLOG = 128
+
+
+class _Half:
+    """One direction of a forwarded connection: bytes read from src, not yet sent to dst."""
+
+    __slots__ = ("buf", "done", "dst", "eof", "src")
+
+    def __init__(self, src: _socket.socket, dst: _socket.socket) -> None:
+        self.src = src
+        self.dst = dst
+        self.buf = bytearray()
+        self.eof = False  # src said EOF
+        self.done = False  # ... and everything before it reached dst, then EOF too
+
+    def wants_read(self) -> bool:
+        return not self.eof and len(self.buf) < API_BUFFER
+
+
+class _Link:
+    """One forwarded connection: the function's TCP socket and its unix socket to the API."""
+
+    __slots__ = ("client", "client_fd", "down", "up", "upstream", "upstream_fd", "upstream_gone")
+
+    def __init__(self, client: _socket.socket, upstream: _socket.socket) -> None:
+        self.client = client
+        self.upstream = upstream
+        # fileno() is -1 once closed: keep the numbers to unregister them.
+        self.client_fd = client.fileno()
+        self.upstream_fd = upstream.fileno()
+        self.up = _Half(client, upstream)  # the function's requests
+        self.down = _Half(upstream, client)  # the API's responses
+        # The API closed its end outright (not a half-close): nothing the function
+        # still sends can be answered, so the link ends once the responses are out.
+        self.upstream_gone = False
+
+
+class ApiForwarder:
+    """Serves the Nimbus API (a unix socket) on 127.0.0.1 at a port the kernel picks.
+
+    Several containers may share one loopback namespace, hence no fixed port. Bytes pass
+    through untouched in both directions, half-closes included. At most `limit`
+    connections are forwarded at once; extra ones get a 503 and are closed, and a
+    connection the API socket refuses gets a 502, so the function sees why.
+    """
+
+    def __init__(self, target: str, limit: int = API_MAX_CONNECTIONS) -> None:
+        self.target = target
+        self.limit = max(1, limit)
+        self.url = ""
+        self._links: dict[int, _Link] = {}  # by both of its fds
+        self._count = 0
+        self._listener: _socket.socket | None = None
+        self._poll: Any = None
+
+    def start(self) -> str:
+        """Listen, start the forwarding thread, return the URL to reach the API at."""
+        import select  # a C module, but only containers that use the API pay for it
+
+        sock = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen(API_BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
+        self._listener = sock
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        _thread.start_new_thread(self._serve, (select,))
+        return self.url
+
+    def _serve(self, select: Any) -> None:
+        assert self._listener is not None
+        listen_fd = self._listener.fileno()
+        accepting = True
+        while True:
+            # Out of fds, the listener stays readable: stop polling it until the next
+            # event or a second has passed, rather than spin on accept errors.
+            events = self._poll.poll(None if accepting else 1000)
+            if not accepting:
+                self._poll.register(listen_fd, select.POLLIN)
+                accepting = True
+            for fd, mask in events:
+                if fd == listen_fd:
+                    if not self._accept_all(select):
+                        self._poll.unregister(listen_fd)
+                        accepting = False
+                    continue
+                link = self._links.get(fd)
+                if link is None:
+                    continue  # closed by an earlier event of this round
+                try:
+                    self._on_event(link, fd, mask, select)
+                except OSError:
+                    self._close(link)  # a reset or a vanished peer: drop both ends
+                except Exception as exc:  # a bug here must not stop every other link
+                    _log(f"API forwarder: {_describe(exc)}")
+                    self._close(link)
+
+    def _accept_all(self, select: Any) -> bool:
+        """Accept what is pending; False when accepting fails (no fds left)."""
+        assert self._listener is not None
+        while True:
+            try:
+                fd, _ = self._listener._accept()  # type: ignore[attr-defined]  # not in the stub
+            except BlockingIOError:
+                return True
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                _log(f"API forwarder: cannot accept: {exc}")
+                return False
+            client = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM, 0, fd)
+            if self._count >= self.limit:
+                _refuse(client, 503, f"more than {self.limit} concurrent Nimbus API connections")
+                continue
+            upstream = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            upstream.setblocking(False)
+            try:
+                # A unix connect completes at once or fails (EAGAIN: the API's backlog is full).
+                upstream.connect(self.target)
+            except OSError as exc:
+                upstream.close()
+                _log(f"API forwarder: cannot reach {self.target}: {exc}")
+                _refuse(client, 502, f"the Nimbus API is unreachable: {exc}")
+                continue
+            client.setblocking(False)
+            client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            link = _Link(client, upstream)
+            self._links[link.client_fd] = link
+            self._links[link.upstream_fd] = link
+            self._count += 1
+            self._update(link, select)
+
+    def _on_event(self, link: _Link, fd: int, mask: int, select: Any) -> None:
+        if mask & (select.POLLERR | select.POLLNVAL):
+            self._close(link)
+            return
+        reading, writing = (link.up, link.down) if fd == link.client_fd else (link.down, link.up)
+        # POLLHUP may come with data still queued (a unix peer that wrote, then closed):
+        # read on until EOF rather than drop it.
+        if mask & (select.POLLIN | select.POLLHUP) and reading.wants_read():
+            self._read(reading)
+            if reading.eof and mask & select.POLLHUP and fd == link.upstream_fd:
+                link.upstream_gone = True  # a unix socket says HUP only on a full close
+        if writing.buf and mask & (select.POLLOUT | select.POLLHUP):
+            self._flush(writing)
+        self._update(link, select)
+
+    def _read(self, half: _Half) -> None:
+        try:
+            data = half.src.recv(API_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        if data:
+            half.buf += data
+        else:
+            half.eof = True
+        self._flush(half)
+
+    @staticmethod
+    def _flush(half: _Half) -> None:
+        while half.buf:
+            try:
+                sent = half.dst.send(half.buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            del half.buf[:sent]
+        if half.eof and not half.done:
+            half.done = True
+            try:
+                half.dst.shutdown(_socket.SHUT_WR)  # pass the half-close on
+            except OSError:
+                pass
+
+    def _update(self, link: _Link, select: Any) -> None:
+        if link.down.done and (link.up.done or link.upstream_gone):
+            self._close(link)
+            return
+        for fd, reading, writing in (
+            (link.client_fd, link.up, link.down),
+            (link.upstream_fd, link.down, link.up),
+        ):
+            mask = (select.POLLIN if reading.wants_read() else 0) | (
+                select.POLLOUT if writing.buf else 0
+            )
+            if mask:
+                self._poll.register(fd, mask)  # registers or modifies
+            else:
+                # Unregistered, so a hung-up peer cannot make poll() spin while the
+                # other side drains; the other side's events bring it back.
+                try:
+                    self._poll.unregister(fd)
+                except KeyError:
+                    pass
+
+    def _close(self, link: _Link) -> None:
+        if self._links.pop(link.client_fd, None) is None:
+            return
+        self._links.pop(link.upstream_fd, None)
+        self._count -= 1
+        for fd in (link.client_fd, link.upstream_fd):
+            try:
+                self._poll.unregister(fd)
+            except KeyError:
+                pass
+        link.client.close()
+        link.upstream.close()
+
+
+def _refuse(conn: _socket.socket, status: int, message: str) -> None:
+    """Answer a connection that will not be forwarded, and close it (best effort)."""
+    body = json_dumps({"error": message}).encode("utf-8")
+    head = (
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("latin-1")
+    try:
+        conn.setblocking(False)
+        conn.send(head + body)  # a fresh socket's send buffer takes it whole
+        conn.shutdown(_socket.SHUT_WR)
+    except OSError:
+        pass
+    conn.close()
+
+
+def _log(text: str) -> None:
+    # Outside an activation _Dispatch passes this to the real stream: the container log.
+    sys.stderr.write(f"nimbus proxy: {text}\n")
+    sys.stderr.flush()
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
+def start_api_forwarder() -> ApiForwarder | None:
+    """Offer the API at $NIMBUS_API_SOCKET on loopback; None when there is none to offer."""
+    path = os.environ.get("NIMBUS_API_SOCKET")
+    if not path:
+        return None
+    import stat  # already loaded by os
+
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return None
+    except OSError:
+        return None
+    forwarder = ApiForwarder(path, _env_int("NIMBUS_API_MAX_CONNECTIONS", API_MAX_CONNECTIONS))
+    try:
+        forwarder.start()
+    except OSError as exc:  # e.g. no loopback interface: the function may not need the API
+        _log(f"cannot offer the Nimbus API on 127.0.0.1: {exc}")
+        return None
+    return forwarder
 
 
 # -------------------------------------------------------------------- action
@@ -271,6 +561,7 @@ class Action:
         self.handler: Callable[..., Any] | None = None
         self.arity = 1
         self.code_dir: str | None = None
+        self.api: ApiForwarder | None = None
 
     def init(self, body: Any) -> tuple[int, dict[str, Any]]:
         """Load the code once. Any second attempt is refused, even after a failure,
@@ -314,8 +605,13 @@ class Action:
             with open(os.path.join(self.code_dir, module_name + ".py"), "w", encoding="utf-8") as f:
                 f.write(code)
 
+        # Started before the import so module-level code can call the API, and set
+        # after the function's env so that cannot point NIMBUS_API_URL elsewhere.
+        self.api = start_api_forwarder()
         for key, val in env.items():
             os.environ[str(key)] = "" if val is None else str(val)
+        if self.api is not None:
+            os.environ["NIMBUS_API_URL"] = self.api.url
 
         top = module_name.split(".", 1)[0]
         loaded = sys.modules.get(top)
@@ -352,11 +648,22 @@ class Action:
         if not isinstance(body, dict):
             return 400, {"error": "/run body must be a JSON object"}
         args = body.get("value", {})
+        token = body.get("api_token")
+        if not isinstance(token, str) or not token:
+            token = None
+        api = self.api
+        if api is not None:
+            # Process-wide, so last writer wins when calls overlap; context.api_token
+            # is exact. No token: drop the previous call's rather than hand it on.
+            if token is not None:
+                os.environ["NIMBUS_API_TOKEN"] = token
+            else:
+                os.environ.pop("NIMBUS_API_TOKEN", None)
         capture = _Capture()
         self._local.capture = capture
         try:
             if self.arity >= 2:
-                result = handler(args, Context(body))
+                result = handler(args, Context(body, api.url if api else None, token))
             elif self.arity == 1:
                 result = handler(args)
             else:
