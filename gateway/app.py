@@ -13,12 +13,14 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway import metrics
 from gateway.auth import hash_key, load_token_secret, mint_activation_token
+from gateway.buckets import EventSink, setup_buckets
 from gateway.config import Config
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, RUN_DIR, TOKEN_SECRET, Platform
 from gateway.middleware import authenticate, errors
@@ -160,8 +162,11 @@ def _token_minter(secret: bytes) -> Callable[[FunctionSpec, float], str]:
     return mint
 
 
-def create_app(config: Config) -> web.Application:
-    """The gateway application with the invoker and store it needs, started on app startup."""
+def create_app(config: Config, *, on_object_event: EventSink | None = None) -> web.Application:
+    """The gateway application with the invoker and store it needs, started on app startup.
+
+    `on_object_event` also hears every bucket object event (bucket triggers always do).
+    """
     app = web.Application(
         middlewares=[metrics.measure, errors, authenticate],
         client_max_size=config.max_body_bytes,
@@ -178,4 +183,11 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_platform)
     for module in (health, tenants, functions, invoke, activations, billing, metrics, triggers):
         app.add_routes(module.routes)
+
+    async def object_event(tenant: str, event: dict[str, Any]) -> None:
+        if on_object_event is not None:
+            await on_object_event(tenant, event)
+        await app[PLATFORM].triggers.object_event(tenant, event)
+
+    setup_buckets(app, config.data_dir, object_event, config.max_object_bytes)
     return app

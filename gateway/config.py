@@ -11,6 +11,7 @@ from gateway.billing import PriceBook
 MAX_CODE_BYTES = 48 * 2**20
 MAX_BODY_BYTES = 72 * 2**20  # a 48 MiB zip, base64-encoded, plus JSON
 MAX_EVENT_BYTES = 6 * 2**20  # like Lambda's synchronous payload limit
+MAX_OBJECT_BYTES = 32 * 2**20
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Config:
     max_body_bytes: int = MAX_BODY_BYTES
     max_event_bytes: int = MAX_EVENT_BYTES
     max_code_bytes: int = MAX_CODE_BYTES
+    max_object_bytes: int = MAX_OBJECT_BYTES
     price_book: PriceBook = field(default_factory=PriceBook)
     billing_step_ms: int = 1
     metrics_label_cap: int = 200

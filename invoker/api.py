@@ -28,7 +28,6 @@ class Status(enum.StrEnum):
     APPLICATION_ERROR = "application_error"
     TIMEOUT = "timeout"
     PLATFORM_ERROR = "platform_error"
-    DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True)
@@ -112,6 +111,7 @@ class Activation:
     peak_memory_mb: float | None = None
     cpu_seconds: float | None = None
     attempts: int = 0
+    dead_letter: bool = False  # an async call that failed every attempt and was given up
 
     def to_json(self) -> dict[str, Any]:
         """The activation as the HTTP API shows it."""
@@ -135,4 +135,5 @@ class Activation:
             "peak_memory_mb": self.peak_memory_mb,
             "cpu_seconds": self.cpu_seconds,
             "attempts": self.attempts,
+            "dead_letter": self.dead_letter,
         }

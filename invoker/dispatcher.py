@@ -168,7 +168,8 @@ class Dispatcher:
         if stored is None:
             gone = replace(
                 pending_activation(call.activation_id, _ghost(call), call.trigger),
-                status=Status.DEAD_LETTER,
+                status=Status.PLATFORM_ERROR,
+                dead_letter=True,
                 error=f"function {call.function!r} no longer exists",
                 attempts=attempt,
                 start=self._wall(),
@@ -199,11 +200,11 @@ class Dispatcher:
         if result.status is not Status.SUCCESS:
             retry_at = self._policy.retry_at(request.attempt, self._wall())
             if retry_at is None:
+                # The status stays what the last attempt did; dead_letter marks the give-up.
                 activation = replace(
                     activation,
-                    status=Status.DEAD_LETTER,
-                    error=f"gave up after {request.attempt} attempts; last "
-                    f"({result.status.value}): {result.error}",
+                    dead_letter=True,
+                    error=f"gave up after {request.attempt} attempts: {result.error}",
                 )
             else:
                 activation = replace(

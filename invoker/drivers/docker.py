@@ -102,7 +102,7 @@ def container_kwargs(
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "read_only": True,
-        "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"},
+        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=64m"},  # exec: vendored .so files
         "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
         "network_mode": "bridge" if spec.network else "none",
     }

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS activations (
     peak_memory_mb REAL,
     cpu_seconds REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    dead_letter INTEGER NOT NULL DEFAULT 0,
     seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
@@ -180,6 +181,7 @@ def _activation_from_row(row: sqlite3.Row) -> Activation:
         peak_memory_mb=row["peak_memory_mb"],
         cpu_seconds=row["cpu_seconds"],
         attempts=row["attempts"],
+        dead_letter=bool(row["dead_letter"]),
     )
 
 
@@ -192,15 +194,15 @@ def _save_activation(
     db.execute(
         "INSERT INTO activations (id, tenant, function, version, status, result, error, "
         "logs, start, end, duration_ms, init_ms, wait_ms, cold_start, memory_mb, node, "
-        "trigger, peak_memory_mb, cpu_seconds, attempts, seq) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, "
+        "trigger, peak_memory_mb, cpu_seconds, attempts, dead_letter, seq) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, "
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM activations)) "
         "ON CONFLICT(id) DO UPDATE SET status=excluded.status, result=excluded.result, "
         "error=excluded.error, logs=excluded.logs, start=excluded.start, "
         "end=excluded.end, duration_ms=excluded.duration_ms, init_ms=excluded.init_ms, "
         "wait_ms=excluded.wait_ms, cold_start=excluded.cold_start, node=excluded.node, "
         "peak_memory_mb=excluded.peak_memory_mb, cpu_seconds=excluded.cpu_seconds, "
-        "attempts=excluded.attempts",
+        "attempts=excluded.attempts, dead_letter=excluded.dead_letter",
         (
             a.id,
             a.tenant,
@@ -222,6 +224,7 @@ def _save_activation(
             a.peak_memory_mb,
             a.cpu_seconds,
             a.attempts,
+            int(a.dead_letter),
         ),
     )
     if usage is not None:

@@ -66,13 +66,15 @@ def handler(e):
 async def test_retry_then_success_and_dead_letter(api: Api) -> None:
     await api.deploy("flaky", FLAKY)
     _, body, _ = await api.call("POST", "/v1/functions/flaky/invoke?async=true", {"id": "a"})
-    act = await wait_for_status(api, body["activation_id"], {"success", "dead_letter"})
+    act = await wait_for_status(api, body["activation_id"], {"success", "application_error"})
     assert act["status"] == "success" and act["result"] == "ok on retry" and act["attempts"] == 2
+    assert act["dead_letter"] is False
 
     await api.deploy("broken", "def handler(e):\n    raise ValueError('always')\n")
     _, body, _ = await api.call("POST", "/v1/functions/broken/invoke?async=true", {})
-    act = await wait_for_status(api, body["activation_id"], {"success", "dead_letter"})
-    assert act["status"] == "dead_letter" and act["attempts"] == 3
+    act = await wait_for_status(api, body["activation_id"], {"success", "application_error"})
+    assert act["status"] == "application_error" and act["dead_letter"] is True
+    assert act["attempts"] == 3
     assert "always" in act["error"] and "3 attempts" in act["error"]
     # Every attempt ran and is billed.
     _, bill, _ = await api.call("GET", "/v1/billing")
