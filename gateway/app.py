@@ -28,10 +28,11 @@ from gateway.routes import activations, billing, functions, health, invoke, tena
 from invoker.api import RUNTIMES, FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.base import ContainerDriver
+from invoker.keepalive import KeepAlivePolicy, policy_by_name
 from invoker.metrics import InvokerMetrics
 from invoker.pool import Limits
 from invoker.runtime_client import RuntimeClient
-from invoker.service import Invoker, InvokerConfig, fixed_keep_alive
+from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import NodeLease, Store
 from invoker.store.sqlite import SqliteStore
 
@@ -98,7 +99,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
             api_socket_dir=str(app[RUN_DIR] / "api"),
         ),
         metrics=invoker_metrics,
-        keep_alive=fixed_keep_alive(config.keep_alive_s),
+        keep_alive=keep_alive_policy(config),
         token_for=_token_minter(app[TOKEN_SECRET]),
     )
     removed = await invoker.start()
@@ -152,6 +153,13 @@ async def _lease_local_node(store: Store, config: Config) -> NodeLease:
     )
     await store.save_node_lease(lease)
     return lease
+
+
+def keep_alive_policy(config: Config) -> KeepAlivePolicy:
+    """The configured policy; `fixed` takes its TTL from `keep_alive_s`."""
+    if config.keep_alive_policy == "fixed":
+        return policy_by_name("fixed", ttl_s=config.keep_alive_s)
+    return policy_by_name(config.keep_alive_policy)
 
 
 def _token_minter(secret: bytes) -> Callable[[FunctionSpec, float], str]:

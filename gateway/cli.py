@@ -246,7 +246,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         price_book=prices,
         public_metrics=args.public_metrics,
         stem_cells=(("python:3.11", 128, args.stem_cells),) if args.stem_cells else (),
-        keep_alive_s=args.keep_alive,
+        keep_alive_s=args.keep_alive or 600.0,
+        keep_alive_policy="fixed" if args.keep_alive else args.keep_alive_policy,
     )
     if args.driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
@@ -286,7 +287,13 @@ def parser() -> argparse.ArgumentParser:
         "--stem-cells", type=int, default=2, help="prewarmed python:3.11 128 MB containers"
     )
     serve.add_argument(
-        "--keep-alive", type=float, default=600.0, help="seconds an idle container stays warm"
+        "--keep-alive-policy",
+        default="budget",
+        choices=["budget", "hybrid", "fixed"],
+        help="how long idle containers stay warm (default: budget, see docs/performance.md)",
+    )
+    serve.add_argument(
+        "--keep-alive", type=float, help="a fixed keep-alive in seconds (implies fixed policy)"
     )
     serve.add_argument("--price-book", help="TOML or JSON price book (default: AWS list prices)")
     serve.add_argument(

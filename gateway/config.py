@@ -32,7 +32,8 @@ class Config:
     metrics_label_cap: int = 200
     public_metrics: bool = False  # /metrics names tenants' functions: admin key by default
     stem_cells: tuple[tuple[str, int, int], ...] = (("python:3.11", 128, 2),)
-    keep_alive_s: float = 600.0
+    keep_alive_policy: str = "budget"  # budget | hybrid | fixed (bench/keepalive.py)
+    keep_alive_s: float = 600.0  # the TTL of the fixed policy
     reap_interval_s: float = 1.0
     max_wait_s: float = 5.0
     async_retries: int = 2

@@ -10,9 +10,9 @@ Policies:
 - `HybridHistogram`: Shahrad et al., "Serverless in the Wild" (USENIX ATC 2020): a
   per-function histogram of idle times, pre-warm at its head and keep alive to its tail.
 - `ColdStartBudget`: ours. Each function gets a cold-start budget (a fraction of its
-  calls); memory is spent on keeping it warm only while it is over that budget, periodic
-  functions are pre-warmed just in time, and the histogram picks the cheapest window
-  that keeps the function within budget.
+  calls). The histogram picks the cheapest window that keeps the function within
+  budget (pre-warming periodic functions just in time); while it is still learning, a
+  short TTL if the function is within budget, a generous hold only if it is not.
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ class KeepAliveDecision:
     def __post_init__(self) -> None:
         if math.isnan(self.keep_alive_s) or self.keep_alive_s < 0:
             raise ValueError(f"keep_alive_s must be >= 0, got {self.keep_alive_s}")
-        if self.prewarm_after_s is not None and not (
-            0 < self.prewarm_after_s < self.keep_alive_s
-        ):
+        if self.prewarm_after_s is not None and not (0 < self.prewarm_after_s < self.keep_alive_s):
             raise ValueError(
                 f"prewarm_after_s must lie in (0, keep_alive_s={self.keep_alive_s}),"
                 f" got {self.prewarm_after_s}"
@@ -357,9 +355,7 @@ class HybridHistogram(_HistoryPolicy):
             return self._window(
                 forecast * (1 - self.oob_margin), forecast * (1 + self.oob_margin), "forecast", 0.0
             )
-        if h.in_bounds >= self.min_samples and (
-            h.coefficient_of_variation() >= self.cv_threshold
-        ):
+        if h.in_bounds >= self.min_samples and (h.coefficient_of_variation() >= self.cv_threshold):
             head_s = h.percentile_bin(self.head_percentile) * self.bin_s
             tail_s = (h.percentile_bin(self.tail_percentile) + 1) * self.bin_s
             return self._window(
@@ -374,29 +370,33 @@ class HybridHistogram(_HistoryPolicy):
 class ColdStartBudget(_HistoryPolicy):
     """Keep each function's cold starts within a budget, spending as little memory as it can.
 
-    The budget is `target_cold_fraction` of the function's calls. From its history the
-    policy knows the calls so far, how many were cold (as its own decisions predict) and
-    the calls per busy period (`burst`: one cold start costs a bursty function little).
+    The budget is `target_cold_fraction` of the function's calls (12% by default: the
+    setting the trace replay in bench/keepalive.py supports, see docs/performance.md).
+    From its history the policy knows the calls so far, how many were cold (as its own
+    decisions predict) and the calls per busy period (`burst`: one cold start costs a
+    function that is called in bursts little).
 
-    - Periodic (the last `periodic_samples` idle times agree within `periodic_tolerance`,
-      or one bin): unload now and pre-warm just in time, margin either side.
     - Learning (fewer than `min_samples` idle times): if one more cold start keeps the
-      function within budget, a short TTL; otherwise hold it generously (`learning_ttl_s`,
-      or 1 + margin times the longest idle time seen, up to the histogram range), which is
+      function within budget, a short TTL (`short_ttl_s`). Otherwise, if the last
+      `periodic_samples` idle times agree (within `periodic_tolerance`, or one bin), unload
+      now and pre-warm just in time; else hold it generously (`learning_ttl_s`, or
+      1 + margin times the longest idle time seen, up to the histogram range), which is
       what lets rarely called functions become warm at all.
     - Trusted: the hit rate that keeps the function within budget over as many future idle
-      periods as it has seen (spending any slack it has built up), then the cheapest
-      window on the histogram reaching it (keep-alive end at a bin's upper edge, pre-warm
-      at 0 or the 5th percentile), with margin. No window when none is needed; a short
-      TTL when the cheapest one costs more than `max_idle_per_hit_s` of idle time per
-      warm call.
+      periods as it has seen (spending any slack it has built up); then, among the windows
+      on the histogram reaching it (pre-warm at 0 or at the 5th percentile, keep-alive end
+      at a bin's upper edge, or no window when none is needed), the one that minimises
+      idle time held plus `cold_start_value_s` per cold start; with margin either side.
+      So periodic functions are pre-warmed just in time whenever that is cheap, even
+      within budget. A short TTL when that window holds more than `max_idle_per_hit_s`
+      of idle time per warm call.
     """
 
     name = "budget"
 
     def __init__(
         self,
-        target_cold_fraction: float = 0.1,
+        target_cold_fraction: float = 0.12,
         bin_s: float = 60.0,
         range_s: float = 4 * HOUR_S,
         min_samples: int = 10,
@@ -408,7 +408,7 @@ class ColdStartBudget(_HistoryPolicy):
         margin: float = 0.1,
         head_percentile: float = 5.0,
         min_unload_s: float = 60.0,
-        cold_start_value_s: float = 120.0,
+        cold_start_value_s: float = 60.0,
     ) -> None:
         super().__init__(bin_s, range_s)
         if not 0 < target_cold_fraction < 1:

@@ -269,18 +269,31 @@ class Pool:
             self._take(slot, demand.key[0], now)
         return slot
 
+    def starting_for(self, slot_id: str, demand: Demand, now: float) -> Slot:
+        """A container is being started for a function ahead of its calls (a pre-warm)."""
+        slot = self.starting(slot_id, None, demand.runtime, demand.memory_mb, now)
+        slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
+        return slot
+
     def prewarmed(self, slot_id: str) -> None:
         """A stem cell is up and may be specialised."""
         slot = self.slots.get(slot_id)
         if slot is not None and slot.key is None and slot.state is State.INITIALIZING:
             slot.state = State.PREWARM
 
-    def initialized(self, slot_id: str, runtime_s: float | None = None) -> None:
-        """/init finished: reserved calls now run; measure the cold start."""
+    def initialized(
+        self, slot_id: str, runtime_s: float | None = None, idle_until: float | None = None
+    ) -> None:
+        """/init finished: reserved calls now run; measure the cold start.
+
+        A container initialised with no call waiting (a pre-warm) idles until `idle_until`.
+        """
         slot = self.slots[slot_id]
         slot.in_flight += slot.reserved
         slot.reserved = 0
         slot.state = State.BUSY if slot.in_flight else State.IDLE
+        if slot.state is State.IDLE:
+            slot.idle_until = idle_until if idle_until is not None else slot.last_used
         if runtime_s is not None:
             old = self._stats.cold_start_s.get(slot.runtime)
             self._stats.cold_start_s[slot.runtime] = _Stats._ewma(old, runtime_s)

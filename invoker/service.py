@@ -31,8 +31,9 @@ from invoker.drivers.base import (
     ContainerStats,
     DriverError,
 )
+from invoker.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.metrics import InvokerMetrics
-from invoker.pool import Cold, Demand, Limits, Pool, Reject, Slot, Specialise, Wait
+from invoker.pool import Cold, Demand, Limits, Pool, Reject, Slot, Specialise, State, Wait
 from invoker.runtime_client import RuntimeClient, RuntimeError_, RunTimeout
 from invoker.store.base import Store
 
@@ -42,13 +43,14 @@ log = logging.getLogger("nimbus.invoker")
 TRANSPORT_SLACK_S = 0.5
 INIT_TIMEOUT_S = 60.0
 
-KeepAlive = Callable[[FunctionSpec, float], float]
-"""Seconds an idle container of this function stays warm, decided at `now`."""
 
+@dataclass(frozen=True)
+class Prewarm:
+    """A function container to start at `at` and keep idle until `until` (monotonic)."""
 
-def fixed_keep_alive(seconds: float) -> KeepAlive:
-    """The same keep-alive for every function."""
-    return lambda spec, now: seconds
+    spec: FunctionSpec
+    at: float
+    until: float
 
 
 class Throttled(Exception):
@@ -109,7 +111,7 @@ class Invoker:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         metrics: InvokerMetrics | None = None,
-        keep_alive: KeepAlive | None = None,
+        keep_alive: KeepAlivePolicy | None = None,
         token_for: Callable[[FunctionSpec, float], str] | None = None,
     ) -> None:
         self._driver = driver
@@ -118,7 +120,8 @@ class Invoker:
         self._config = config
         self._clock = clock
         self._wall = wall
-        self._keep_alive = keep_alive or fixed_keep_alive(600.0)
+        self._keep_alive: KeepAlivePolicy = keep_alive or FixedTTL(600.0)
+        self._prewarms: dict[tuple[str, str, int], Prewarm] = {}
         self.instance_id = uuid.uuid4().hex
         self.pool = Pool(config.limits)
         self._containers: dict[str, Container] = {}
@@ -164,6 +167,7 @@ class Invoker:
         while True:
             try:
                 await self.reap()
+                await self.run_prewarms()
                 await self.refill_stems()
             except Exception:  # the loop must outlive any one failure
                 log.exception("pool maintenance failed")
@@ -174,6 +178,22 @@ class Invoker:
         expired = self.pool.expired(self._clock())
         await self._remove(expired)
         return len(expired)
+
+    async def run_prewarms(self) -> int:
+        """Start the function containers whose keep-alive decision asked for a pre-warm."""
+        now = self._clock()
+        due = [p for p in self._prewarms.values() if p.at <= now]
+        for prewarm in due:
+            del self._prewarms[prewarm.spec.key]
+            if now >= prewarm.until or self.pool.of(prewarm.spec.key):
+                continue  # too late, or a call already brought a container
+            slot = self._new_name()
+            self.pool.starting_for(slot, _demand(prewarm.spec), now)
+            placeholder = ContainerHandle(id="", name=slot, address="")
+            container = Container(slot=slot, handle=placeholder, spec=prewarm.spec)
+            self._containers[slot] = container
+            self._spawn(self._start_for(container, idle_until=prewarm.until), f"prewarm-{slot}")
+        return len(due)
 
     async def refill_stems(self) -> None:
         """Start stem cells until each configured (runtime, memory) has its count."""
@@ -217,14 +237,10 @@ class Invoker:
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Run one call to completion and record its activation. Raises Throttled."""
         spec = request.function
-        demand = Demand(
-            key=spec.key,
-            runtime=spec.runtime,
-            memory_mb=spec.memory_mb,
-            concurrency=spec.concurrency,
-            stem_ok=not spec.network,
-        )
+        demand = _demand(spec)
         wall_start, t0 = self._wall(), self._clock()
+        self._keep_alive.observe(_policy_key(spec), t0)
+        self._prewarms.pop(spec.key, None)
         give_up = t0 + self._config.limits.max_wait_s
         while True:
             decision = self.pool.decide(demand, self._clock())
@@ -259,7 +275,7 @@ class Invoker:
             slot = decision.slot
         return await self._run_on(request, slot, wall_start, t0, wait_ms)
 
-    async def _start_for(self, container: Container) -> None:
+    async def _start_for(self, container: Container, idle_until: float | None = None) -> None:
         """Create a container for its function, /init it, and open it to its reserved calls."""
         spec = container.spec
         assert spec is not None
@@ -272,13 +288,19 @@ class Invoker:
             container.init_error = f"platform: could not start a container: {exc}"
             container.ready.set()
             self._pulse(spec.key)
+            if idle_until is not None:  # a pre-warm nobody waits for: clean up now
+                await self._remove([container.slot])
             return
-        await self._init(container, started=t)
+        await self._init(container, started=t, idle_until=idle_until)
+        if idle_until is not None and container.init_error is not None:
+            await self._remove([container.slot])
 
     async def _specialise(self, container: Container) -> None:
         await self._init(container, started=self._clock())
 
-    async def _init(self, container: Container, started: float) -> None:
+    async def _init(
+        self, container: Container, started: float, idle_until: float | None = None
+    ) -> None:
         spec = container.spec
         assert spec is not None
         try:
@@ -307,7 +329,7 @@ class Invoker:
             container.init_error = f"platform: {exc}"
         container.init_ms = (self._clock() - started) * 1000
         if container.init_error is None:
-            self.pool.initialized(container.slot, container.init_ms / 1000)
+            self.pool.initialized(container.slot, container.init_ms / 1000, idle_until)
         container.ready.set()
         self._pulse(spec.key)
 
@@ -398,8 +420,15 @@ class Invoker:
         usage = gauge.stop() if gauge is not None else None
         duration_s = self._clock() - run_start
         now = self._clock()
-        if self.pool.released(slot, tenant, now, self._keep_alive(spec, now), duration_s):
+        decision = self._keep_alive.decide(_policy_key(spec), now)
+        # With a pre-warm planned, this container goes now and a fresh one comes back later.
+        hold = 0.0 if decision.prewarm_after_s is not None else decision.keep_alive_s
+        if self.pool.released(slot, tenant, now, hold, duration_s):
             self._spawn(self._remove([slot]), name=f"retire-{slot}")
+        elif decision.prewarm_after_s is not None and self._idle(slot):
+            self._prewarms[spec.key] = Prewarm(
+                spec, now + decision.prewarm_after_s, now + decision.keep_alive_s
+            )
         self._pulse(spec.key)
         logs = [str(line) for line in resp.body.get("logs", [])]
         if resp.ok:
@@ -424,6 +453,10 @@ class Invoker:
         )
 
     # ---- helpers ----
+
+    def _idle(self, slot: str) -> bool:
+        found = self.pool.slots.get(slot)
+        return found is not None and found.state is State.IDLE
 
     def _new_name(self) -> str:
         return f"nimbus-{self.instance_id[:8]}-{next(self._names)}-{uuid.uuid4().hex[:6]}"
@@ -559,3 +592,19 @@ def activation_from(request: InvokeRequest, result: InvokeResult) -> Activation:
         cpu_seconds=result.cpu_seconds,
         attempts=request.attempt,
     )
+
+
+def _demand(spec: FunctionSpec) -> Demand:
+    """What a call of `spec` needs from the pool."""
+    return Demand(
+        key=spec.key,
+        runtime=spec.runtime,
+        memory_mb=spec.memory_mb,
+        concurrency=spec.concurrency,
+        stem_ok=not spec.network,
+    )
+
+
+def _policy_key(spec: FunctionSpec) -> tuple[str, str]:
+    """Keep-alive history belongs to the function, across its versions."""
+    return (spec.tenant, spec.name)

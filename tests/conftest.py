@@ -141,6 +141,8 @@ async def platform(
     # No stem cells unless a test asks: they make container counts depend on timing.
     overrides: dict[str, Any] = {"stem_cells": ()}
     overrides.update(marker.kwargs if marker else {})
+    if "keep_alive_s" in overrides:
+        overrides.setdefault("keep_alive_policy", "fixed")
     runner, running = await start_platform(tmp_path / "data", **overrides)
     try:
         yield running
