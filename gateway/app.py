@@ -163,9 +163,21 @@ def keep_alive_policy(config: Config) -> KeepAlivePolicy:
 
 
 def _token_minter(secret: bytes) -> Callable[[FunctionSpec, float], str]:
+    """Tokens valid for the call and one to two minutes more: enough to finish, short if
+    leaked. One token per tenant and timeout is reused for a minute (minting costs more
+    than a warm call's whole bookkeeping)."""
+    cache: dict[tuple[str, float], tuple[float, str]] = {}
+
     def mint(spec: FunctionSpec, now: float) -> str:
-        # Valid for the call and a minute more: enough to finish, short if it leaks.
-        return mint_activation_token(secret, spec.tenant, now + spec.timeout_s + 60)
+        key = (spec.tenant, spec.timeout_s)
+        hit = cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        if len(cache) > 10_000:
+            cache.clear()
+        token = mint_activation_token(secret, spec.tenant, now + spec.timeout_s + 120)
+        cache[key] = (now + 60, token)
+        return token
 
     return mint
 

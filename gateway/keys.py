@@ -9,6 +9,7 @@ from aiohttp import web
 from gateway.cache import TtlCache
 from gateway.config import Config
 from gateway.triggers import TriggerEngine
+from invoker.api import ActivationIds
 from invoker.dispatcher import Dispatcher
 from invoker.service import Invoker
 from invoker.store.base import Store, StoredFunction
@@ -22,6 +23,7 @@ class Platform:
         self._invoker: Invoker | None = None
         self._dispatcher: Dispatcher | None = None
         self._triggers: TriggerEngine | None = None
+        self.ids = ActivationIds()
         self.functions: TtlCache[tuple[str, str], StoredFunction | None] = TtlCache(2.0)
         self.tenants: TtlCache[str, str | None] = TtlCache(30.0)
 

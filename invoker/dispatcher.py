@@ -14,13 +14,12 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from invoker import metering
-from invoker.api import Activation, FunctionSpec, InvokeRequest, InvokeResult, Status
+from invoker.api import Activation, ActivationIds, FunctionSpec, InvokeRequest, InvokeResult, Status
 from invoker.service import Invoker, Throttled, activation_from
 from invoker.store.base import QueuedCall, Store
 
@@ -86,6 +85,7 @@ class Dispatcher:
         self._step_ms = billing_step_ms
         self._wall = wall
         self._wake = asyncio.Event()
+        self._ids = ActivationIds()
         self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.depth = 0  # last known queue depth, for metrics
@@ -111,7 +111,7 @@ class Dispatcher:
         self, spec: FunctionSpec, args: Mapping[str, Any], *, trigger: str | None = None
     ) -> str:
         """Accept a call durably and return its activation id; it runs soon after."""
-        activation_id = uuid.uuid4().hex
+        activation_id = self._ids.next()
         await self._store.enqueue(
             pending_activation(activation_id, spec, trigger), args, self._wall()
         )

@@ -563,7 +563,9 @@ class Invoker:
             self._metrics.observe(spec, outcome)
         if not request.deferred:
             record = metering.meter(outcome, spec, step_ms=self._config.billing_step_ms)
-            await self._store.save_activation(activation_from(request, outcome), record.to_row())
+            await self._store.save_activation(
+                activation_from(request, outcome), record.to_row(), wait=False
+            )
         return outcome
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import uuid
 
 from aiohttp import web
 
@@ -60,7 +59,7 @@ async def invoke(request: web.Request) -> web.Response:
                 "Location": f"/v1/activations/{activation_id}",
             },
         )
-    activation_id = uuid.uuid4().hex
+    activation_id = request.app[PLATFORM].ids.next()
     try:
         result = await request.app[PLATFORM].invoker.invoke(
             InvokeRequest(activation_id=activation_id, function=stored.spec, args=event)

@@ -176,9 +176,12 @@ class Store(Protocol):
 
     # activations (and, in the same transaction, their usage records)
     async def save_activation(
-        self, activation: Activation, usage: Mapping[str, Any] | None = None
+        self, activation: Activation, usage: Mapping[str, Any] | None = None, *, wait: bool = True
     ) -> None:
-        """Insert or replace an activation, with its usage record when it has ended."""
+        """Insert or replace an activation, with its usage record when it has ended.
+
+        `wait=False` may return before the write is durable; later store calls see it.
+        """
         ...
 
     # the durable queue of async calls

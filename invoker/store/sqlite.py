@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from invoker.store.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("nimbus.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -242,6 +244,11 @@ def _save_activation(
         )
 
 
+def _log_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a queued store write failed", exc_info=future.exception())
+
+
 class SqliteStore:
     """The Store protocol over one SQLite file."""
 
@@ -250,15 +257,13 @@ class SqliteStore:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nimbus-sqlite")
         self._db: sqlite3.Connection | None = None
 
+    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._db is not None, "store is not open"
+        with self._db:  # one transaction per call: commit, or roll back on error
+            return fn(self._db)
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        loop = asyncio.get_running_loop()
-
-        def call() -> T:
-            assert self._db is not None, "store is not open"
-            with self._db:  # one transaction per call: commit, or roll back on error
-                return fn(self._db)
-
-        return await loop.run_in_executor(self._pool, call)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._tx, fn)
 
     async def open(self) -> None:
         """Open the file (creating the schema) on the store's own thread."""
@@ -400,14 +405,22 @@ class SqliteStore:
     # activations
 
     async def save_activation(
-        self, activation: Activation, usage: Mapping[str, Any] | None = None
+        self, activation: Activation, usage: Mapping[str, Any] | None = None, *, wait: bool = True
     ) -> None:
-        """Insert or replace an activation and, in the same transaction, its usage record."""
+        """Insert or replace an activation and, in the same transaction, its usage record.
+
+        `wait=False` queues the write and returns at once (a synchronous call's answer need
+        not wait for its record). Every later store call still sees it: one thread runs
+        the store's work in submission order.
+        """
 
         def q(db: sqlite3.Connection) -> None:
             _save_activation(db, activation, usage)
 
-        await self._run(q)
+        if wait:
+            await self._run(q)
+            return
+        self._pool.submit(self._tx, q).add_done_callback(_log_failure)
 
     async def enqueue(
         self, activation: Activation, args: Mapping[str, Any], not_before: float

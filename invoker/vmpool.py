@@ -1,0 +1,386 @@
+"""The VM pool: nodes (VMs) that function containers are packed onto, and how the pool grows
+and shrinks.
+
+Pure parts only here: the `Node` and `Flavor` model, the autoscaler's decisions (time passed
+in, no I/O), the `VmProvider` seam, and `SimulatedProvider`, a provider of virtual VMs with a
+boot delay and an hourly price for capacity planning and benchmarks (never the proof that the
+real path works). Real providers (local cgroup slices, Docker hosts) live in their own modules.
+
+Resource vectors are `(vcpu, memory_mb)`, as in `invoker.placement`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from invoker.placement import (
+    BestFit,
+    FirstFit,
+    Limits,
+    NodeState,
+    NodeView,
+    Vector,
+    vadd,
+    vsum,
+)
+
+__all__ = [
+    "Flavor",
+    "Node",
+    "NodeState",
+    "SimulatedProvider",
+    "VmProvider",
+    "decide_release",
+    "decide_scale_in",
+    "decide_scale_out",
+]
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """A VM size on offer: what it holds, what it costs, how long it takes to boot."""
+
+    name: str
+    vcpu: float
+    memory_mb: int
+    price_per_hour: float
+    boot_s: float = 0.0
+
+    @property
+    def capacity(self) -> Vector:
+        """(vcpu, memory_mb)."""
+        return (self.vcpu, self.memory_mb)
+
+
+@dataclass
+class Node:
+    """One VM and the containers allocated on it (container id -> resource vector).
+
+    Times are seconds on whatever monotonic clock the caller uses; a node is billed from
+    `created_at` (the provision request) to `released_at`.
+    """
+
+    id: str
+    flavor: Flavor
+    state: NodeState = NodeState.PROVISIONING
+    allocations: dict[str, Vector] = field(default_factory=dict)
+    created_at: float = 0.0
+    ready_at: float | None = None
+    released_at: float | None = None
+    # Kept in step by allocate/free, so placement does not re-add every allocation per call.
+    _allocated: Vector = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._allocated = vsum(list(self.allocations.values()), len(self.capacity))
+
+    @property
+    def capacity(self) -> Vector:
+        """The flavor's (vcpu, memory_mb)."""
+        return self.flavor.capacity
+
+    @property
+    def price_per_hour(self) -> float:
+        """The flavor's hourly price."""
+        return self.flavor.price_per_hour
+
+    @property
+    def allocated(self) -> Vector:
+        """Sum of the allocations on this node (change them only with allocate / free)."""
+        return self._allocated
+
+    def view(self) -> NodeView:
+        """What placement policies see."""
+        return NodeView(self.id, self.capacity, self.allocated, self.state)
+
+    def allocate(self, container_id: str, demand: Vector, limits: Limits) -> None:
+        """Record a container on this node; refuses anything that would pass the limits."""
+        if self.state is not NodeState.READY:
+            raise ValueError(f"node {self.id} is {self.state.value}, not ready")
+        if container_id in self.allocations:
+            raise ValueError(f"container {container_id} is already on node {self.id}")
+        if not limits.fits(demand, self.view()):
+            raise ValueError(f"{demand!r} does not fit on node {self.id}")
+        self.allocations[container_id] = demand
+        self._allocated = vadd(self._allocated, demand)
+
+    def free(self, container_id: str) -> Vector | None:
+        """Forget a container; returns what it held (None if it was not here)."""
+        demand = self.allocations.pop(container_id, None)
+        if demand is not None:
+            # Re-summed rather than subtracted, so fractional vCPUs never drift.
+            self._allocated = vsum(list(self.allocations.values()), len(self.capacity))
+        return demand
+
+    def mark_ready(self, now: float) -> None:
+        """The VM has booted and can take containers."""
+        if self.state is NodeState.PROVISIONING:
+            self.state = NodeState.READY
+            self.ready_at = now
+
+    def drain(self) -> None:
+        """Take no new containers; the ones here finish or are moved."""
+        if self.state in (NodeState.PROVISIONING, NodeState.READY):
+            self.state = NodeState.DRAINING
+
+    def mark_released(self, now: float) -> None:
+        """The VM is gone. Refused while anything is still allocated on it."""
+        if self.allocations:
+            raise ValueError(f"node {self.id} still runs {len(self.allocations)} containers")
+        self.state = NodeState.RELEASED
+        self.released_at = now
+
+    def hours(self, now: float) -> float:
+        """VM-hours billed so far."""
+        end = self.released_at if self.released_at is not None else now
+        return max(0.0, end - self.created_at) / 3600.0
+
+
+# --------------------------------------------------------------------------------------------
+# Autoscaler decisions (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def _biggest_first(v: Vector) -> tuple[float, ...]:
+    # Memory first: it is the dimension that is never overcommitted.
+    return tuple(-x for x in reversed(v))
+
+
+def _pack_onto(demands: Sequence[Vector], views: list[NodeView], limits: Limits) -> list[Vector]:
+    """First-fit `demands` (biggest first) onto `views`, updating them; returns the leftovers."""
+    first_fit = FirstFit(limits)
+    index = {v.id: k for k, v in enumerate(views)}
+    left: list[Vector] = []
+    for d in sorted(demands, key=_biggest_first):
+        chosen = first_fit.place(d, views)
+        if chosen is None:
+            left.append(d)
+            continue
+        k = index[chosen]
+        views[k] = NodeView(chosen, views[k].capacity, vadd(views[k].allocated, d))
+    return left
+
+
+def _nodes_needed(demands: Sequence[Vector], flavor: Flavor, limits: Limits) -> int:
+    views: list[NodeView] = []
+    left = list(demands)
+    while left:
+        views.append(NodeView(f"new-{len(views)}", flavor.capacity, (0.0, 0)))
+        left = _pack_onto(left, views, limits)
+    return len(views)
+
+
+def decide_scale_out(
+    pending_demands: Sequence[Vector],
+    nodes: Sequence[Node],
+    flavors: Sequence[Flavor],
+    min_nodes: int,
+    max_nodes: int,
+    provisioning_in_flight: Sequence[Flavor] = (),
+    limits: Limits | None = None,
+) -> list[Flavor]:
+    """The VMs to provision now.
+
+    `pending_demands` are containers the placement policy could not put on any ready node; the
+    ready nodes are not second-guessed. Nodes still provisioning (in `nodes`) and provision
+    calls issued but not yet listed (`provisioning_in_flight`) will come up empty-ish, so they
+    absorb pending demand first. What is left is packed onto new VMs of the single flavor that
+    holds it most cheaply (ties: the earlier flavor). The pool is topped up to `min_nodes` with
+    `flavors[0]`, and never grows past `max_nodes`, in-flight provisioning included. A demand no
+    flavor can hold is ignored here (the caller rejects it).
+    """
+    limits = limits or Limits()
+    if not flavors:
+        return []
+    live = [n for n in nodes if n.state is not NodeState.RELEASED]
+    room = max_nodes - len(live) - len(provisioning_in_flight)
+    if room <= 0:
+        return []
+    coming = [
+        NodeView(n.id, n.capacity, n.allocated) for n in live if n.state is NodeState.PROVISIONING
+    ]
+    coming += [
+        NodeView(f"in-flight-{k}", f.capacity, (0.0, 0))
+        for k, f in enumerate(provisioning_in_flight)
+    ]
+    holdable = [
+        d
+        for d in pending_demands
+        if any(limits.fits(d, NodeView("probe", f.capacity, (0.0, 0))) for f in flavors)
+    ]
+    left = _pack_onto(holdable, coming, limits)
+    out: list[Flavor] = []
+    if left:
+        best: tuple[float, int, Flavor] | None = None
+        for f in flavors:
+            if not all(limits.fits(d, NodeView("probe", f.capacity, (0.0, 0))) for d in left):
+                continue
+            count = _nodes_needed(left, f, limits)
+            if best is None or count * f.price_per_hour < best[0]:
+                best = (count * f.price_per_hour, count, f)
+        if best is None:
+            # No single flavor holds every leftover: use, for each, the first flavor that does.
+            for d in left:
+                for f in flavors:
+                    if limits.fits(d, NodeView("probe", f.capacity, (0.0, 0))):
+                        out.append(f)
+                        break
+        else:
+            out = [best[2]] * best[1]
+    shortfall = min_nodes - len(live) - len(provisioning_in_flight) - len(out)
+    out += [flavors[0]] * max(0, shortfall)
+    return out[:room]
+
+
+def decide_scale_in(
+    nodes: Sequence[Node],
+    now: float,
+    *,
+    min_nodes: int = 0,
+    utilisation_below: float = 0.5,
+    min_ready_s: float = 0.0,
+    max_drains: int | None = None,
+    headroom: float = 0.0,
+    limits: Limits | None = None,
+) -> list[str]:
+    """Ready nodes to drain: under-used ones whose containers all fit on the nodes that stay.
+
+    Candidates are ready nodes at least `min_ready_s` old whose utilisation (allocated / limit
+    in the fullest dimension) is below `utilisation_below`, least used first. A candidate is
+    chosen only if every allocation on it can be re-placed (best fit) on the remaining ready
+    nodes, counting what earlier choices already moved there; at least `min_nodes` ready nodes
+    stay, and in every dimension at least `headroom` (a fraction) of the remaining nodes' limit
+    stays free, so a burst does not have to wait for a VM to boot. A node with allocations that
+    fit nowhere else is never chosen.
+    """
+    limits = limits or Limits()
+    ready = [n for n in nodes if n.state is NodeState.READY]
+    keep = {n.id: n.view() for n in ready}
+    order = sorted(
+        (
+            n
+            for n in ready
+            if n.ready_at is not None
+            and now - n.ready_at >= min_ready_s
+            and limits.utilisation(n.view()) < utilisation_below
+        ),
+        key=lambda n: (limits.utilisation(n.view()), len(n.allocations), n.id),
+    )
+    best_fit = BestFit(limits)
+    chosen: list[str] = []
+    for node in order:
+        if max_drains is not None and len(chosen) >= max_drains:
+            break
+        if len(keep) - 1 < min_nodes:
+            break
+        views = [v for k, v in keep.items() if k != node.id]
+        # Cheap rejection first: the others' total free room must hold the node's total.
+        room = vsum(
+            [
+                tuple(c - a for c, a in zip(limits.limit(v.capacity), v.allocated, strict=True))
+                for v in views
+            ],
+            len(node.capacity),
+        )
+        if not all(r >= a for r, a in zip(room, node.allocated, strict=True)):
+            continue
+        index = {v.id: k for k, v in enumerate(views)}
+        ok = True
+        for demand in sorted(node.allocations.values(), key=_biggest_first):
+            target = best_fit.place(demand, views)
+            if target is None:
+                ok = False
+                break
+            k = index[target]
+            views[k] = NodeView(target, views[k].capacity, vadd(views[k].allocated, demand))
+        if ok and headroom > 0.0:
+            limit = vsum([limits.limit(v.capacity) for v in views], len(node.capacity))
+            used = vsum([v.allocated for v in views], len(node.capacity))
+            ok = all(u <= (1.0 - headroom) * c for u, c in zip(used, limit, strict=True))
+        if ok:
+            keep = {v.id: v for v in views}
+            chosen.append(node.id)
+    return chosen
+
+
+def decide_release(nodes: Sequence[Node]) -> list[str]:
+    """Draining nodes with nothing left on them: release these."""
+    return [n.id for n in nodes if n.state is NodeState.DRAINING and not n.allocations]
+
+
+# --------------------------------------------------------------------------------------------
+# Providers
+# --------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class VmProvider(Protocol):
+    """Where nodes come from: lists, provisions and releases VMs."""
+
+    name: str
+
+    async def list(self) -> list[Node]:
+        """Every node this provider knows that is not released."""
+        ...
+
+    async def provision(self, flavor: Flavor) -> Node:
+        """Request a VM; returns it (possibly still provisioning)."""
+        ...
+
+    async def release(self, node_id: str) -> None:
+        """Give a VM back. The caller has drained it."""
+        ...
+
+
+class SimulatedProvider:
+    """Virtual VMs: each boots `flavor.boot_s` after it is requested, on an injected clock.
+
+    Keeps every node it ever made (released ones too) so a benchmark can total VM-hours and
+    cost afterwards.
+    """
+
+    name = "simulated"
+
+    def __init__(self, clock: Callable[[], float], *, id_prefix: str = "sim") -> None:
+        self.clock = clock
+        self.id_prefix = id_prefix
+        self.nodes: dict[str, Node] = {}
+        self._ids = itertools.count(1)
+
+    def _tick(self) -> None:
+        now = self.clock()
+        for n in self.nodes.values():
+            if n.state is NodeState.PROVISIONING and n.created_at + n.flavor.boot_s <= now:
+                n.mark_ready(n.created_at + n.flavor.boot_s)
+
+    async def list(self) -> list[Node]:
+        """Nodes not released, with those whose boot delay has passed now ready."""
+        self._tick()
+        return [n for n in self.nodes.values() if n.state is not NodeState.RELEASED]
+
+    async def provision(self, flavor: Flavor) -> Node:
+        """A new node, provisioning until `flavor.boot_s` has passed (ready at once if 0)."""
+        node = Node(
+            id=f"{self.id_prefix}-{next(self._ids)}", flavor=flavor, created_at=self.clock()
+        )
+        self.nodes[node.id] = node
+        self._tick()
+        return node
+
+    async def release(self, node_id: str) -> None:
+        """Release a node; refused while containers are still allocated on it."""
+        node = self.nodes[node_id]
+        if node.state is not NodeState.RELEASED:
+            node.mark_released(self.clock())
+
+    def vm_hours(self, now: float | None = None) -> float:
+        """VM-hours of every node so far."""
+        t = self.clock() if now is None else now
+        return sum(n.hours(t) for n in self.nodes.values())
+
+    def cost(self, now: float | None = None) -> float:
+        """What those VM-hours cost."""
+        t = self.clock() if now is None else now
+        return sum(n.hours(t) * n.price_per_hour for n in self.nodes.values())
