@@ -220,6 +220,19 @@ def admin_key_for(data_dir: Path) -> str:
     return key
 
 
+def raise_open_files_limit() -> None:
+    """Each warm container holds a socket: lift the soft open-files limit to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run gateway and invoker in this process until interrupted."""
     from gateway import server
@@ -251,6 +264,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
+    raise_open_files_limit()
     print(f"nimbus: serving on http://{args.host}:{args.port} (data: {data_dir})", flush=True)
     server.run(create_app(config), args.host, args.port)
     return 0

@@ -42,6 +42,7 @@ log = logging.getLogger("nimbus.invoker")
 # Slack on top of the function's own timeout for the HTTP round trip to the proxy.
 TRANSPORT_SLACK_S = 0.5
 INIT_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 60.0  # bounds a caller's wait for a container being started
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ class Invoker:
             container.handle = await self._driver.create(
                 self._container_spec(container.slot, spec.runtime, spec.memory_mb, spec)
             )
-        except (DriverError, RuntimeError_) as exc:
+        except Exception as exc:  # whatever went wrong, the calls waiting must be answered
             container.init_error = f"platform: could not start a container: {exc}"
             container.ready.set()
             self._pulse(spec.key)
@@ -325,7 +326,7 @@ class Invoker:
                 container.init_error = str(
                     resp.body.get("error") or f"/init answered {resp.status}"
                 )
-        except (DriverError, RuntimeError_, RunTimeout) as exc:
+        except Exception as exc:  # never leave reserved calls waiting on `ready`
             container.init_error = f"platform: {exc}"
         container.init_ms = (self._clock() - started) * 1000
         if container.init_error is None:
@@ -341,7 +342,11 @@ class Invoker:
         container = self._containers[slot]
         cold = not container.ready.is_set()
         waited_from = self._clock()
-        await container.ready.wait()
+        try:
+            async with asyncio.timeout(INIT_TIMEOUT_S + START_TIMEOUT_S):
+                await container.ready.wait()
+        except TimeoutError:
+            container.init_error = container.init_error or "platform: container start timed out"
         init_ms = (self._clock() - waited_from) * 1000 if cold else 0.0
         if container.init_error is not None:
             self.pool.abandoned(slot, tenant)

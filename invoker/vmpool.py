@@ -270,11 +270,14 @@ def decide_scale_in(
     )
     best_fit = BestFit(limits)
     chosen: list[str] = []
+    receivers: set[str] = set()  # took containers from a chosen node: they must stay
     for node in order:
         if max_drains is not None and len(chosen) >= max_drains:
             break
         if len(keep) - 1 < min_nodes:
             break
+        if node.id in receivers:
+            continue
         views = [v for k, v in keep.items() if k != node.id]
         # Cheap rejection first: the others' total free room must hold the node's total.
         room = vsum(
@@ -288,11 +291,13 @@ def decide_scale_in(
             continue
         index = {v.id: k for k, v in enumerate(views)}
         ok = True
+        targets: set[str] = set()
         for demand in sorted(node.allocations.values(), key=_biggest_first):
             target = best_fit.place(demand, views)
             if target is None:
                 ok = False
                 break
+            targets.add(target)
             k = index[target]
             views[k] = NodeView(target, views[k].capacity, vadd(views[k].allocated, demand))
         if ok and headroom > 0.0:
@@ -302,6 +307,7 @@ def decide_scale_in(
         if ok:
             keep = {v.id: v for v in views}
             chosen.append(node.id)
+            receivers |= targets
     return chosen
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import docker
 import docker.errors
 from docker.models.containers import Container
+from requests.exceptions import RequestException
 
 from invoker.cgroups import CallMeter, docker_meter
 from invoker.drivers.base import (
@@ -183,7 +184,7 @@ class DockerDriver:
             raise DriverError(
                 f"runtime image {kwargs['image']} is missing: run `nimbus images build`"
             ) from exc
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, RequestException, OSError) as exc:
             shutil.rmtree(socket_dir, ignore_errors=True)
             raise DriverError(f"cannot start container {spec.name}: {exc}") from exc
         handle = ContainerHandle(
@@ -231,7 +232,6 @@ class DockerDriver:
 
     async def destroy(self, handle: ContainerHandle) -> None:
         """Kill and remove the container; a container that is gone already is fine."""
-        self._started.discard(handle.name)
         self._containers.pop(handle.id, None)
         self._meters.pop(handle.id, None)
         self._parents.pop(handle.id, None)
@@ -242,6 +242,10 @@ class DockerDriver:
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 raise DriverError(f"cannot remove container {handle.name}: {exc}") from exc
+        except (RequestException, OSError) as exc:
+            # Still known by name: close() sweeps it.
+            raise DriverError(f"cannot remove container {handle.name}: {exc}") from exc
+        self._started.discard(handle.name)
         shutil.rmtree(self._socket_dir(handle.name), ignore_errors=True)
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:

@@ -20,12 +20,14 @@ async def wait_for_unix_socket(path: Path, timeout: float) -> None:
     while True:
         try:
             _, writer = await asyncio.open_unix_connection(str(path))
-        except OSError:
+        except (FileNotFoundError, ConnectionRefusedError):
             if loop.time() >= deadline:
                 raise DriverError(f"no runtime listening at {path} after {timeout:g} s") from None
             await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.02)
+            delay = min(delay * 1.5, 0.004)
             continue
+        except OSError as exc:  # e.g. out of file descriptors: waiting will not help
+            raise DriverError(f"cannot connect to the runtime at {path}: {exc}") from exc
         writer.close()
         try:
             await writer.wait_closed()

@@ -1,0 +1,501 @@
+"""Density: how many idle warm containers this machine holds, and what each one costs.
+
+Runs Nimbus in this process on the real Docker engine with a long keep-alive and no stem
+cells, then grows the number of idle warm containers in steps: each step deploys more
+distinct functions and calls each new one once (so each leaves one idle container).
+At every step it reports the containers held, errors, memory per idle container (from
+each container's cgroup v1 files, the containerd shim's PSS, and the host's
+MemAvailable), the gateway process's file descriptors and threads, the Docker daemon's
+memory, the p50 cold start of that step's calls, and the warm latency of one function,
+against the same function measured with 1 container at the start (the baseline).
+
+The pool's memory limit is raised to 70000 MB: it counts each container's *limit*
+(128 MB), 500 x 128 MB = 64000 MB, while the actual use is what this prints.
+
+    .venv/bin/python bench/density.py [--steps 50,100,200,300,500] [--parallel 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import docker
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.config import Config
+from gateway.keys import PLATFORM
+from invoker.drivers.base import MANAGED_LABEL
+from invoker.images import build_runtime_images
+from invoker.service import Invoker
+
+KEY = "nmb_admin_bench_key"
+RUNTIME = "python:3.11"
+MEMORY_MB = 128
+NOOP = "def handler(event):\n    return event\n"
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
+CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+MIB = 2**20
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank."""
+    ordered = sorted(samples)
+    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    """Nimbus running in this event loop, and an HTTP client for it."""
+
+    url: str
+    http: aiohttp.ClientSession
+    invoker: Invoker
+    owner: str
+
+    async def deploy(self, name: str) -> None:
+        body = {"runtime": RUNTIME, "handler": "main.handler", "memory_mb": MEMORY_MB,
+                "code": {"source": f"# {name}\n{NOOP}"}}  # fmt: skip
+        async with self.http.put(f"{self.url}/v1/functions/{name}", json=body) as resp:
+            assert resp.status in (200, 201), await resp.text()
+
+    async def invoke(self, name: str) -> tuple[int, float, bool]:
+        """(HTTP status, latency ms, cold start?) of one call; status 0 if it did not answer."""
+        t = time.perf_counter()
+        try:
+            async with self.http.post(f"{self.url}/v1/functions/{name}/invoke", json={}) as r:
+                await r.read()
+                cold = r.headers.get("X-Nimbus-Cold-Start") == "true"
+                return r.status, (time.perf_counter() - t) * 1000, cold
+        except (aiohttp.ClientError, TimeoutError):
+            return 0, (time.perf_counter() - t) * 1000, False
+
+
+@asynccontextmanager
+async def nimbus(data_dir: Path, call_timeout: float, **overrides: Any) -> AsyncIterator[Gateway]:
+    """Gateway + invoker on a free port in this loop; its containers removed on exit."""
+    port = free_port()
+    config = Config(data_dir=data_dir, port=port, admin_key=KEY, driver="docker", **overrides)
+    app = create_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    connector = aiohttp.TCPConnector(limit=0)
+    http = aiohttp.ClientSession(
+        headers={"Authorization": f"Bearer {KEY}"},
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=call_timeout),
+    )
+    try:
+        yield Gateway(f"http://127.0.0.1:{port}", http, app[PLATFORM].invoker, config.owner)
+    finally:
+        await http.close()
+        await runner.cleanup()
+
+
+# ---- what the host pays ----
+
+
+def meminfo(field: str) -> int:
+    """A /proc/meminfo field in bytes."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name == field:
+            return int(rest.split()[0]) * 1024
+    raise KeyError(field)
+
+
+def cgroup_memory(container_id: str) -> dict[str, int] | None:
+    """usage, rss, cache and working set (usage - inactive_file) in bytes, cgroup v1."""
+    base = CGROUP_MEMORY / container_id
+    try:
+        usage = int((base / "memory.usage_in_bytes").read_text())
+        stat = dict(
+            (k, int(v))
+            for k, v in (line.split() for line in (base / "memory.stat").read_text().splitlines())
+        )
+    except OSError:
+        return None
+    return {
+        "usage": usage,
+        "rss": stat["total_rss"],
+        "cache": stat["total_cache"],
+        "working": usage - stat["total_inactive_file"],
+    }
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of a process (shared pages split among their users)."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def process_table() -> dict[int, str]:
+    """pid -> command line of every process we can read."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                out[int(entry.name)] = (
+                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                )
+            except OSError:
+                continue
+    return out
+
+
+def cpu_seconds(container_ids: set[str], shim_pids: list[int]) -> tuple[float, float]:
+    """CPU seconds used so far by these containers (cgroup) and by these shim processes."""
+    containers, shims = 0.0, 0.0
+    for cid in container_ids:
+        try:
+            containers += int((CGROUP_CPU / cid / "cpuacct.usage").read_text()) / 1e9
+        except OSError:
+            continue
+    for pid in shim_pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        shims += (int(fields[11]) + int(fields[12])) * TICK_S  # utime + stime
+    return containers, shims
+
+
+def shim_pids(ids: set[str], table: dict[int, str]) -> list[int]:
+    """The containerd shims of the containers in `ids`."""
+    out = []
+    for pid, cmd in table.items():
+        parts = cmd.split()
+        if "containerd-shim" in cmd and "-id" in parts and parts[parts.index("-id") + 1] in ids:
+            out.append(pid)
+    return out
+
+
+def shim_pss(ids: set[str], table: dict[int, str]) -> tuple[int, int]:
+    """(how many shims found, their total PSS) for the containers in `ids`."""
+    found, total = 0, 0
+    for pid, cmd in table.items():
+        if "containerd-shim" not in cmd:
+            continue
+        parts = cmd.split()
+        if "-id" in parts and parts[parts.index("-id") + 1] in ids:
+            try:
+                total += pss_bytes(pid)
+                found += 1
+            except OSError:
+                continue
+    return found, total
+
+
+def daemon_rss(table: dict[int, str]) -> int:
+    """Resident memory of dockerd and containerd together, bytes."""
+    total = 0
+    for pid, cmd in table.items():
+        exe = cmd.split(" ", 1)[0].rsplit("/", 1)[-1]
+        if exe in ("dockerd", "containerd"):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
+def own_fds_threads() -> tuple[int, int]:
+    return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task"))
+
+
+def host_summary(pool_memory_mb: int) -> str:
+    """CPUs, memory, load and the limits that bound how many containers one host holds."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    pid_max = Path("/proc/sys/kernel/pid_max").read_text().strip()
+    threads_max = Path("/proc/sys/kernel/threads-max").read_text().strip()
+    return (
+        f"host: {os.cpu_count()} CPUs, {meminfo('MemTotal') / 2**30:.1f} GiB, "
+        f"load average {os.getloadavg()[0]:.2f} at start\n"
+        f"limits: open files {soft}/{hard} (this process is the gateway), "
+        f"pid_max {pid_max}, threads-max {threads_max}\n"
+        f"pool_memory_mb={pool_memory_mb}: the pool counts each container's limit "
+        f"({MEMORY_MB} MB), not its use; 500 containers need {500 * MEMORY_MB} MB of it"
+    )
+
+
+# ---- the run ----
+
+
+@dataclass
+class Step:
+    target: int
+    held: int
+    errors: int
+    add_s: float
+    cold_p50: float
+    usage: float
+    rss: float
+    working: float
+    shim: float
+    host: float
+    fds: int
+    fds_all: int
+    idle_cpu: float
+    shim_cpu: float
+    all_p50: float
+    threads: int
+    daemon_mb: float
+    warm_p50: float
+    warm_p99: float
+    load: float
+
+
+async def warm_latency(gw: Gateway, calls: int) -> list[float]:
+    out = []
+    for _ in range(calls):
+        status, ms, _ = await gw.invoke("f0")
+        assert status == 200, status
+        out.append(ms)
+    return out
+
+
+async def call_each(gw: Gateway, count: int) -> tuple[int, list[float]]:
+    """Call f0..f{count-1} once each, in turn (every container serves one warm call)."""
+    errors, out = 0, []
+    for i in range(count):
+        status, ms, cold = await gw.invoke(f"f{i}")
+        if status != 200 or cold:
+            errors += 1
+        out.append(ms)
+    return errors, out
+
+
+async def delete(gw: Gateway, start: int, stop: int, parallel: int) -> None:
+    """DELETE f[start..stop): the platform removes their containers."""
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(i: int) -> None:
+        async with gate, gw.http.delete(f"{gw.url}/v1/functions/f{i}") as resp:
+            assert resp.status in (200, 204), resp.status
+
+    await asyncio.gather(*(one(i) for i in range(start, stop)))
+
+
+async def grow(gw: Gateway, start: int, stop: int, parallel: int) -> tuple[int, list[float], str]:
+    """Deploy f[start..stop) and call each once; (errors, cold latencies, first error)."""
+    gate = asyncio.Semaphore(parallel)
+    errors = 0
+    first_error = ""
+    cold: list[float] = []
+
+    async def one(i: int) -> None:
+        nonlocal errors, first_error
+        async with gate:
+            name = f"f{i}"
+            await gw.deploy(name)
+            status, ms, was_cold = await gw.invoke(name)
+            if status != 200 or not was_cold:
+                errors += 1
+                if not first_error:
+                    first_error = f"f{i}: HTTP {status} after {ms:.0f} ms (0: no answer)"
+            else:
+                cold.append(ms)
+
+    await asyncio.gather(*(one(i) for i in range(start, stop)))
+    return errors, cold, first_error
+
+
+async def bench(args: argparse.Namespace, data_dir: Path) -> None:
+    client = docker.from_env(timeout=300)
+    await asyncio.to_thread(build_runtime_images, client, lambda line: None)
+    print(host_summary(args.pool_memory_mb))
+    steps: list[Step] = []
+    stopped = ""
+    host_before = meminfo("MemTotal") - meminfo("MemAvailable")
+    began = time.monotonic()
+    async with nimbus(
+        data_dir,
+        args.call_timeout,
+        stem_cells=(),
+        keep_alive_s=3600.0,
+        pool_memory_mb=args.pool_memory_mb,
+        max_in_flight_per_tenant=max(100, args.parallel * 2),
+    ) as gw:
+        await gw.deploy("f0")
+        assert (await gw.invoke("f0"))[0] == 200
+        await warm_latency(gw, 20)
+        baseline = await warm_latency(gw, args.warm_calls)
+        have = 1
+        for target in args.steps:
+            if time.monotonic() - began > args.budget_s:
+                stopped = f"time budget of {args.budget_s:g} s used up before step {target}"
+                break
+            t = time.monotonic()
+            errors, cold, first_error = await grow(gw, have, target, args.parallel)
+            add_s = time.monotonic() - t
+            have = target
+            await asyncio.sleep(2)  # let the last starts settle before measuring memory
+            found = await asyncio.to_thread(
+                client.containers.list, filters={"label": f"{MANAGED_LABEL}={gw.owner}"}
+            )
+            runtime_ids = {
+                c.id for c in found if c.id and c.labels.get("io.nimbus.role") != "netns"
+            }
+            mems = [m for m in map(cgroup_memory, runtime_ids) if m is not None]
+            table = process_table()
+            shims, shim_total = shim_pss(runtime_ids, table)
+            host_now = meminfo("MemTotal") - meminfo("MemAvailable")
+            fds, threads = own_fds_threads()
+            warm = await warm_latency(gw, args.warm_calls)
+            # CPU the idle containers and their shims burn while nothing calls them.
+            pids = shim_pids(runtime_ids, table)
+            (c0, s0), t0 = cpu_seconds(runtime_ids, pids), time.monotonic()
+            await asyncio.sleep(args.quiet_s)
+            (c1, s1), t1 = cpu_seconds(runtime_ids, pids), time.monotonic()
+            # One warm call to every container: each leaves a keep-alive unix connection
+            # in the gateway's runtime client for 60 s, so this is the fd peak.
+            each: list[float] = []
+            if not errors:  # calls to containers that failed to start could hang again
+                touch_errors, each = await call_each(gw, have)
+                errors += touch_errors
+            fds_all = own_fds_threads()[0]
+            n = max(1, len(mems))
+            steps.append(
+                Step(
+                    target=target,
+                    held=len(runtime_ids),
+                    errors=errors,
+                    add_s=add_s,
+                    cold_p50=percentile(cold, 50) if cold else float("nan"),
+                    usage=sum(m["usage"] for m in mems) / n / MIB,
+                    rss=sum(m["rss"] for m in mems) / n / MIB,
+                    working=sum(m["working"] for m in mems) / n / MIB,
+                    shim=shim_total / max(1, shims) / MIB,
+                    host=(host_now - host_before) / max(1, len(runtime_ids)) / MIB,
+                    fds=fds,
+                    fds_all=fds_all,
+                    idle_cpu=(c1 - c0) / (t1 - t0),
+                    shim_cpu=(s1 - s0) / (t1 - t0),
+                    all_p50=percentile(each, 50) if each else float("nan"),
+                    threads=threads,
+                    daemon_mb=daemon_rss(table) / MIB,
+                    warm_p50=percentile(warm, 50),
+                    warm_p99=percentile(warm, 99),
+                    load=os.getloadavg()[0],
+                )
+            )
+            s = steps[-1]
+            print(f"  step {target}: {s.held} held, {errors} errors, {add_s:.0f} s, "
+                  f"idle states {gw.invoker.container_states()['idle']}")  # fmt: skip
+            if errors:
+                stopped = f"{errors} errors at step {target}; first: {first_error}"
+                break
+        t = time.monotonic()
+        await delete(gw, 1, have, 16)
+        delete_s = time.monotonic() - t
+        after = await warm_latency(gw, args.warm_calls)
+        after_held = gw.invoker.container_states()
+        closing = time.monotonic()
+    teardown_s = time.monotonic() - closing
+    left = await asyncio.to_thread(
+        client.containers.list, all=True, filters={"label": f"{MANAGED_LABEL}={gw.owner}"}
+    )
+    for c in left:  # ours (this run's owner label); should be none
+        print(f"left behind: {c.name} ({c.status})")
+        await asyncio.to_thread(c.remove, force=True)
+    client.close()
+
+    print(f"\nidle warm containers, {MEMORY_MB} MB functions; memory columns are MiB per container")
+    head = (
+        f"{'target':>6}{'held':>6}{'err':>5}{'add s':>7}{'cold50':>8}{'usage':>7}{'rss':>6}"
+        f"{'wset':>6}{'shim':>6}{'host':>6}{'daemon':>8}{'fds':>6}{'fdsall':>7}{'thr':>5}"
+        f"{'warm50':>8}{'warm99':>8}{'all50':>7}{'cpu':>6}{'shimcpu':>8}{'load':>6}"
+    )
+    print(head)
+    for s in steps:
+        print(
+            f"{s.target:>6}{s.held:>6}{s.errors:>5}{s.add_s:>7.0f}{s.cold_p50:>8.0f}"
+            f"{s.usage:>7.1f}{s.rss:>6.1f}{s.working:>6.1f}{s.shim:>6.1f}{s.host:>6.1f}"
+            f"{s.daemon_mb:>8.0f}{s.fds:>6}{s.fds_all:>7}{s.threads:>5}"
+            f"{s.warm_p50:>8.2f}{s.warm_p99:>8.2f}{s.all_p50:>7.2f}{s.idle_cpu:>6.1%}{s.shim_cpu:>8.1%}"
+            f"{s.load:>6.1f}"
+        )
+    print(
+        "held: runtime containers of this platform (docker ps, label); err: failed or cold "
+        "calls; add s: time to deploy+start the step's new functions; cold50: p50 ms of "
+        "those first calls (--parallel at once)\n"
+        "usage/rss/wset: MiB per container from its cgroup (usage, anonymous rss, usage "
+        "minus inactive file cache = docker stats); shim: containerd-shim PSS, MiB; host: "
+        "rise of MemTotal-MemAvailable since start, MiB per container (shim, kernel, daemon "
+        "growth included; other work on the host moves it); daemon: dockerd + containerd "
+        "RSS, MiB\n"
+        "fds/thr: this process's (the gateway's) open files and threads; fdsall: open files "
+        "right after one warm call to every container; warm50/99: ms of f0's warm calls; "
+        "all50: p50 ms of that one warm call to every container; cpu/shimcpu: CPU used by "
+        "all the idle containers / by their shims over a quiet window (share of one core)"
+    )
+    base50 = percentile(baseline, 50)
+    after50 = percentile(after, 50)
+    print(
+        f"f0 warm latency with 1 container: before the steps p50 {base50:.2f} ms "
+        f"(p99 {percentile(baseline, 99):.2f}), after deleting the others p50 {after50:.2f} ms "
+        f"(p99 {percentile(after, 99):.2f}); states after deleting: {after_held}"
+    )
+    print(f"deleting {have - 1} functions (their containers removed by the platform): "
+          f"{delete_s:.0f} s")  # fmt: skip
+    if steps:
+        last = steps[-1]
+        one = (base50 + after50) / 2
+        print(f"warm p50 at {last.held} containers / with 1 (mean of before and after): "
+              f"{last.warm_p50 / one:.2f}x")  # fmt: skip
+        ok = max((s.held for s in steps if s.errors == 0), default=0)
+        verdict = "met" if ok >= 500 else "MISSED"
+        print(f"most idle containers held without errors: {ok} "
+              f"(target 500 without errors: {verdict})")  # fmt: skip
+    if stopped:
+        print(f"stopped: {stopped}")
+    print(f"teardown (the platform removes its own on close): {teardown_s:.0f} s, "
+          f"{len(left)} containers left behind")  # fmt: skip
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument(
+        "--steps", type=lambda s: [int(x) for x in s.split(",")], default=[50, 100, 200, 300, 500]
+    )
+    parser.add_argument("--parallel", type=int, default=8, help="cold starts at once")
+    parser.add_argument("--warm-calls", type=int, default=200)
+    parser.add_argument("--pool-memory-mb", type=int, default=70000)
+    parser.add_argument("--quiet-s", type=float, default=3.0, help="idle CPU window")
+    parser.add_argument("--call-timeout", type=float, default=60.0, help="seconds per call")
+    parser.add_argument("--budget-s", type=float, default=240.0, help="stop growing after")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="nb-", dir="/tmp") as tmp:
+        asyncio.run(bench(args, Path(tmp) / "d"))
+
+
+if __name__ == "__main__":
+    main()
