@@ -24,17 +24,32 @@ from gateway.buckets import EventSink, setup_buckets
 from gateway.config import Config
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, RUN_DIR, TOKEN_SECRET, Platform
 from gateway.middleware import authenticate, errors
-from gateway.routes import activations, billing, functions, health, invoke, tenants, triggers
+from gateway.routes import (
+    activations,
+    billing,
+    functions,
+    health,
+    invoke,
+    tenants,
+    triggers,
+)
+from gateway.routes import (
+    nodes as node_routes,
+)
 from invoker.api import RUNTIMES, FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.base import ContainerDriver
 from invoker.keepalive import KeepAlivePolicy, policy_by_name
 from invoker.metrics import InvokerMetrics
+from invoker.nodes import LocalProvider, NodePool, NodePoolConfig, host_memory_mb
+from invoker.placement import Limits as PlacementLimits
+from invoker.placement import policy_by_name as placement_policy_by_name
 from invoker.pool import Limits
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import NodeLease, Store
 from invoker.store.sqlite import SqliteStore
+from invoker.vmpool import Flavor, Node
 
 log = logging.getLogger("nimbus.gateway")
 
@@ -77,10 +92,11 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     driver = make_driver(config.driver, app[RUN_DIR])
     client = RuntimeClient()
-    lease = await _lease_local_node(store, config)
+    nodes = await _node_pool(store, config) if config.vm_provider == "local" else None
+    lease = await _lease_local_node(store, config) if nodes is None else None
     invoker_metrics = InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap)
     limits = Limits(
-        memory_mb=config.pool_memory_mb or lease.memory_mb * 3 // 4,
+        memory_mb=config.pool_memory_mb or host_memory_mb() * 3 // 4,
         max_per_function=config.max_containers_per_function,
         max_in_flight_per_tenant=config.max_in_flight_per_tenant,
         max_wait_s=config.max_wait_s,
@@ -93,7 +109,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
             owner=config.owner,
             limits=limits,
             billing_step_ms=config.billing_step_ms,
-            node=lease.id,
+            node=lease.id if lease is not None else "local",
             stem_cells=config.stem_cells,
             reap_interval_s=config.reap_interval_s,
             api_socket_dir=str(app[RUN_DIR] / "api"),
@@ -101,6 +117,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         metrics=invoker_metrics,
         keep_alive=keep_alive_policy(config),
         token_for=_token_minter(app[TOKEN_SECRET]),
+        nodes=nodes,
     )
     removed = await invoker.start()
     if removed:
@@ -114,7 +131,11 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     requeued = await dispatcher.start()
     if requeued:
         log.info("requeued %d async calls a previous run had in flight", requeued)
-    invoker_metrics.watch(invoker.container_states, queue_depth=lambda: dispatcher.depth)
+    invoker_metrics.watch(
+        invoker.container_states,
+        nodes=nodes.gauges if nodes is not None else list,
+        queue_depth=lambda: dispatcher.depth,
+    )
     app[PLATFORM].bind(store, invoker, dispatcher)
     schedules = asyncio.create_task(
         app[PLATFORM].triggers.schedule_loop(config.schedule_interval_s), name="nimbus-schedules"
@@ -129,8 +150,61 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         await invoker.close()
         await client.close()
         await driver.close()
-        await store.save_node_lease(replace(lease, down_at=time.time()))
+        if nodes is not None:
+            await nodes.close()
+        if lease is not None:
+            await store.save_node_lease(replace(lease, down_at=time.time()))
+        await asyncio.sleep(0)  # let the lease writes the node pool queued run
         await store.close()
+
+
+async def _node_pool(store: Store, config: Config) -> NodePool:
+    """The `local` VM provider behind a node pool; each node's life is a lease in the store."""
+    flavors = tuple(
+        Flavor(name, vcpu, memory_mb, float(price))
+        for name, vcpu, memory_mb, price in config.node_flavors
+    )
+    prices = {name: price for name, _, _, price in config.node_flavors}
+    wall_at = time.time() - time.monotonic()  # node times are monotonic; leases are wall clock
+    tasks: set[asyncio.Task[None]] = set()
+
+    def record(node: Node) -> None:
+        lease = NodeLease(
+            id=node.id,
+            flavor=node.flavor.name,
+            vcpu=node.flavor.vcpu,
+            memory_mb=node.flavor.memory_mb,
+            price_per_hour=prices[node.flavor.name],
+            up_at=wall_at + node.created_at,
+            down_at=None if node.released_at is None else wall_at + node.released_at,
+        )
+        task = asyncio.get_running_loop().create_task(store.save_node_lease(lease))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    provider = LocalProvider(
+        config.owner,
+        time.monotonic,
+        host_memory_mb=host_memory_mb() * 9 // 10,
+        id_prefix=uuid.uuid4().hex[:4] + "-",
+    )
+    limits = PlacementLimits(cpu_overcommit=config.cpu_overcommit)
+    pool = NodePool(
+        provider,
+        placement_policy_by_name(config.placement_policy, cpu_overcommit=config.cpu_overcommit),
+        limits,
+        NodePoolConfig(
+            flavors=flavors,
+            min_nodes=config.min_nodes,
+            max_nodes=config.max_nodes,
+            consolidate_below=config.consolidate_below,
+            min_node_age_s=config.min_node_age_s,
+        ),
+        clock=time.monotonic,
+        on_change=record,
+    )
+    await pool.start()
+    return pool
 
 
 async def _lease_local_node(store: Store, config: Config) -> NodeLease:
@@ -201,7 +275,17 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
     app[TOKEN_SECRET] = load_token_secret(config.data_dir / "token.key")
     app[RUN_DIR] = run_dir_for(config.data_dir)
     app.cleanup_ctx.append(_platform)
-    for module in (health, tenants, functions, invoke, activations, billing, metrics, triggers):
+    for module in (
+        health,
+        tenants,
+        functions,
+        invoke,
+        activations,
+        billing,
+        metrics,
+        triggers,
+        node_routes,
+    ):
         app.add_routes(module.routes)
 
     async def object_event(tenant: str, event: dict[str, Any]) -> None:

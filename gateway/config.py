@@ -27,6 +27,20 @@ class Config:
     max_event_bytes: int = MAX_EVENT_BYTES
     max_code_bytes: int = MAX_CODE_BYTES
     max_object_bytes: int = MAX_OBJECT_BYTES
+    # VM pool: `local` splits this machine into cgroup-enforced nodes; `none` uses it whole.
+    vm_provider: str = "local"
+    node_flavors: tuple[tuple[str, float, int, str], ...] = (
+        # name, vCPU, memory MB, USD per hour (AWS t3 list prices for the same sizes)
+        ("small", 1.0, 2048, "0.0208"),
+        ("medium", 2.0, 4096, "0.0416"),
+        ("large", 2.0, 8192, "0.0832"),
+    )
+    min_nodes: int = 1
+    max_nodes: int = 4
+    placement_policy: str = "best-fit"
+    cpu_overcommit: float = 4.0
+    consolidate_below: float = 0.5
+    min_node_age_s: float = 60.0
     price_book: PriceBook = field(default_factory=PriceBook)
     billing_step_ms: int = 1
     metrics_label_cap: int = 200

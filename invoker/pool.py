@@ -148,7 +148,10 @@ class Pool:
         return [
             s
             for s in self.slots.values()
-            if s.state is State.PREWARM and s.runtime == runtime and s.memory_mb == memory_mb
+            if s.state is State.PREWARM
+            and not s.retired
+            and s.runtime == runtime
+            and s.memory_mb == memory_mb
         ]
 
     def counts(self) -> dict[str, int]:
@@ -365,6 +368,18 @@ class Pool:
                 if s.state is State.IDLE:
                     now_ids.append(s.id)
         return sorted(now_ids)
+
+    def retire_ids(self, slot_ids: Iterable[str]) -> list[str]:
+        """These containers take no new calls (their node drains); returns the idle ones."""
+        idle = []
+        for slot_id in slot_ids:
+            slot = self.slots.get(slot_id)
+            if slot is None or slot.state is State.REMOVING:
+                continue
+            slot.retired = True
+            if slot.state in (State.IDLE, State.PREWARM):
+                idle.append(slot_id)
+        return sorted(idle)
 
     def stem_deficit(self, wanted: dict[tuple[str, int], int]) -> list[tuple[str, int]]:
         """Stem cells to start so each (runtime, memory) has its wanted count, memory allowing."""

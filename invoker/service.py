@@ -17,7 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from invoker import metering
@@ -33,6 +33,8 @@ from invoker.drivers.base import (
 )
 from invoker.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.metrics import InvokerMetrics
+from invoker.nodes import NoCapacity, NodePool
+from invoker.placement import NodeState
 from invoker.pool import Cold, Demand, Limits, Pool, Reject, Slot, Specialise, State, Wait
 from invoker.runtime_client import RuntimeClient, RuntimeError_, RunTimeout
 from invoker.store.base import Store
@@ -114,6 +116,7 @@ class Invoker:
         metrics: InvokerMetrics | None = None,
         keep_alive: KeepAlivePolicy | None = None,
         token_for: Callable[[FunctionSpec, float], str] | None = None,
+        nodes: NodePool | None = None,
     ) -> None:
         self._driver = driver
         self._client = client
@@ -132,6 +135,7 @@ class Invoker:
         self._background: asyncio.Task[None] | None = None
         self._metrics = metrics
         self._token_for = token_for
+        self.nodes = nodes
 
     @property
     def driver(self) -> ContainerDriver:
@@ -170,6 +174,7 @@ class Invoker:
                 await self.reap()
                 await self.run_prewarms()
                 await self.refill_stems()
+                await self.consolidate()
             except Exception:  # the loop must outlive any one failure
                 log.exception("pool maintenance failed")
             await asyncio.sleep(self._config.reap_interval_s)
@@ -196,6 +201,26 @@ class Invoker:
             self._spawn(self._start_for(container, idle_until=prewarm.until), f"prewarm-{slot}")
         return len(due)
 
+    async def consolidate(self) -> list[str]:
+        """Drain under-used nodes (their idle containers go, busy ones finish), release empty
+        ones; returns the nodes released."""
+        if self.nodes is None:
+            return []
+        for node_id in self.nodes.plan_consolidation():
+            self.nodes.drain(node_id)
+            log.info("draining node %s to consolidate", node_id)
+        draining = [n.id for n in self.nodes.nodes.values() if n.state is NodeState.DRAINING]
+        for node_id in draining:
+            await self._remove(self.pool.retire_ids(self.nodes.containers_on(node_id)))
+        return await self.nodes.release_drained()
+
+    async def drain_node(self, node_id: str) -> None:
+        """Operator: stop placing on a node; it is released once its calls finish."""
+        if self.nodes is None:
+            raise KeyError(node_id)
+        self.nodes.drain(node_id)
+        await self.consolidate()
+
     async def refill_stems(self) -> None:
         """Start stem cells until each configured (runtime, memory) has its count."""
         wanted = {(rt, mem): n for rt, mem, n in self._config.stem_cells}
@@ -203,9 +228,11 @@ class Invoker:
             slot = self._new_name()
             self.pool.starting(slot, None, runtime, memory_mb, self._clock())
             try:
-                handle = await self._driver.create(self._container_spec(slot, runtime, memory_mb))
-            except DriverError as exc:
+                cspec = await self._placed_spec(slot, runtime, memory_mb)
+                handle = await self._driver.create(cspec)
+            except (DriverError, NoCapacity) as exc:
                 self.pool.removed(slot)
+                self._unplace(slot)
                 log.warning("could not start a stem cell: %s", exc)
                 return
             container = Container(slot=slot, handle=handle)
@@ -282,10 +309,10 @@ class Invoker:
         assert spec is not None
         t = self._clock()
         try:
-            container.handle = await self._driver.create(
-                self._container_spec(container.slot, spec.runtime, spec.memory_mb, spec)
-            )
+            cspec = await self._placed_spec(container.slot, spec.runtime, spec.memory_mb, spec)
+            container.handle = await self._driver.create(cspec)
         except Exception as exc:  # whatever went wrong, the calls waiting must be answered
+            self._unplace(container.slot)
             container.init_error = f"platform: could not start a container: {exc}"
             container.ready.set()
             self._pulse(spec.key)
@@ -466,6 +493,20 @@ class Invoker:
     def _new_name(self) -> str:
         return f"nimbus-{self.instance_id[:8]}-{next(self._names)}-{uuid.uuid4().hex[:6]}"
 
+    async def _placed_spec(
+        self, name: str, runtime: str, memory_mb: int, spec: FunctionSpec | None = None
+    ) -> ContainerSpec:
+        """Place the container on a node (growing the pool if needed), then describe it."""
+        cspec = self._container_spec(name, runtime, memory_mb, spec)
+        if self.nodes is None:
+            return cspec
+        node = await self.nodes.place(name, memory_mb)
+        return replace(cspec, node=node.id, cgroup_parent=self.nodes.cgroup_parent(node.id))
+
+    def _unplace(self, slot: str) -> None:
+        if self.nodes is not None:
+            self.nodes.free(slot)
+
     def _container_spec(
         self, name: str, runtime: str, memory_mb: int, spec: FunctionSpec | None = None
     ) -> ContainerSpec:
@@ -515,6 +556,7 @@ class Invoker:
             container = self._containers.pop(slot.id, None)
             if container is not None:
                 await self._destroy(container)
+            self._unplace(slot.id)
             self.pool.removed(slot.id)
             if slot.key is not None:
                 self._pulse(slot.key)

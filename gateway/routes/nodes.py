@@ -1,0 +1,82 @@
+"""Admin: the VM nodes functions are packed onto. Tenants never see nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import ApiError, bad_request, not_found
+from gateway.keys import CONFIG, PLATFORM
+from gateway.middleware import require_admin
+from gateway.requests import json_object
+from invoker.nodes import NoCapacity
+from invoker.vmpool import Node
+
+routes = web.RouteTableDef()
+
+
+def _node_json(node: Node, containers: list[str]) -> dict[str, Any]:
+    vcpu, memory = node.allocated
+    return {
+        "id": node.id,
+        "flavor": node.flavor.name,
+        "state": node.state.value,
+        "price_per_hour": node.flavor.price_per_hour,
+        "capacity": {"vcpu": node.flavor.vcpu, "memory_mb": node.flavor.memory_mb},
+        "allocated": {"vcpu": round(vcpu, 4), "memory_mb": memory},
+        "utilisation": {
+            "vcpu": round(vcpu / node.flavor.vcpu, 4) if node.flavor.vcpu else None,
+            "memory": round(memory / node.flavor.memory_mb, 4),
+        },
+        "containers": containers,
+    }
+
+
+@routes.get("/v1/nodes")
+async def list_nodes(request: web.Request) -> web.Response:
+    """Every node with its capacity, allocation, utilisation and containers."""
+    require_admin(request)
+    pool = request.app[PLATFORM].invoker.nodes
+    if pool is None:
+        return web.json_response({"provider": "none", "nodes": []})
+    nodes = [_node_json(n, list(pool.containers_on(n.id))) for n in pool.nodes.values()]
+    return web.json_response(
+        {"provider": pool.provider.name, "enforced": pool.provider.enforced, "nodes": nodes}
+    )
+
+
+@routes.post("/v1/nodes")
+async def add_node(request: web.Request) -> web.Response:
+    """Provision a node of a flavor: `{"flavor": "small"}`."""
+    require_admin(request)
+    pool = request.app[PLATFORM].invoker.nodes
+    if pool is None:
+        raise ApiError(409, "this deployment has no VM pool (vm_provider is none)")
+    body = await json_object(request)
+    name = body.get("flavor")
+    if not isinstance(name, str):
+        raise bad_request("flavor must name a flavor", "flavor")
+    try:
+        pool.flavor(name)
+    except KeyError:
+        known = ", ".join(f[0] for f in request.app[CONFIG].node_flavors)
+        raise bad_request(f"unknown flavor {name!r}; known: {known}", "flavor") from None
+    try:
+        node = await pool.add(name)
+    except NoCapacity as exc:
+        raise ApiError(409, str(exc)) from None
+    return web.json_response(_node_json(node, []), status=201)
+
+
+@routes.delete("/v1/nodes/{id}")
+async def remove_node(request: web.Request) -> web.Response:
+    """Drain a node, then release it once its running calls have finished."""
+    require_admin(request)
+    pool = request.app[PLATFORM].invoker.nodes
+    node_id = request.match_info["id"]
+    if pool is None or node_id not in pool.nodes:
+        raise not_found(f"node {node_id!r}")
+    await request.app[PLATFORM].invoker.drain_node(node_id)
+    state = pool.nodes[node_id].state.value if node_id in pool.nodes else "released"
+    return web.json_response({"id": node_id, "state": state}, status=202)
