@@ -103,3 +103,21 @@ def test_tenant_create_prints_a_working_key(gateway_url: str) -> None:
     key = out.stdout.strip().split()[-1]
     out = nimbus("functions", url=gateway_url, key=key)
     assert out.returncode == 0 and out.stdout == ""
+
+
+def test_bill_prints_a_table_and_csv(gateway_url: str) -> None:
+    out = nimbus(
+        "deploy", "billed", "functions/hello/main.py", "--handler", "main.handler", url=gateway_url
+    )
+    assert out.returncode == 0, out.stderr
+    for _ in range(3):
+        assert nimbus("invoke", "billed", url=gateway_url).returncode == 0
+    out = nimbus("bill", url=gateway_url)
+    assert out.returncode == 0, out.stderr
+    row = next(line for line in out.stdout.splitlines() if line.startswith("billed "))
+    assert row.split()[1] == "3"  # invocations
+    assert "TOTAL" in out.stdout
+    out = nimbus("bill", "--by", "day", "--csv", url=gateway_url)
+    assert out.returncode == 0 and out.stdout.splitlines()[0].startswith("key,")
+    out = nimbus("bill", "--from", "2026-13-01", url=gateway_url)
+    assert out.returncode == 1 and "from" in out.stderr
