@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from kubernetes.client import ApiClient
 from prometheus_client import CollectorRegistry
 
 from gateway import metrics
@@ -39,9 +40,11 @@ from gateway.routes import (
 from invoker.api import RUNTIMES, FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.base import ContainerDriver
+from invoker.k8s_nodes import KubernetesNodeProvider
+from invoker.k8s_pool import ClusterProvider
 from invoker.keepalive import KeepAlivePolicy, policy_by_name
 from invoker.metrics import InvokerMetrics
-from invoker.nodes import LocalProvider, NodePool, NodePoolConfig, host_memory_mb
+from invoker.nodes import LocalProvider, NodePool, NodePoolConfig, PoolProvider, host_memory_mb
 from invoker.placement import Limits as PlacementLimits
 from invoker.placement import policy_by_name as placement_policy_by_name
 from invoker.pool import Limits
@@ -66,12 +69,17 @@ def run_dir_for(data_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="nimbus-run-"))
 
 
-def make_driver(name: str, run_dir: Path) -> ContainerDriver:
-    """The container driver by name; `auto` takes Docker wherever an engine answers."""
+def make_driver(config: Config, run_dir: Path) -> tuple[ContainerDriver, ApiClient | None]:
+    """The container driver by name; `auto` takes Docker wherever an engine answers.
+
+    Blocking (it pings Docker and hashes the runtime recipes): call it off the loop.
+    Returns the Kubernetes API client too, which the cluster node provider shares.
+    """
     from invoker.drivers.docker import DockerDriver, engine_answers
     from invoker.drivers.process import ProcessDriver
     from invoker.images import image_tag, runtime_dir
 
+    name = config.driver
     if name == "auto":
         name = "docker" if engine_answers() else "process"
         if name == "process":
@@ -79,10 +87,23 @@ def make_driver(name: str, run_dir: Path) -> ContainerDriver:
     if name == "docker":
         # Hash the runtime recipes once: image_tag reads every file of the runtime.
         tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
-        return DockerDriver(run_dir, tags.__getitem__)
+        return DockerDriver(run_dir, tags.__getitem__), None
     if name == "process":
-        return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py")
-    raise ValueError(f"unknown driver {name!r}; choose auto, docker or process")
+        return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py"), None
+    if name == "kubernetes":
+        from invoker.drivers.kubernetes import (
+            KubernetesDriver,
+            KubernetesDriverConfig,
+            load_api_client,
+        )
+
+        client = load_api_client()
+        k8s = KubernetesDriverConfig(
+            namespace=config.k8s_namespace, runtime_class=config.k8s_runtime_class or None
+        )
+        prefix = config.k8s_image_prefix
+        return KubernetesDriver(client, config=k8s, image_for=lambda rt: prefix + rt), client
+    raise ValueError(f"unknown driver {name!r}; choose auto, docker, process or kubernetes")
 
 
 async def _platform(app: web.Application) -> AsyncIterator[None]:
@@ -90,9 +111,9 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = SqliteStore(config.db_path)
     await store.open()
-    driver = make_driver(config.driver, app[RUN_DIR])
+    driver, k8s_client = await asyncio.to_thread(make_driver, config, app[RUN_DIR])
     client = RuntimeClient()
-    nodes = await _node_pool(store, config) if config.vm_provider == "local" else None
+    nodes = await _node_pool(store, config, k8s_client)
     lease = await _lease_local_node(store, config) if nodes is None else None
     invoker_metrics = InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap)
     limits = Limits(
@@ -158,8 +179,14 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-async def _node_pool(store: Store, config: Config) -> NodePool:
-    """The `local` VM provider behind a node pool; each node's life is a lease in the store."""
+async def _node_pool(store: Store, config: Config, k8s_client: ApiClient | None) -> NodePool | None:
+    """The node pool over the configured VM provider; each node's life is a lease.
+
+    `local` splits this machine into cgroup nodes; `kubernetes` packs pods onto the
+    cluster's nodes (the driver must be kubernetes); `none` runs without a pool.
+    """
+    if config.vm_provider == "none":
+        return None
     flavors = tuple(
         Flavor(name, vcpu, memory_mb, float(price))
         for name, vcpu, memory_mb, price in config.node_flavors
@@ -174,7 +201,7 @@ async def _node_pool(store: Store, config: Config) -> NodePool:
             flavor=node.flavor.name,
             vcpu=node.flavor.vcpu,
             memory_mb=node.flavor.memory_mb,
-            price_per_hour=prices[node.flavor.name],
+            price_per_hour=prices.get(node.flavor.name, "0"),
             up_at=wall_at + node.created_at,
             down_at=None if node.released_at is None else wall_at + node.released_at,
         )
@@ -182,12 +209,20 @@ async def _node_pool(store: Store, config: Config) -> NodePool:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    provider = LocalProvider(
-        config.owner,
-        time.monotonic,
-        host_memory_mb=host_memory_mb() * 9 // 10,
-        id_prefix=uuid.uuid4().hex[:4] + "-",
-    )
+    provider: PoolProvider
+    if config.vm_provider == "kubernetes":
+        if k8s_client is None:
+            raise ValueError("vm_provider kubernetes needs the kubernetes driver")
+        provider = ClusterProvider(KubernetesNodeProvider(k8s_client), time.monotonic)
+    elif config.vm_provider == "local":
+        provider = LocalProvider(
+            config.owner,
+            time.monotonic,
+            host_memory_mb=host_memory_mb() * 9 // 10,
+            id_prefix=uuid.uuid4().hex[:4] + "-",
+        )
+    else:
+        raise ValueError(f"unknown vm_provider {config.vm_provider!r}: local, kubernetes, none")
     limits = PlacementLimits(cpu_overcommit=config.cpu_overcommit)
     pool = NodePool(
         provider,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+DRIVERS = ["auto", "docker", "process", "kubernetes"]
 
 
 class CliError(Exception):
@@ -250,19 +251,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         prices = load_price_book(price_path) if price_path else PriceBook()
     except (PriceBookError, OSError) as exc:
         raise CliError(f"price book: {exc}") from exc
+    env = os.environ
+    driver = args.driver or env.get("NIMBUS_DRIVER") or "auto"
+    if driver not in DRIVERS:
+        raise CliError(f"unknown driver {driver!r}; choose {', '.join(DRIVERS)}")
+    default_vms = "kubernetes" if driver == "kubernetes" else "local"
     config = Config(
         data_dir=data_dir,
         host=args.host,
         port=args.port,
         admin_key=admin_key_for(data_dir),
-        driver=args.driver,
+        driver=driver,
+        vm_provider=args.vm_provider or env.get("NIMBUS_VM_PROVIDER") or default_vms,
+        placement_policy=args.placement,
+        k8s_namespace=env.get("NIMBUS_K8S_NAMESPACE") or "nimbus-functions",
+        k8s_runtime_class=env.get("NIMBUS_K8S_RUNTIME_CLASS", ""),
+        k8s_image_prefix=env.get("NIMBUS_K8S_IMAGE_PREFIX") or "nimbus/",
+        store_url=env.get("NIMBUS_STORE_URL", ""),
         price_book=prices,
         public_metrics=args.public_metrics,
         stem_cells=(("python:3.11", 128, args.stem_cells),) if args.stem_cells else (),
         keep_alive_s=args.keep_alive or 600.0,
         keep_alive_policy="fixed" if args.keep_alive else args.keep_alive_policy,
     )
-    if args.driver == "process":
+    if driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
     raise_open_files_limit()
     print(f"nimbus: serving on http://{args.host}:{args.port} (data: {data_dir})", flush=True)
@@ -296,7 +308,17 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--data-dir", default=".nimbus/data")
-    serve.add_argument("--driver", default="auto", choices=["auto", "docker", "process"])
+    serve.add_argument(
+        "--driver", choices=DRIVERS, help="container driver (default: $NIMBUS_DRIVER or auto)"
+    )
+    serve.add_argument(
+        "--vm-provider",
+        choices=["local", "kubernetes", "none"],
+        help="node pool (default: local; kubernetes with the kubernetes driver)",
+    )
+    serve.add_argument(
+        "--placement", default="best-fit", help="placement policy (docs/performance.md)"
+    )
     serve.add_argument(
         "--stem-cells", type=int, default=2, help="prewarmed python:3.11 128 MB containers"
     )

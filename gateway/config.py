@@ -28,7 +28,7 @@ class Config:
     max_code_bytes: int = MAX_CODE_BYTES
     max_object_bytes: int = MAX_OBJECT_BYTES
     # VM pool: `local` splits this machine into cgroup-enforced nodes; `none` uses it whole.
-    vm_provider: str = "local"
+    vm_provider: str = "local"  # local | kubernetes | none
     node_flavors: tuple[tuple[str, float, int, str], ...] = (
         # name, vCPU, memory MB, USD per hour (AWS t3 list prices for the same sizes)
         ("small", 1.0, 2048, "0.0208"),
@@ -41,6 +41,11 @@ class Config:
     cpu_overcommit: float = 4.0
     consolidate_below: float = 0.5
     min_node_age_s: float = 60.0
+    # Kubernetes (driver "kubernetes"; k8s/base/configmap.yaml sets these as NIMBUS_K8S_*)
+    k8s_namespace: str = "nimbus-functions"
+    k8s_runtime_class: str = ""
+    k8s_image_prefix: str = "nimbus/"
+    store_url: str = ""  # "" = SQLite in the data dir; postgresql://... = a shared Postgres
     price_book: PriceBook = field(default_factory=PriceBook)
     billing_step_ms: int = 1
     metrics_label_cap: int = 200

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from invoker.placement import Limits, NodeState, PlacementPolicy, Vector
 from invoker.vmpool import Flavor, Node, decide_release, decide_scale_in, decide_scale_out
@@ -33,6 +34,23 @@ class NoCapacity(Exception):
 def demand_for(memory_mb: int) -> Vector:
     """What a container asks of a node: a CPU share proportional to memory, and memory."""
     return (round(memory_mb / LAMBDA_MB_PER_VCPU, 4), memory_mb)
+
+
+class PoolProvider(Protocol):
+    """What the node pool needs of a VM provider (see `vmpool.VmProvider`)."""
+
+    name: str
+    enforced: bool
+
+    async def list(self) -> builtins.list[Node]: ...
+
+    async def provision(self, flavor: Flavor) -> Node: ...
+
+    async def release(self, node_id: str) -> None: ...
+
+    def cgroup_parent(self, node_id: str) -> str | None: ...
+
+    def cleanup(self) -> None: ...
 
 
 class LocalProvider:
@@ -154,7 +172,7 @@ class NodePool:
 
     def __init__(
         self,
-        provider: LocalProvider,
+        provider: PoolProvider,
         policy: PlacementPolicy,
         limits: Limits,
         config: NodePoolConfig,
@@ -173,8 +191,10 @@ class NodePool:
         self._where: dict[str, str] = {}  # container -> node
 
     async def start(self) -> None:
-        """Provision the minimum number of nodes."""
+        """Adopt the provider's existing nodes, then provision up to the minimum."""
         await asyncio.to_thread(self.provider.cleanup)
+        for node in await self.provider.list():
+            self.nodes[node.id] = node
         for flavor in decide_scale_out(
             [],
             list(self.nodes.values()),
@@ -214,9 +234,12 @@ class NodePool:
         self._where[container] = node.id
         return node
 
-    async def place(self, container: str, memory_mb: int) -> Node:
-        """A node for a new container, growing the pool when none has room; NoCapacity if
-        it may not grow."""
+    async def place(self, container: str, memory_mb: int) -> Node | None:
+        """A node for a new container, growing the pool when none has room.
+
+        NoCapacity when it may not grow; None where the provider lets an unplaced container
+        wait for capacity (a Pending pod on Kubernetes).
+        """
         demand = demand_for(memory_mb)
         node = self._try_place(container, demand)
         if node is not None:
@@ -225,6 +248,9 @@ class NodePool:
             node = self._try_place(container, demand)  # another call may have grown it
             if node is not None:
                 return node
+            if getattr(self.provider, "unplaced_ok", False):
+                await self._refresh()
+                return self._try_place(container, demand)
             wanted = decide_scale_out(
                 [demand],
                 list(self.nodes.values()),
@@ -244,6 +270,15 @@ class NodePool:
             if node is None:
                 raise NoCapacity(f"no node flavor can hold a {memory_mb} MB container")
             return node
+
+    async def _refresh(self) -> None:
+        """Re-read the provider's nodes (a cluster may have gained one), keeping our books."""
+        for node in await self.provider.list():
+            known = self.nodes.get(node.id)
+            if known is None:
+                self.nodes[node.id] = node
+            elif node.state is NodeState.DRAINING and known.state is NodeState.READY:
+                known.drain()
 
     def free(self, container: str) -> None:
         """The container is gone: give its resources back."""

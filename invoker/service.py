@@ -501,6 +501,8 @@ class Invoker:
         if self.nodes is None:
             return cspec
         node = await self.nodes.place(name, memory_mb)
+        if node is None:  # left for the cluster's scheduler (a Pending pod)
+            return cspec
         return replace(cspec, node=node.id, cgroup_parent=self.nodes.cgroup_parent(node.id))
 
     def _unplace(self, slot: str) -> None:
