@@ -47,6 +47,18 @@ INIT_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 60.0  # bounds a caller's wait for a container being started
 
 
+@dataclass
+class CallTiming:
+    """When a call started and how its time was spent, filled in as it goes."""
+
+    wall_start: float  # wall clock, for the record
+    t0: float  # monotonic
+    wait_ms: float
+    cold: bool = False
+    init_ms: float = 0.0
+    run_start: float | None = None
+
+
 @dataclass(frozen=True)
 class Prewarm:
     """A function container to start at `at` and keep idle until `until` (monotonic)."""
@@ -367,31 +379,27 @@ class Invoker:
         spec = request.function
         tenant = spec.tenant
         container = self._containers[slot]
-        cold = not container.ready.is_set()
+        timing = CallTiming(wall_start, t0, wait_ms, cold=not container.ready.is_set())
         waited_from = self._clock()
         try:
             async with asyncio.timeout(INIT_TIMEOUT_S + START_TIMEOUT_S):
                 await container.ready.wait()
         except TimeoutError:
             container.init_error = container.init_error or "platform: container start timed out"
-        init_ms = (self._clock() - waited_from) * 1000 if cold else 0.0
+        timing.init_ms = (self._clock() - waited_from) * 1000 if timing.cold else 0.0
         if container.init_error is not None:
-            self.pool.abandoned(slot, tenant)
-            await self._remove([slot])
             platform = container.init_error.startswith("platform:")
-            return await self._finish(
+            if platform:
+                return await self._failed(
+                    request, slot, timing, container, Status.PLATFORM_ERROR, container.init_error
+                )
+            return await self._failed(
                 request,
-                Status.PLATFORM_ERROR if platform else Status.APPLICATION_ERROR,
-                None,
-                container.init_error if platform else f"init failed: {container.init_error}",
-                [],
-                wall_start,
-                t0,
-                None,
-                init_ms,
-                wait_ms,
-                cold,
+                slot,
+                timing,
                 container,
+                Status.APPLICATION_ERROR,
+                f"init failed: {container.init_error}",
             )
         payload: dict[str, Any] = {
             "value": dict(request.args),
@@ -409,49 +417,25 @@ class Invoker:
         gauge = self._driver.call_meter(container.handle) if alone else None
         if gauge is not None:
             gauge.start()
-        run_start = self._clock()
+        timing.run_start = self._clock()
         try:
             resp = await self._client.run(
                 container.handle.address, payload, spec.timeout_s + TRANSPORT_SLACK_S
             )
         except RunTimeout:
-            self.pool.abandoned(slot, tenant)
-            await self._remove([slot])
-            return await self._finish(
-                request,
-                Status.TIMEOUT,
-                None,
-                f"the function did not finish within its timeout of {spec.timeout_s:g} s",
-                [],
-                wall_start,
-                t0,
-                run_start,
-                init_ms,
-                wait_ms,
-                cold,
-                container,
-            )
+            timeout = f"the function did not finish within its timeout of {spec.timeout_s:g} s"
+            return await self._failed(request, slot, timing, container, Status.TIMEOUT, timeout)
         except RuntimeError_ as exc:
-            self.pool.abandoned(slot, tenant)
-            await self._remove([slot])
-            return await self._finish(
-                request,
-                Status.APPLICATION_ERROR,
-                None,
+            ended = (
                 "the function's container ended during the call "
-                f"(out of memory at {spec.memory_mb} MB, or the process exited): {exc}",
-                [],
-                wall_start,
-                t0,
-                run_start,
-                init_ms,
-                wait_ms,
-                cold,
-                container,
+                f"(out of memory at {spec.memory_mb} MB, or the process exited): {exc}"
+            )
+            return await self._failed(
+                request, slot, timing, container, Status.APPLICATION_ERROR, ended
             )
         usage = gauge.stop() if gauge is not None else None
-        duration_s = self._clock() - run_start
         now = self._clock()
+        duration_s = now - timing.run_start
         decision = self._keep_alive.decide(_policy_key(spec), now)
         # With a pre-warm planned, this container goes now and a fresh one comes back later.
         hold = 0.0 if decision.prewarm_after_s is not None else decision.keep_alive_s
@@ -464,25 +448,34 @@ class Invoker:
         self._pulse(spec.key)
         logs = [str(line) for line in resp.body.get("logs", [])]
         if resp.ok:
-            status, result, error = Status.SUCCESS, resp.body.get("result"), None
-        else:
-            status, result = Status.APPLICATION_ERROR, None
-            error = str(resp.body.get("error") or f"/run answered {resp.status}")
+            return await self._finish(
+                request,
+                timing,
+                container,
+                Status.SUCCESS,
+                resp.body.get("result"),
+                None,
+                logs,
+                usage,
+            )
+        error = str(resp.body.get("error") or f"/run answered {resp.status}")
         return await self._finish(
-            request,
-            status,
-            result,
-            error,
-            logs,
-            wall_start,
-            t0,
-            run_start,
-            init_ms,
-            wait_ms,
-            cold,
-            container,
-            usage,
+            request, timing, container, Status.APPLICATION_ERROR, None, error, logs, usage
         )
+
+    async def _failed(
+        self,
+        request: InvokeRequest,
+        slot: str,
+        timing: CallTiming,
+        container: Container,
+        status: Status,
+        error: str,
+    ) -> InvokeResult:
+        """The call did not complete normally in its container: drop the container, record."""
+        self.pool.abandoned(slot, request.function.tenant)
+        await self._remove([slot])
+        return await self._finish(request, timing, container, status, None, error, [])
 
     # ---- helpers ----
 
@@ -575,21 +568,17 @@ class Invoker:
     async def _finish(
         self,
         request: InvokeRequest,
+        timing: CallTiming,
+        container: Container | None,
         status: Status,
         result: Any,
         error: str | None,
         logs: list[str],
-        wall_start: float,
-        t0: float,
-        run_start: float | None,
-        init_ms: float,
-        wait_ms: float,
-        cold: bool,
-        container: Container | None,
         usage: ContainerStats | None = None,
     ) -> InvokeResult:
         spec = request.function
         now = self._clock()
+        run_start = timing.run_start
         duration_ms = (now - run_start) * 1000 if run_start is not None else 0.0
         outcome = InvokeResult(
             activation_id=request.activation_id,
@@ -597,12 +586,12 @@ class Invoker:
             result=result,
             error=error,
             logs=logs,
-            start=wall_start,
-            end=wall_start + (now - t0),
+            start=timing.wall_start,
+            end=timing.wall_start + (now - timing.t0),
             duration_ms=round(duration_ms, 3),
-            init_ms=round(init_ms, 3),
-            wait_ms=round(wait_ms, 3),
-            cold_start=cold,
+            init_ms=round(timing.init_ms, 3),
+            wait_ms=round(timing.wait_ms, 3),
+            cold_start=timing.cold,
             memory_mb=spec.memory_mb,
             node=container.handle.node if container is not None else None,
             peak_memory_mb=usage.peak_memory_mb if usage is not None else None,
