@@ -19,12 +19,15 @@ if engine_answers; then
     exit 0
 fi
 
-# True when a process with exactly this command name runs (pgrep may be absent).
+# True when a live process (not a zombie nobody reaped) has exactly this command name.
+# pgrep may be absent, and a dockerd killed at the end of a session can linger as a zombie.
 process_runs() {
-    local name="$1" comm
-    for comm in /proc/[0-9]*/comm; do
-        [ -r "$comm" ] || continue
-        if [ "$(cat "$comm" 2>/dev/null)" = "$name" ]; then
+    local name="$1" dir state
+    for dir in /proc/[0-9]*; do
+        [ -r "$dir/comm" ] || continue
+        [ "$(cat "$dir/comm" 2>/dev/null)" = "$name" ] || continue
+        state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$dir/status" 2>/dev/null)"
+        if [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ]; then
             return 0
         fi
     done
