@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install docker images up down test lint unit bench clean
+.PHONY: install docker postgres images up down test lint unit bench clean
+NIMBUS_TEST_POSTGRES_URL ?= postgresql://nimbus:nimbus@127.0.0.1:5432/nimbus_test
 
 $(VENV)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing Nimbus with its test tools"
@@ -16,6 +17,9 @@ install: $(VENV)/.installed
 
 docker:
 	@bash scripts/ensure-docker.sh
+
+postgres:
+	@bash scripts/ensure-postgres.sh
 
 images: install docker
 	@$(BIN)/nimbus images build
@@ -34,8 +38,8 @@ lint: install
 unit: install
 	@$(BIN)/pytest -q tests/unit
 
-test: images lint
-	@bash scripts/test.sh
+test: images postgres lint
+	@NIMBUS_TEST_POSTGRES_URL=$(NIMBUS_TEST_POSTGRES_URL) bash scripts/test.sh
 
 clean:
 	rm -rf $(VENV) .nimbus .pytest_cache .mypy_cache .ruff_cache

@@ -51,7 +51,7 @@ from invoker.pool import Limits
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import NodeLease, Store
-from invoker.store.sqlite import SqliteStore
+from invoker.store.factory import open_store
 from invoker.vmpool import Flavor, Node
 
 log = logging.getLogger("nimbus.gateway")
@@ -109,7 +109,7 @@ def make_driver(config: Config, run_dir: Path) -> tuple[ContainerDriver, ApiClie
 async def _platform(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore(config.db_path)
+    store = open_store(config.store_url, config.data_dir)
     await store.open()
     driver, k8s_client = await asyncio.to_thread(make_driver, config, app[RUN_DIR])
     client = RuntimeClient()

@@ -1,0 +1,777 @@
+"""PostgreSQL store, for several gateways sharing one database.
+
+Same semantics as the SQLite store, with asyncpg (natively async: no threads). What
+differs is what several writers at once need:
+
+- the queue is claimed with `SELECT ... FOR UPDATE SKIP LOCKED`, so two gateways never
+  run the same call and neither waits on the other's claimed rows;
+- versions, created times and fire history are kept by single-statement upserts, so
+  concurrent deploys of one function get distinct versions;
+- blob garbage collection takes an exclusive advisory lock that deploys share, so a
+  sweep never removes a blob a concurrent deploy is about to reference.
+
+JSON columns are text holding `json.dumps` output, as in SQLite: it round-trips exactly
+(key order, 1.0 vs 1) and, unlike jsonb, accepts "\\u0000". Usage records are stored
+as their JSON row too, so `gb_seconds` stays an exact decimal string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from invoker.api import Activation, FunctionSpec, Status
+from invoker.metering import UsageRecord
+from invoker.store.base import (
+    FunctionDraft,
+    NodeLease,
+    QueuedCall,
+    Rule,
+    StoredFunction,
+    Trigger,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tenants (
+    name TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    sha256 TEXT PRIMARY KEY,
+    data BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS functions (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    runtime TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    code_kind TEXT NOT NULL,
+    code_size INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    timeout_s DOUBLE PRECISION NOT NULL,
+    concurrency INTEGER NOT NULL,
+    env TEXT NOT NULL,
+    network BOOLEAN NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE INDEX IF NOT EXISTS functions_by_code ON functions (code_sha256);
+CREATE TABLE IF NOT EXISTS activations (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    function TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    logs TEXT NOT NULL,
+    start DOUBLE PRECISION,
+    "end" DOUBLE PRECISION,
+    duration_ms DOUBLE PRECISION,
+    init_ms DOUBLE PRECISION,
+    wait_ms DOUBLE PRECISION,
+    cold_start BOOLEAN,
+    memory_mb INTEGER NOT NULL,
+    node TEXT,
+    trigger TEXT,
+    peak_memory_mb DOUBLE PRECISION,
+    cpu_seconds DOUBLE PRECISION,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    dead_letter BOOLEAN NOT NULL DEFAULT FALSE,
+    seq BIGINT GENERATED ALWAYS AS IDENTITY
+);
+CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
+CREATE INDEX IF NOT EXISTS activations_by_tenant_seq ON activations (tenant, seq);
+CREATE TABLE IF NOT EXISTS usage (
+    activation_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    tenant TEXT NOT NULL,
+    start DOUBLE PRECISION NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (activation_id, attempt)
+);
+CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage (tenant, start);
+CREATE INDEX IF NOT EXISTS usage_by_start ON usage (start);
+CREATE TABLE IF NOT EXISTS queue (
+    activation_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    function TEXT NOT NULL,
+    args TEXT NOT NULL,
+    trigger TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    not_before DOUBLE PRECISION NOT NULL,
+    state TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
+CREATE TABLE IF NOT EXISTS triggers (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    config TEXT NOT NULL,
+    secret_hash TEXT UNIQUE,
+    last_fire DOUBLE PRECISION,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE TABLE IF NOT EXISTS rules (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    function TEXT NOT NULL,
+    enabled BOOLEAN NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+CREATE INDEX IF NOT EXISTS rules_by_trigger ON rules (tenant, trigger);
+CREATE TABLE IF NOT EXISTS node_leases (
+    id TEXT PRIMARY KEY,
+    flavor TEXT NOT NULL,
+    vcpu DOUBLE PRECISION NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    price_per_hour TEXT NOT NULL,
+    up_at DOUBLE PRECISION NOT NULL,
+    down_at DOUBLE PRECISION
+);
+"""
+
+_FUNCTION_UPSERT = """
+INSERT INTO functions (tenant, name, version, runtime, handler, code_sha256, code_kind,
+    code_size, memory_mb, timeout_s, concurrency, env, network, created, updated)
+VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+ON CONFLICT (tenant, name) DO UPDATE SET version = functions.version + 1,
+    runtime = excluded.runtime, handler = excluded.handler,
+    code_sha256 = excluded.code_sha256, code_kind = excluded.code_kind,
+    code_size = excluded.code_size, memory_mb = excluded.memory_mb,
+    timeout_s = excluded.timeout_s, concurrency = excluded.concurrency, env = excluded.env,
+    network = excluded.network, updated = excluded.updated
+RETURNING *, (xmax = 0) AS inserted
+"""
+
+# The request side (tenant, function, version, memory, trigger) and `seq` are fixed at
+# the first insert: an update moves the outcome along, never the activation's place.
+_ACTIVATION_UPSERT = """
+INSERT INTO activations (id, tenant, function, version, status, result, error, logs, start,
+    "end", duration_ms, init_ms, wait_ms, cold_start, memory_mb, node, trigger,
+    peak_memory_mb, cpu_seconds, attempts, dead_letter)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+    $19, $20, $21)
+ON CONFLICT (id) DO UPDATE SET status = excluded.status, result = excluded.result,
+    error = excluded.error, logs = excluded.logs, start = excluded.start,
+    "end" = excluded."end", duration_ms = excluded.duration_ms, init_ms = excluded.init_ms,
+    wait_ms = excluded.wait_ms, cold_start = excluded.cold_start, node = excluded.node,
+    peak_memory_mb = excluded.peak_memory_mb, cpu_seconds = excluded.cpu_seconds,
+    attempts = excluded.attempts, dead_letter = excluded.dead_letter
+"""
+
+_USAGE_INSERT = """
+INSERT INTO usage (activation_id, attempt, tenant, start, record) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (activation_id, attempt) DO NOTHING
+"""
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lock_key(label: str) -> int:
+    """A stable signed 64-bit advisory-lock key."""
+    return int.from_bytes(hashlib.sha256(label.encode()).digest()[:8], "big", signed=True)
+
+
+def _rowcount(status: str) -> int:
+    """The row count from a command tag such as 'DELETE 1'."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _function_from_row(row: Any) -> StoredFunction:
+    spec = FunctionSpec(
+        tenant=row["tenant"],
+        name=row["name"],
+        version=row["version"],
+        runtime=row["runtime"],
+        handler=row["handler"],
+        code_sha256=row["code_sha256"],
+        code_kind=row["code_kind"],
+        memory_mb=row["memory_mb"],
+        timeout_s=row["timeout_s"],
+        concurrency=row["concurrency"],
+        env=json.loads(row["env"]),
+        network=row["network"],
+    )
+    return StoredFunction(
+        spec=spec, created=row["created"], updated=row["updated"], code_size=row["code_size"]
+    )
+
+
+def _activation_from_row(row: Any) -> Activation:
+    return Activation(
+        id=row["id"],
+        tenant=row["tenant"],
+        function=row["function"],
+        version=row["version"],
+        status=Status(row["status"]),
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+        logs=json.loads(row["logs"]),
+        start=row["start"],
+        end=row["end"],
+        duration_ms=row["duration_ms"],
+        init_ms=row["init_ms"],
+        wait_ms=row["wait_ms"],
+        cold_start=row["cold_start"],
+        memory_mb=row["memory_mb"],
+        node=row["node"],
+        trigger=row["trigger"],
+        peak_memory_mb=row["peak_memory_mb"],
+        cpu_seconds=row["cpu_seconds"],
+        attempts=row["attempts"],
+        dead_letter=row["dead_letter"],
+    )
+
+
+def _trigger_from_row(row: Any) -> Trigger:
+    return Trigger(
+        tenant=row["tenant"],
+        name=row["name"],
+        type=row["type"],
+        config=json.loads(row["config"]),
+        secret_hash=row["secret_hash"],
+        last_fire=row["last_fire"],
+        created=row["created"],
+        updated=row["updated"],
+    )
+
+
+def _rule_from_row(row: Any) -> Rule:
+    return Rule(
+        tenant=row["tenant"],
+        name=row["name"],
+        trigger=row["trigger"],
+        function=row["function"],
+        enabled=row["enabled"],
+        created=row["created"],
+        updated=row["updated"],
+    )
+
+
+def _queued_from_row(row: Any) -> QueuedCall:
+    return QueuedCall(
+        activation_id=row["activation_id"],
+        tenant=row["tenant"],
+        function=row["function"],
+        args=json.loads(row["args"]),
+        trigger=row["trigger"],
+        attempts=row["attempts"],
+        created=row["created"],
+    )
+
+
+async def _save_activation(
+    con: Any, activation: Activation, usage: Mapping[str, Any] | None
+) -> None:
+    """Upsert an activation and, for a finished attempt, append its usage record."""
+    a = activation
+    # A text column cannot hold NUL; a function's error message can. Keep the record.
+    error = None if a.error is None else a.error.replace("\x00", "\ufffd")
+    await con.execute(
+        _ACTIVATION_UPSERT,
+        a.id,
+        a.tenant,
+        a.function,
+        a.version,
+        a.status.value,
+        None if a.result is None else json.dumps(a.result),
+        error,
+        json.dumps(a.logs),
+        a.start,
+        a.end,
+        a.duration_ms,
+        a.init_ms,
+        a.wait_ms,
+        a.cold_start,
+        a.memory_mb,
+        a.node,
+        a.trigger,
+        a.peak_memory_mb,
+        a.cpu_seconds,
+        a.attempts,
+        a.dead_letter,
+    )
+    if usage is not None:
+        # One usage record per attempt: a retried async call ran (and is billed) each time.
+        await con.execute(
+            _USAGE_INSERT,
+            a.id,
+            max(1, a.attempts),
+            a.tenant,
+            float(usage.get("start", a.start or 0.0)),
+            json.dumps(dict(usage)),
+        )
+
+
+class PostgresStore:
+    """The Store protocol over a PostgreSQL database, shareable by several gateways.
+
+    `schema`, when given, is created if missing and put first on every connection's
+    search_path (one database can then hold several independent stores).
+    """
+
+    def __init__(self, url: str, *, schema: str | None = None, max_connections: int = 10) -> None:
+        self._url = url
+        self._schema = schema
+        self._max_connections = max_connections
+        self._pool: Any = None
+        self._blob_lock = _lock_key(f"nimbus.blobs:{schema or ''}")
+        self._schema_lock = _lock_key(f"nimbus.schema:{schema or ''}")
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Any]:
+        """A pooled connection inside one transaction: commit, or roll back on error."""
+        assert self._pool is not None, "store is not open"
+        async with self._pool.acquire() as con, con.transaction():
+            yield con
+
+    def _conn(self) -> Any:
+        """A pooled connection for a single statement (its own implicit transaction)."""
+        assert self._pool is not None, "store is not open"
+        return self._pool.acquire()
+
+    async def open(self) -> None:
+        """Connect and create the schema and tables if needed (safe from several gateways)."""
+        settings = {} if self._schema is None else {"search_path": _quote_ident(self._schema)}
+        self._pool = await asyncpg.create_pool(
+            self._url, min_size=1, max_size=self._max_connections, server_settings=settings
+        )
+        try:
+            async with self._tx() as con:
+                # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog.
+                await con.execute("SELECT pg_advisory_xact_lock($1)", self._schema_lock)
+                if self._schema is not None:
+                    await con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self._schema)}")
+                await con.execute(SCHEMA)
+        except BaseException:
+            await self._pool.close()
+            self._pool = None
+            raise
+
+    async def close(self) -> None:
+        """Close the pool (waiting for statements in flight)."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    # tenants
+
+    async def create_tenant(self, name: str, key_hash: str) -> bool:
+        """Add a tenant; False when the name (or the key) is taken."""
+        async with self._conn() as con:
+            inserted = await con.fetchval(
+                "INSERT INTO tenants (name, key_hash, created) "
+                "VALUES ($1, $2, extract(epoch FROM now())) ON CONFLICT DO NOTHING "
+                "RETURNING name",
+                name,
+                key_hash,
+            )
+        return inserted is not None
+
+    async def tenant_for_key(self, key_hash: str) -> str | None:
+        """The tenant whose API key hashes to `key_hash`."""
+        async with self._conn() as con:
+            name = await con.fetchval("SELECT name FROM tenants WHERE key_hash = $1", key_hash)
+        return None if name is None else str(name)
+
+    # functions
+
+    async def put_function(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
+        """Store the code blob and the function; `version` grows by one on every update."""
+        sha = hashlib.sha256(draft.code).hexdigest()
+        async with self._tx() as con:
+            await con.execute("SELECT pg_advisory_xact_lock_shared($1)", self._blob_lock)
+            await con.execute(
+                "INSERT INTO blobs (sha256, data) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                sha,
+                draft.code,
+            )
+            row = await con.fetchrow(
+                _FUNCTION_UPSERT,
+                draft.tenant,
+                draft.name,
+                draft.runtime,
+                draft.handler,
+                sha,
+                draft.code_kind,
+                len(draft.code),
+                draft.memory_mb,
+                float(draft.timeout_s),
+                draft.concurrency,
+                json.dumps(dict(draft.env), sort_keys=True),
+                draft.network,
+                float(now),
+            )
+        return _function_from_row(row), bool(row["inserted"])
+
+    async def get_function(self, tenant: str, name: str) -> StoredFunction | None:
+        """One function of one tenant."""
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "SELECT * FROM functions WHERE tenant = $1 AND name = $2", tenant, name
+            )
+        return None if row is None else _function_from_row(row)
+
+    async def list_functions(self, tenant: str) -> list[StoredFunction]:
+        """Every function of one tenant, by name."""
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT * FROM functions WHERE tenant = $1 ORDER BY name", tenant
+            )
+        return [_function_from_row(r) for r in rows]
+
+    async def delete_function(self, tenant: str, name: str) -> bool:
+        """Remove a function; every code blob no function uses any more goes with it."""
+        async with self._tx() as con:
+            # Exclusive against deploys (which hold it shared from blob insert to commit).
+            await con.execute("SELECT pg_advisory_xact_lock($1)", self._blob_lock)
+            status = await con.execute(
+                "DELETE FROM functions WHERE tenant = $1 AND name = $2", tenant, name
+            )
+            await con.execute(
+                "DELETE FROM blobs b WHERE NOT EXISTS "
+                "(SELECT 1 FROM functions f WHERE f.code_sha256 = b.sha256)"
+            )
+        return _rowcount(status) == 1
+
+    async def get_code(self, sha256: str) -> bytes | None:
+        """A code blob by its content hash."""
+        async with self._conn() as con:
+            data = await con.fetchval("SELECT data FROM blobs WHERE sha256 = $1", sha256)
+        return None if data is None else bytes(data)
+
+    # activations
+
+    async def save_activation(
+        self, activation: Activation, usage: Mapping[str, Any] | None = None, *, wait: bool = True
+    ) -> None:
+        """Insert or replace an activation and, in the same transaction, its usage record.
+
+        `wait=False` still awaits the write here: one round trip to the server, and the
+        simplest way to keep read-your-writes with a pool of connections (a write left
+        in flight on one connection could lose the race to a read on another).
+        """
+        async with self._tx() as con:
+            await _save_activation(con, activation, usage)
+
+    async def enqueue(
+        self, activation: Activation, args: Mapping[str, Any], not_before: float
+    ) -> None:
+        """Accept an async call: its pending activation and its queue entry, atomically."""
+        async with self._tx() as con:
+            await _save_activation(con, activation, None)
+            await con.execute(
+                "INSERT INTO queue (activation_id, tenant, function, args, trigger, attempts, "
+                "not_before, state, created) VALUES ($1, $2, $3, $4, $5, 0, $6, 'queued', $6)",
+                activation.id,
+                activation.tenant,
+                activation.function,
+                json.dumps(dict(args)),
+                activation.trigger,
+                float(not_before),
+            )
+
+    async def claim(self, now: float, limit: int) -> list[QueuedCall]:
+        """Mark up to `limit` due calls running (oldest first) and return them.
+
+        Rows another gateway is claiming are skipped, not waited for: each call goes to
+        exactly one claimer.
+        """
+        async with self._tx() as con:
+            rows = await con.fetch(
+                "SELECT * FROM queue WHERE state = 'queued' AND not_before <= $1 "
+                "ORDER BY not_before, created LIMIT $2 FOR UPDATE SKIP LOCKED",
+                float(now),
+                limit,
+            )
+            if not rows:
+                return []
+            ids = [r["activation_id"] for r in rows]
+            await con.execute(
+                "UPDATE queue SET state = 'running' WHERE activation_id = ANY($1::text[])", ids
+            )
+            await con.execute(
+                "UPDATE activations SET status = 'running' WHERE id = ANY($1::text[])", ids
+            )
+        return [_queued_from_row(r) for r in rows]
+
+    async def finish_attempt(
+        self,
+        activation: Activation,
+        usage: Mapping[str, Any] | None,
+        retry_at: float | None,
+    ) -> None:
+        """Record one attempt; requeue the call for `retry_at`, or take it off the queue."""
+        async with self._tx() as con:
+            await _save_activation(con, activation, usage)
+            if retry_at is None:
+                await con.execute("DELETE FROM queue WHERE activation_id = $1", activation.id)
+            else:
+                await con.execute(
+                    "UPDATE queue SET state = 'queued', not_before = $1, attempts = $2 "
+                    "WHERE activation_id = $3",
+                    float(retry_at),
+                    activation.attempts,
+                    activation.id,
+                )
+
+    async def defer(self, activation_id: str, not_before: float) -> None:
+        """Put a claimed call back without counting an attempt (the platform was busy)."""
+        async with self._tx() as con:
+            await con.execute(
+                "UPDATE queue SET state = 'queued', not_before = $1 WHERE activation_id = $2",
+                float(not_before),
+                activation_id,
+            )
+            await con.execute(
+                "UPDATE activations SET status = 'pending' WHERE id = $1", activation_id
+            )
+
+    async def requeue_running(self) -> int:
+        """After a crash: calls that were running go back to the queue (at least once).
+
+        With several gateways on one database this requeues the others' running calls
+        too: they may then run twice, which at-least-once delivery allows.
+        """
+        async with self._tx() as con:
+            rows = await con.fetch(
+                "UPDATE queue SET state = 'queued' WHERE state = 'running' RETURNING activation_id"
+            )
+            ids = [r["activation_id"] for r in rows]
+            if ids:
+                await con.execute(
+                    "UPDATE activations SET status = 'pending' WHERE id = ANY($1::text[])", ids
+                )
+        return len(ids)
+
+    async def queue_depth(self) -> int:
+        """Calls accepted and not yet finished."""
+        async with self._conn() as con:
+            return int(await con.fetchval("SELECT count(*) FROM queue"))
+
+    async def next_due(self) -> float | None:
+        """When the earliest queued call is due, if any."""
+        async with self._conn() as con:
+            due = await con.fetchval("SELECT min(not_before) FROM queue WHERE state = 'queued'")
+        return None if due is None else float(due)
+
+    async def get_activation(self, tenant: str, activation_id: str) -> Activation | None:
+        """One activation, only within its tenant."""
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "SELECT * FROM activations WHERE id = $1 AND tenant = $2", activation_id, tenant
+            )
+        return None if row is None else _activation_from_row(row)
+
+    async def list_activations(
+        self, tenant: str, function: str | None, limit: int
+    ) -> list[Activation]:
+        """A tenant's newest activations first, optionally of one function."""
+        async with self._conn() as con:
+            if function is None:
+                rows = await con.fetch(
+                    "SELECT * FROM activations WHERE tenant = $1 ORDER BY seq DESC LIMIT $2",
+                    tenant,
+                    limit,
+                )
+            else:
+                rows = await con.fetch(
+                    "SELECT * FROM activations WHERE tenant = $1 AND function = $2 "
+                    "ORDER BY seq DESC LIMIT $3",
+                    tenant,
+                    function,
+                    limit,
+                )
+        return [_activation_from_row(r) for r in rows]
+
+    async def list_usage(
+        self, tenant: str | None, start_from: float, start_to: float
+    ) -> list[UsageRecord]:
+        """Usage records with `start_from <= start < start_to`, of one tenant or (None) all."""
+        async with self._conn() as con:
+            if tenant is None:
+                rows = await con.fetch(
+                    "SELECT record FROM usage WHERE start >= $1 AND start < $2 ORDER BY start",
+                    float(start_from),
+                    float(start_to),
+                )
+            else:
+                rows = await con.fetch(
+                    "SELECT record FROM usage WHERE tenant = $1 AND start >= $2 AND start < $3 "
+                    "ORDER BY start",
+                    tenant,
+                    float(start_from),
+                    float(start_to),
+                )
+        return [UsageRecord.from_row(json.loads(r["record"])) for r in rows]
+
+    # nodes
+
+    async def save_node_lease(self, lease: NodeLease) -> None:
+        """Insert a node's lease, or set `down_at` on the one already stored."""
+        async with self._conn() as con:
+            await con.execute(
+                "INSERT INTO node_leases (id, flavor, vcpu, memory_mb, price_per_hour, up_at, "
+                "down_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                "ON CONFLICT (id) DO UPDATE SET down_at = excluded.down_at",
+                lease.id,
+                lease.flavor,
+                float(lease.vcpu),
+                lease.memory_mb,
+                lease.price_per_hour,
+                float(lease.up_at),
+                None if lease.down_at is None else float(lease.down_at),
+            )
+
+    async def node_leases(self, start_from: float, start_to: float) -> list[NodeLease]:
+        """Leases that overlap [start_from, start_to)."""
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT * FROM node_leases WHERE up_at < $1 AND (down_at IS NULL OR down_at > $2) "
+                "ORDER BY up_at",
+                float(start_to),
+                float(start_from),
+            )
+        return [
+            NodeLease(
+                id=r["id"],
+                flavor=r["flavor"],
+                vcpu=r["vcpu"],
+                memory_mb=r["memory_mb"],
+                price_per_hour=r["price_per_hour"],
+                up_at=r["up_at"],
+                down_at=r["down_at"],
+            )
+            for r in rows
+        ]
+
+    # triggers and rules
+
+    async def put_trigger(self, trigger: Trigger) -> bool:
+        """Create or replace a trigger (keeping its fire history); True when created."""
+        async with self._conn() as con:
+            # xmax is 0 only on a freshly inserted row: the one way an upsert tells
+            # "created" from "replaced" without a race between two writers.
+            inserted = await con.fetchval(
+                "INSERT INTO triggers (tenant, name, type, config, secret_hash, last_fire, "
+                "created, updated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (tenant, name) DO UPDATE SET type = excluded.type, "
+                "config = excluded.config, secret_hash = excluded.secret_hash, "
+                "updated = excluded.updated RETURNING (xmax = 0)",
+                trigger.tenant,
+                trigger.name,
+                trigger.type,
+                json.dumps(dict(trigger.config), sort_keys=True),
+                trigger.secret_hash,
+                None if trigger.last_fire is None else float(trigger.last_fire),
+                float(trigger.created),
+                float(trigger.updated),
+            )
+        return bool(inserted)
+
+    async def get_trigger(self, tenant: str, name: str) -> Trigger | None:
+        """One trigger of one tenant."""
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "SELECT * FROM triggers WHERE tenant = $1 AND name = $2", tenant, name
+            )
+        return None if row is None else _trigger_from_row(row)
+
+    async def list_triggers(self, tenant: str | None, type_: str | None = None) -> list[Trigger]:
+        """A tenant's triggers (None: every tenant's), optionally of one type."""
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT * FROM triggers WHERE ($1::text IS NULL OR tenant = $1) "
+                "AND ($2::text IS NULL OR type = $2) ORDER BY tenant, name",
+                tenant,
+                type_,
+            )
+        return [_trigger_from_row(r) for r in rows]
+
+    async def trigger_by_secret(self, secret_hash: str) -> Trigger | None:
+        """The trigger whose webhook secret hashes to `secret_hash`."""
+        async with self._conn() as con:
+            row = await con.fetchrow("SELECT * FROM triggers WHERE secret_hash = $1", secret_hash)
+        return None if row is None else _trigger_from_row(row)
+
+    async def delete_trigger(self, tenant: str, name: str) -> bool:
+        """Remove a trigger and the rules that name it."""
+        async with self._tx() as con:
+            status = await con.execute(
+                "DELETE FROM triggers WHERE tenant = $1 AND name = $2", tenant, name
+            )
+            await con.execute("DELETE FROM rules WHERE tenant = $1 AND trigger = $2", tenant, name)
+        return _rowcount(status) == 1
+
+    async def mark_fired(self, tenant: str, name: str, slot: float) -> None:
+        """Remember the schedule slot a trigger last fired for."""
+        async with self._conn() as con:
+            await con.execute(
+                "UPDATE triggers SET last_fire = $1 WHERE tenant = $2 AND name = $3",
+                float(slot),
+                tenant,
+                name,
+            )
+
+    async def put_rule(self, rule: Rule) -> bool:
+        """Create or replace a rule (keeping its created time); True when created."""
+        async with self._conn() as con:
+            inserted = await con.fetchval(
+                "INSERT INTO rules (tenant, name, trigger, function, enabled, created, updated) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, name) DO UPDATE SET "
+                "trigger = excluded.trigger, function = excluded.function, "
+                "enabled = excluded.enabled, updated = excluded.updated RETURNING (xmax = 0)",
+                rule.tenant,
+                rule.name,
+                rule.trigger,
+                rule.function,
+                rule.enabled,
+                float(rule.created),
+                float(rule.updated),
+            )
+        return bool(inserted)
+
+    async def get_rule(self, tenant: str, name: str) -> Rule | None:
+        """One rule of one tenant."""
+        async with self._conn() as con:
+            row = await con.fetchrow(
+                "SELECT * FROM rules WHERE tenant = $1 AND name = $2", tenant, name
+            )
+        return None if row is None else _rule_from_row(row)
+
+    async def list_rules(self, tenant: str, trigger: str | None = None) -> list[Rule]:
+        """A tenant's rules, optionally only those of one trigger."""
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT * FROM rules WHERE tenant = $1 AND ($2::text IS NULL OR trigger = $2) "
+                "ORDER BY name",
+                tenant,
+                trigger,
+            )
+        return [_rule_from_row(r) for r in rows]
+
+    async def delete_rule(self, tenant: str, name: str) -> bool:
+        """Remove a rule."""
+        async with self._conn() as con:
+            status = await con.execute(
+                "DELETE FROM rules WHERE tenant = $1 AND name = $2", tenant, name
+            )
+        return _rowcount(status) == 1
