@@ -17,7 +17,8 @@ def gateway_args() -> list[list[str]]:
         for doc in yaml.safe_load_all(path.read_text()):
             if not isinstance(doc, dict) or doc.get("kind") not in ("Deployment", "StatefulSet"):
                 continue
-            for container in doc["spec"]["template"]["spec"]["containers"]:
+            pod = doc.get("spec", {}).get("template", {}).get("spec", {})  # patches have none
+            for container in pod.get("containers", []):
                 if container.get("args"):
                     found.append(container["args"])
     return found
