@@ -150,8 +150,11 @@ class Dispatcher:
         due = await self._store.next_due()
         if due is not None:
             timeout = min(timeout, max(0.0, due - self._wall()))
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+        # that races the wake-up, and close() would then wait for this loop forever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def _run(self, call: QueuedCall) -> None:
         try:

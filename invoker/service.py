@@ -537,7 +537,8 @@ class Invoker:
         self.pool.waiting(key, +1)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), seconds)
+                async with asyncio.timeout(seconds):  # not wait_for: see dispatcher._sleep
+                    await event.wait()
         finally:
             self.pool.waiting(key, -1)
 
