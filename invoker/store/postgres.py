@@ -25,7 +25,7 @@ from typing import Any
 
 import asyncpg
 
-from invoker.api import Activation, FunctionSpec, Status
+from invoker.api import Activation
 from invoker.metering import UsageRecord
 from invoker.store.base import (
     FunctionDraft,
@@ -34,6 +34,13 @@ from invoker.store.base import (
     Rule,
     StoredFunction,
     Trigger,
+)
+from invoker.store.rows import (
+    activation_from_row,
+    function_from_row,
+    queued_from_row,
+    rule_from_row,
+    trigger_from_row,
 )
 
 SCHEMA = """
@@ -195,89 +202,6 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-def _function_from_row(row: Any) -> StoredFunction:
-    spec = FunctionSpec(
-        tenant=row["tenant"],
-        name=row["name"],
-        version=row["version"],
-        runtime=row["runtime"],
-        handler=row["handler"],
-        code_sha256=row["code_sha256"],
-        code_kind=row["code_kind"],
-        memory_mb=row["memory_mb"],
-        timeout_s=row["timeout_s"],
-        concurrency=row["concurrency"],
-        env=json.loads(row["env"]),
-        network=row["network"],
-    )
-    return StoredFunction(
-        spec=spec, created=row["created"], updated=row["updated"], code_size=row["code_size"]
-    )
-
-
-def _activation_from_row(row: Any) -> Activation:
-    return Activation(
-        id=row["id"],
-        tenant=row["tenant"],
-        function=row["function"],
-        version=row["version"],
-        status=Status(row["status"]),
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        error=row["error"],
-        logs=json.loads(row["logs"]),
-        start=row["start"],
-        end=row["end"],
-        duration_ms=row["duration_ms"],
-        init_ms=row["init_ms"],
-        wait_ms=row["wait_ms"],
-        cold_start=row["cold_start"],
-        memory_mb=row["memory_mb"],
-        node=row["node"],
-        trigger=row["trigger"],
-        peak_memory_mb=row["peak_memory_mb"],
-        cpu_seconds=row["cpu_seconds"],
-        attempts=row["attempts"],
-        dead_letter=row["dead_letter"],
-    )
-
-
-def _trigger_from_row(row: Any) -> Trigger:
-    return Trigger(
-        tenant=row["tenant"],
-        name=row["name"],
-        type=row["type"],
-        config=json.loads(row["config"]),
-        secret_hash=row["secret_hash"],
-        last_fire=row["last_fire"],
-        created=row["created"],
-        updated=row["updated"],
-    )
-
-
-def _rule_from_row(row: Any) -> Rule:
-    return Rule(
-        tenant=row["tenant"],
-        name=row["name"],
-        trigger=row["trigger"],
-        function=row["function"],
-        enabled=row["enabled"],
-        created=row["created"],
-        updated=row["updated"],
-    )
-
-
-def _queued_from_row(row: Any) -> QueuedCall:
-    return QueuedCall(
-        activation_id=row["activation_id"],
-        tenant=row["tenant"],
-        function=row["function"],
-        args=json.loads(row["args"]),
-        trigger=row["trigger"],
-        attempts=row["attempts"],
-        created=row["created"],
-    )
-
-
 async def _save_activation(
     con: Any, activation: Activation, usage: Mapping[str, Any] | None
 ) -> None:
@@ -420,7 +344,7 @@ class PostgresStore:
                 draft.network,
                 float(now),
             )
-        return _function_from_row(row), bool(row["inserted"])
+        return function_from_row(row), bool(row["inserted"])
 
     async def get_function(self, tenant: str, name: str) -> StoredFunction | None:
         """One function of one tenant."""
@@ -428,7 +352,7 @@ class PostgresStore:
             row = await con.fetchrow(
                 "SELECT * FROM functions WHERE tenant = $1 AND name = $2", tenant, name
             )
-        return None if row is None else _function_from_row(row)
+        return None if row is None else function_from_row(row)
 
     async def list_functions(self, tenant: str) -> list[StoredFunction]:
         """Every function of one tenant, by name."""
@@ -436,7 +360,7 @@ class PostgresStore:
             rows = await con.fetch(
                 "SELECT * FROM functions WHERE tenant = $1 ORDER BY name", tenant
             )
-        return [_function_from_row(r) for r in rows]
+        return [function_from_row(r) for r in rows]
 
     async def delete_function(self, tenant: str, name: str) -> bool:
         """Remove a function; every code blob no function uses any more goes with it."""
@@ -511,7 +435,7 @@ class PostgresStore:
             await con.execute(
                 "UPDATE activations SET status = 'running' WHERE id = ANY($1::text[])", ids
             )
-        return [_queued_from_row(r) for r in rows]
+        return [queued_from_row(r) for r in rows]
 
     async def finish_attempt(
         self,
@@ -579,7 +503,7 @@ class PostgresStore:
             row = await con.fetchrow(
                 "SELECT * FROM activations WHERE id = $1 AND tenant = $2", activation_id, tenant
             )
-        return None if row is None else _activation_from_row(row)
+        return None if row is None else activation_from_row(row)
 
     async def list_activations(
         self, tenant: str, function: str | None, limit: int
@@ -600,7 +524,7 @@ class PostgresStore:
                     function,
                     limit,
                 )
-        return [_activation_from_row(r) for r in rows]
+        return [activation_from_row(r) for r in rows]
 
     async def list_usage(
         self, tenant: str | None, start_from: float, start_to: float
@@ -693,7 +617,7 @@ class PostgresStore:
             row = await con.fetchrow(
                 "SELECT * FROM triggers WHERE tenant = $1 AND name = $2", tenant, name
             )
-        return None if row is None else _trigger_from_row(row)
+        return None if row is None else trigger_from_row(row)
 
     async def list_triggers(self, tenant: str | None, type_: str | None = None) -> list[Trigger]:
         """A tenant's triggers (None: every tenant's), optionally of one type."""
@@ -704,13 +628,13 @@ class PostgresStore:
                 tenant,
                 type_,
             )
-        return [_trigger_from_row(r) for r in rows]
+        return [trigger_from_row(r) for r in rows]
 
     async def trigger_by_secret(self, secret_hash: str) -> Trigger | None:
         """The trigger whose webhook secret hashes to `secret_hash`."""
         async with self._conn() as con:
             row = await con.fetchrow("SELECT * FROM triggers WHERE secret_hash = $1", secret_hash)
-        return None if row is None else _trigger_from_row(row)
+        return None if row is None else trigger_from_row(row)
 
     async def delete_trigger(self, tenant: str, name: str) -> bool:
         """Remove a trigger and the rules that name it."""
@@ -755,7 +679,7 @@ class PostgresStore:
             row = await con.fetchrow(
                 "SELECT * FROM rules WHERE tenant = $1 AND name = $2", tenant, name
             )
-        return None if row is None else _rule_from_row(row)
+        return None if row is None else rule_from_row(row)
 
     async def list_rules(self, tenant: str, trigger: str | None = None) -> list[Rule]:
         """A tenant's rules, optionally only those of one trigger."""
@@ -766,7 +690,7 @@ class PostgresStore:
                 tenant,
                 trigger,
             )
-        return [_rule_from_row(r) for r in rows]
+        return [rule_from_row(r) for r in rows]
 
     async def delete_rule(self, tenant: str, name: str) -> bool:
         """Remove a rule."""

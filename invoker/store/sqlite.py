@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from invoker.api import Activation, FunctionSpec, Status
+from invoker.api import Activation
 from invoker.metering import UsageRecord
 from invoker.store.base import (
     FunctionDraft,
@@ -26,6 +26,12 @@ from invoker.store.base import (
     Rule,
     StoredFunction,
     Trigger,
+)
+from invoker.store.rows import (
+    activation_from_row,
+    function_from_row,
+    rule_from_row,
+    trigger_from_row,
 )
 
 T = TypeVar("T")
@@ -139,52 +145,6 @@ CREATE TABLE IF NOT EXISTS node_leases (
     down_at REAL
 );
 """
-
-
-def _function_from_row(row: sqlite3.Row) -> StoredFunction:
-    spec = FunctionSpec(
-        tenant=row["tenant"],
-        name=row["name"],
-        version=row["version"],
-        runtime=row["runtime"],
-        handler=row["handler"],
-        code_sha256=row["code_sha256"],
-        code_kind=row["code_kind"],
-        memory_mb=row["memory_mb"],
-        timeout_s=row["timeout_s"],
-        concurrency=row["concurrency"],
-        env=json.loads(row["env"]),
-        network=bool(row["network"]),
-    )
-    return StoredFunction(
-        spec=spec, created=row["created"], updated=row["updated"], code_size=row["code_size"]
-    )
-
-
-def _activation_from_row(row: sqlite3.Row) -> Activation:
-    return Activation(
-        id=row["id"],
-        tenant=row["tenant"],
-        function=row["function"],
-        version=row["version"],
-        status=Status(row["status"]),
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        error=row["error"],
-        logs=json.loads(row["logs"]),
-        start=row["start"],
-        end=row["end"],
-        duration_ms=row["duration_ms"],
-        init_ms=row["init_ms"],
-        wait_ms=row["wait_ms"],
-        cold_start=None if row["cold_start"] is None else bool(row["cold_start"]),
-        memory_mb=row["memory_mb"],
-        node=row["node"],
-        trigger=row["trigger"],
-        peak_memory_mb=row["peak_memory_mb"],
-        cpu_seconds=row["cpu_seconds"],
-        attempts=row["attempts"],
-        dead_letter=bool(row["dead_letter"]),
-    )
 
 
 def _save_activation(
@@ -357,7 +317,7 @@ class SqliteStore:
             row = db.execute(
                 "SELECT * FROM functions WHERE tenant = ? AND name = ?", (draft.tenant, draft.name)
             ).fetchone()
-            return _function_from_row(row), old is None
+            return function_from_row(row), old is None
 
         return await self._run(q)
 
@@ -368,7 +328,7 @@ class SqliteStore:
             row = db.execute(
                 "SELECT * FROM functions WHERE tenant = ? AND name = ?", (tenant, name)
             ).fetchone()
-            return None if row is None else _function_from_row(row)
+            return None if row is None else function_from_row(row)
 
         return await self._run(q)
 
@@ -379,7 +339,7 @@ class SqliteStore:
             rows = db.execute(
                 "SELECT * FROM functions WHERE tenant = ? ORDER BY name", (tenant,)
             ).fetchall()
-            return [_function_from_row(r) for r in rows]
+            return [function_from_row(r) for r in rows]
 
         return await self._run(q)
 
@@ -553,7 +513,7 @@ class SqliteStore:
             row = db.execute(
                 "SELECT * FROM activations WHERE id = ? AND tenant = ?", (activation_id, tenant)
             ).fetchone()
-            return None if row is None else _activation_from_row(row)
+            return None if row is None else activation_from_row(row)
 
         return await self._run(q)
 
@@ -574,7 +534,7 @@ class SqliteStore:
                     "ORDER BY seq DESC LIMIT ?",
                     (tenant, function, limit),
                 ).fetchall()
-            return [_activation_from_row(r) for r in rows]
+            return [activation_from_row(r) for r in rows]
 
         return await self._run(q)
 
@@ -679,7 +639,7 @@ class SqliteStore:
             row = db.execute(
                 "SELECT * FROM triggers WHERE tenant = ? AND name = ?", (tenant, name)
             ).fetchone()
-            return None if row is None else _trigger_from_row(row)
+            return None if row is None else trigger_from_row(row)
 
         return await self._run(q)
 
@@ -693,7 +653,7 @@ class SqliteStore:
             if type_ is not None:
                 sql, args = sql + " AND type = ?", [*args, type_]
             rows = db.execute(sql + " ORDER BY tenant, name", args).fetchall()
-            return [_trigger_from_row(r) for r in rows]
+            return [trigger_from_row(r) for r in rows]
 
         return await self._run(q)
 
@@ -704,7 +664,7 @@ class SqliteStore:
             row = db.execute(
                 "SELECT * FROM triggers WHERE secret_hash = ?", (secret_hash,)
             ).fetchone()
-            return None if row is None else _trigger_from_row(row)
+            return None if row is None else trigger_from_row(row)
 
         return await self._run(q)
 
@@ -760,7 +720,7 @@ class SqliteStore:
             row = db.execute(
                 "SELECT * FROM rules WHERE tenant = ? AND name = ?", (tenant, name)
             ).fetchone()
-            return None if row is None else _rule_from_row(row)
+            return None if row is None else rule_from_row(row)
 
         return await self._run(q)
 
@@ -777,7 +737,7 @@ class SqliteStore:
                     "SELECT * FROM rules WHERE tenant = ? AND trigger = ? ORDER BY name",
                     (tenant, trigger),
                 ).fetchall()
-            return [_rule_from_row(r) for r in rows]
+            return [rule_from_row(r) for r in rows]
 
         return await self._run(q)
 
@@ -789,28 +749,3 @@ class SqliteStore:
             return cur.rowcount == 1
 
         return await self._run(q)
-
-
-def _trigger_from_row(row: sqlite3.Row) -> Trigger:
-    return Trigger(
-        tenant=row["tenant"],
-        name=row["name"],
-        type=row["type"],
-        config=json.loads(row["config"]),
-        secret_hash=row["secret_hash"],
-        last_fire=row["last_fire"],
-        created=row["created"],
-        updated=row["updated"],
-    )
-
-
-def _rule_from_row(row: sqlite3.Row) -> Rule:
-    return Rule(
-        tenant=row["tenant"],
-        name=row["name"],
-        trigger=row["trigger"],
-        function=row["function"],
-        enabled=bool(row["enabled"]),
-        created=row["created"],
-        updated=row["updated"],
-    )
