@@ -278,7 +278,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
     raise_open_files_limit()
     print(f"nimbus: serving on http://{args.host}:{args.port} (data: {data_dir})", flush=True)
-    server.run(create_app(config), args.host, args.port)
+    server.run(create_app(config), args.host, args.port, access_log=args.access_log)
     return 0
 
 
@@ -335,6 +335,7 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--public-metrics", action="store_true", help="serve /metrics without the admin key"
     )
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.set_defaults(func=cmd_serve)
 
     images = sub.add_parser("images", help="runtime images")

@@ -216,6 +216,8 @@ class SqliteStore:
         self._path = path
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nimbus-sqlite")
         self._db: sqlite3.Connection | None = None
+        self._pending: list[tuple[Activation, Mapping[str, Any] | None]] = []
+        self._flush_scheduled = False
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._db is not None, "store is not open"
@@ -223,7 +225,21 @@ class SqliteStore:
             return fn(self._db)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._submit_pending()  # queued writes go first, so this call sees them
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._tx, fn)
+
+    def _submit_pending(self) -> None:
+        """Hand every queued activation write to the store thread as one transaction."""
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+
+        def write(db: sqlite3.Connection) -> None:
+            for activation, usage in batch:
+                _save_activation(db, activation, usage)
+
+        self._pool.submit(self._tx, write).add_done_callback(_log_failure)
 
     async def open(self) -> None:
         """Open the file (creating the schema) on the store's own thread."""
@@ -249,6 +265,7 @@ class SqliteStore:
                 self._db.close()
                 self._db = None
 
+        self._submit_pending()
         await asyncio.get_running_loop().run_in_executor(self._pool, shut)
         self._pool.shutdown(wait=True)
 
@@ -380,7 +397,12 @@ class SqliteStore:
         if wait:
             await self._run(q)
             return
-        self._pool.submit(self._tx, q).add_done_callback(_log_failure)
+        # Group commit: writes queued in one turn of the loop share a transaction, so under
+        # load the store thread wakes once per batch instead of once per call.
+        self._pending.append((activation, usage))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._submit_pending)
 
     async def enqueue(
         self, activation: Activation, args: Mapping[str, Any], not_before: float
