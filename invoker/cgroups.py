@@ -1,36 +1,21 @@
 """Per-call resource use read from a container's cgroup files (v1 or v2).
 
 Reads and writes here touch sysfs, which answers in microseconds without blocking, so
-they run inline: a thread hop would cost more than the read. Where a file is missing or
-not writable the figure is None, never an estimate.
+they run inline: a thread hop would cost more than the read. The files stay open for the
+container's life (pread/pwrite at offset 0): opening them on every call was a quarter of
+a warm call's gateway time. Where a file is missing or not writable the figure is None,
+never an estimate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from invoker.drivers.base import ContainerStats
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _cpu_v2(path: Path) -> float | None:
-    try:
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key == "usage_usec":
-                return int(value) / 1e6
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 @dataclass
@@ -48,11 +33,44 @@ class CallMeter:
     v2: bool
     _cpu0: float | None = None
     _reset: bool = False
+    _fds: dict[Path, int] = field(default_factory=dict)
+
+    def _fd(self, path: Path) -> int | None:
+        fd = self._fds.get(path)
+        if fd is None:
+            try:
+                fd = os.open(path, os.O_RDWR if path == self.memory_peak else os.O_RDONLY)
+            except OSError:
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except OSError:
+                    return None
+            self._fds[path] = fd
+        return fd
+
+    def _read(self, path: Path) -> bytes | None:
+        fd = self._fd(path)
+        if fd is None:
+            return None
+        try:
+            return os.pread(fd, 4096, 0)
+        except OSError:
+            return None
+
+    def _read_number(self, path: Path) -> int | None:
+        raw = self._read(path)
+        try:
+            return None if raw is None else int(raw.split()[0])
+        except (ValueError, IndexError):
+            return None
 
     def start(self) -> None:
         """Reset the memory high-water mark and read the CPU counter."""
+        fd = self._fd(self.memory_peak)
         try:
-            self.memory_peak.write_text("0" if not self.v2 else "reset")
+            if fd is None:
+                raise OSError("no memory file")
+            os.pwrite(fd, b"reset" if self.v2 else b"0", 0)
             self._reset = True
         except OSError:
             self._reset = False
@@ -60,13 +78,27 @@ class CallMeter:
 
     def _cpu(self) -> float | None:
         if self.v2:
-            return _cpu_v2(self.cpu_usage)
-        raw = _read_int(self.cpu_usage)
-        return None if raw is None else raw / 1e9
+            raw = self._read(self.cpu_usage)
+            for line in (raw or b"").decode().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+            return None
+        number = self._read_number(self.cpu_usage)
+        return None if number is None else number / 1e9
+
+    def close(self) -> None:
+        """Close the files (the container is gone)."""
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
 
     def snapshot(self) -> ContainerStats:
         """The high-water mark since the last `start` (or container start) and total CPU."""
-        peak = _read_int(self.memory_peak)
+        peak = self._read_number(self.memory_peak)
         cpu = self._cpu()
         return ContainerStats(
             peak_memory_mb=None if peak is None else round(peak / 2**20, 3),
@@ -75,7 +107,7 @@ class CallMeter:
 
     def stop(self) -> ContainerStats:
         """Peak memory (MiB) and CPU seconds since `start`."""
-        peak = _read_int(self.memory_peak) if self._reset else None
+        peak = self._read_number(self.memory_peak) if self._reset else None
         cpu1 = self._cpu()
         cpu = None if cpu1 is None or self._cpu0 is None else max(0.0, cpu1 - self._cpu0)
         return ContainerStats(

@@ -233,7 +233,9 @@ class DockerDriver:
     async def destroy(self, handle: ContainerHandle) -> None:
         """Kill and remove the container; a container that is gone already is fine."""
         self._containers.pop(handle.id, None)
-        self._meters.pop(handle.id, None)
+        meter = self._meters.pop(handle.id, None)
+        if meter is not None:
+            meter.close()
         self._parents.pop(handle.id, None)
         try:
             await self._call(self._client.api.remove_container, handle.id, force=True)
