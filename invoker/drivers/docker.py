@@ -268,19 +268,23 @@ class DockerDriver:
 
     async def remove_orphans(self, owner: str, instance_id: str) -> int:
         """Remove containers of `owner` that another (dead) instance started."""
+        # The low-level list: no inspect per container, which would race with removals.
         found = await self._call(
-            self._client.containers.list, all=True, filters={"label": f"{MANAGED_LABEL}={owner}"}
+            self._client.api.containers, all=True, filters={"label": f"{MANAGED_LABEL}={owner}"}
         )
         removed = 0
         for container in found:
-            if container.labels.get(INSTANCE_LABEL) == instance_id:
+            labels = container.get("Labels") or {}
+            if labels.get(INSTANCE_LABEL) == instance_id:
                 continue
             try:
-                await self._call(container.remove, force=True)
+                await self._call(self._client.api.remove_container, container["Id"], force=True)
                 removed += 1
             except docker.errors.NotFound:
                 pass
-            shutil.rmtree(self._socket_dir(container.name or ""), ignore_errors=True)
+            names = [n.lstrip("/") for n in container.get("Names") or [] if n.strip("/")]
+            for name in names:
+                shutil.rmtree(self._socket_dir(name), ignore_errors=True)
         return removed
 
     async def close(self) -> None:

@@ -23,7 +23,8 @@ def managed(client: docker.DockerClient, platform: Running, function: str | None
     labels = [f"io.nimbus.managed={platform.config.owner}"]
     if function:
         labels.append(f"io.nimbus.function={function}")
-    return client.containers.list(all=True, filters={"label": labels})
+    # sparse: no inspect per container, which races with the platform removing them
+    return client.containers.list(all=True, sparse=True, filters={"label": labels})
 
 
 async def test_deploy_invoke_warm_and_update(platform: Running, docker_client) -> None:

@@ -16,7 +16,8 @@ SLEEPY = "import time\ndef handler(e):\n    time.sleep(e.get('s', 0))\n    retur
 
 def function_containers(client: docker.DockerClient, platform: Running, name: str) -> list:
     labels = [f"io.nimbus.managed={platform.config.owner}", f"io.nimbus.function={name}"]
-    return client.containers.list(all=True, filters={"label": labels})
+    # sparse: no inspect per container, which races with the platform removing them
+    return client.containers.list(all=True, sparse=True, filters={"label": labels})
 
 
 async def eventually(check, timeout: float = 20.0) -> None:
