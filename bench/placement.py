@@ -29,22 +29,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoker.placement import (
+from invoker.packing import (
     OFFLINE_HEURISTICS,
-    POLICY_NAMES,
-    BestFit,
     Bins,
     ConsolidationPlanner,
+    lower_bound,
+    offline_packing,
+    validate_packing,
+)
+from invoker.placement import (
+    POLICY_NAMES,
+    BestFit,
     Limits,
     NodeState,
     NodeView,
     PlacementPolicy,
     Vector,
-    lower_bound,
-    offline_packing,
     policy_by_name,
     vadd,
-    validate_packing,
     vsum,
 )
 from invoker.vmpool import (

@@ -9,11 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.placement import (
+from invoker.packing import (
     OFFLINE_HEURISTICS,
+    ConsolidationPlanner,
+    bin_centric,
+    first_fit_decreasing,
+    lower_bound,
+    offline_packing,
+    validate_packing,
+)
+from invoker.placement import (
     POLICY_NAMES,
     BestFit,
-    ConsolidationPlanner,
     DotProductFit,
     FirstFit,
     L2NormFit,
@@ -25,13 +32,8 @@ from invoker.placement import (
     Resources,
     Vector,
     WorstFit,
-    bin_centric,
-    first_fit_decreasing,
-    lower_bound,
-    offline_packing,
     policy_by_name,
     vadd,
-    validate_packing,
 )
 
 CAP = (4.0, 8192)
