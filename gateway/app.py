@@ -223,10 +223,16 @@ async def _node_pool(store: Store, config: Config, k8s_client: ApiClient | None)
         )
     else:
         raise ValueError(f"unknown vm_provider {config.vm_provider!r}: local, kubernetes, none")
-    limits = PlacementLimits(cpu_overcommit=config.cpu_overcommit)
+    limits = PlacementLimits(
+        cpu_overcommit=config.cpu_overcommit, hot_spot_threshold=config.hot_spot_threshold
+    )
     pool = NodePool(
         provider,
-        placement_policy_by_name(config.placement_policy, cpu_overcommit=config.cpu_overcommit),
+        placement_policy_by_name(
+            config.placement_policy,
+            cpu_overcommit=config.cpu_overcommit,
+            hot_spot_threshold=config.hot_spot_threshold,
+        ),
         limits,
         NodePoolConfig(
             flavors=flavors,

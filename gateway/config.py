@@ -39,6 +39,9 @@ class Config:
     max_nodes: int = 4
     placement_policy: str = "best-fit"
     cpu_overcommit: float = 4.0
+    hot_spot_threshold: float | None = (
+        0.9  # a node this full takes a container only if no other can
+    )
     consolidate_below: float = 0.5
     min_node_age_s: float = 60.0
     # Kubernetes (driver "kubernetes"; k8s/base/configmap.yaml sets these as NIMBUS_K8S_*)
