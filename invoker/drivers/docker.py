@@ -35,9 +35,6 @@ from invoker.drivers.readiness import wait_for_unix_socket
 
 T = TypeVar("T")
 
-HOLDER_SCRIPT = (
-    "import signal, sys; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); signal.pause()"
-)
 SOCKET_DIR_IN_CONTAINER = "/run/nimbus"
 API_DIR_IN_CONTAINER = "/run/nimbus-api"
 SOCKET_NAME = "p.sock"
@@ -64,10 +61,13 @@ def holder_kwargs(name: str, image: str, labels: dict[str, str]) -> dict[str, An
         "name": name,
         "detach": True,
         "labels": {**labels, "io.nimbus.role": "netns"},
-        "entrypoint": ["python3", "-S", "-c", HOLDER_SCRIPT],
+        # `sleep`, not Python: a holder must never die of its memory limit (on a cold page
+        # cache cgroup v1 charges the interpreter's files to the first container reading
+        # them), or every container in its namespace fails to start. Removal is a SIGKILL.
+        "entrypoint": ["sleep", "infinity"],
         "user": RUNTIME_UID,
-        "mem_limit": "16m",
-        "memswap_limit": "16m",
+        "mem_limit": "32m",
+        "memswap_limit": "32m",
         "pids_limit": 4,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
