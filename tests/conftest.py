@@ -23,6 +23,7 @@ from gateway.config import Config
 from gateway.server import start_sites
 
 ADMIN_KEY = "nmb_admin_test_key_0123456789"
+OWNERS: set[str] = set()  # container owners (data dirs) the test session started
 
 
 def free_port() -> int:
@@ -41,6 +42,14 @@ def docker_client() -> Iterator[docker.DockerClient]:
     except Exception as exc:
         pytest.fail(f"no Docker engine answers ({exc}); run `make test`, which starts one")
     yield client
+    # Servers killed on purpose (and their netns holders) leave containers whose data dir is
+    # gone, so no later start sweeps them: remove what this session's platforms owned.
+    for container in client.api.containers(all=True, filters={"label": "io.nimbus.managed"}):
+        if (container.get("Labels") or {}).get("io.nimbus.managed") in OWNERS:
+            try:
+                client.api.remove_container(container["Id"], force=True)
+            except docker.errors.APIError:
+                pass
     client.close()
 
 
@@ -118,6 +127,7 @@ async def start_platform(
     """Start gateway + invoker on a free port in this event loop."""
     port = free_port()
     config = Config(data_dir=data_dir, port=port, admin_key=ADMIN_KEY, driver=driver, **overrides)
+    OWNERS.add(config.owner)
     app = create_app(config)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -165,6 +175,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """`nimbus serve` on the real engine in a subprocess, once it answers /healthz."""
+    OWNERS.add(Config(data_dir=data_dir).owner)
     env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY}
     proc = subprocess.Popen(
         [

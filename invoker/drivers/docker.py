@@ -218,6 +218,7 @@ class DockerDriver:
             name = f"nimbus-ns-{instance}-{digest}"
             labels = {k: v for k, v in spec.labels.items() if k in (MANAGED_LABEL, INSTANCE_LABEL)}
             await self._call(self._remove_quietly, name)
+            self._started.add(name)  # swept on close even if this call is cancelled
             holder = await self._call(
                 self._client.containers.run, **holder_kwargs(name, image, labels)
             )
