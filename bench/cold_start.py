@@ -25,7 +25,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -38,6 +37,7 @@ from typing import Any
 import aiohttp
 import docker
 from aiohttp import web
+from common import free_port, percentile
 from docker.models.containers import _create_container_args
 
 from gateway.app import create_app
@@ -56,23 +56,9 @@ NOOP = "def handler(event):\n    return event\n"
 BENCH_LABEL = "io.nimbus.bench"
 
 
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by nearest rank."""
-    ordered = sorted(samples)
-    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
 def source(tag: str) -> str:
     """The no-op function with a marker, so each deploy is a new version with new code."""
     return f"# {tag}\n{NOOP}"
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import resource
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from typing import Any
 import aiohttp
 import docker
 from aiohttp import web
+from common import free_port, percentile
 
 from gateway.app import create_app
 from gateway.config import Config
@@ -49,20 +49,6 @@ CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
 CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 MIB = 2**20
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by nearest rank."""
-    ordered = sorted(samples)
-    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

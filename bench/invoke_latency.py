@@ -24,17 +24,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+from common import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "nmb_admin_bench_key"
 NOOP = "def handler(event):\n    return event\n"
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0..100) by nearest rank."""
-    ordered = sorted(samples)
-    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 async def timed(n: int, call: Callable[[], Awaitable[None]]) -> list[float]:

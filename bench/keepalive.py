@@ -129,8 +129,10 @@ def load_trace(path: Path) -> list[Function]:
 def held_minutes(decision: KeepAliveDecision, gap_minutes: int) -> int:
     """Whole minutes of an idle gap during which a container is up (at any point)."""
     first = math.floor(decision.warm_from_s / MINUTE_S)
-    end = gap_minutes if math.isinf(decision.keep_alive_s) else math.ceil(
-        decision.keep_alive_s / MINUTE_S
+    end = (
+        gap_minutes
+        if math.isinf(decision.keep_alive_s)
+        else math.ceil(decision.keep_alive_s / MINUTE_S)
     )
     return max(0, min(end, gap_minutes) - first)
 
@@ -228,17 +230,27 @@ def verdict(s: Summary, base: Summary) -> str:
     cold = s.p75_cold_pct / base.p75_cold_pct
     mem = s.wasted_gb_min / base.wasted_gb_min
     ok = cold <= COLD_TARGET and mem <= MEMORY_TARGET
-    return (f"{'PASS' if ok else 'MISS'}  {s.label}: p75 cold {cold:.2f}x (<= {COLD_TARGET}x),"
-            f" wasted memory {mem:.2f}x (<= {MEMORY_TARGET}x) of fixed 10 min")
+    return (
+        f"{'PASS' if ok else 'MISS'}  {s.label}: p75 cold {cold:.2f}x (<= {COLD_TARGET}x),"
+        f" wasted memory {mem:.2f}x (<= {MEMORY_TARGET}x) of fixed 10 min"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the replay and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA,
-                        help="directory with 100_inv.csv and 100_mem.csv")
-    parser.add_argument("--sweep", action="store_true",
-                        help="also replay ColdStartBudget with its parameters varied")
+    parser.add_argument(
+        "data",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="directory with 100_inv.csv and 100_mem.csv",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also replay ColdStartBudget with its parameters varied",
+    )
     args = parser.parse_args(argv)
     functions = load_trace(args.data.resolve())
     started = time.perf_counter()
@@ -246,34 +258,46 @@ def main(argv: list[str] | None = None) -> int:
     base = next(r for r in results if r.label == "fixed 10 min")
 
     calls = sum(sum(f.calls_per_minute) for f in functions)
-    print(f"Keep-alive replay: {len(functions)} functions, {len({f.app for f in functions})} apps,"
-          f" {calls:,} calls, {len(functions[0].calls_per_minute)} minutes ({args.data})")
-    print(f"fixed 10 min wasted memory: {base.wasted_gb_min:,.0f} GB-min"
-          f" (README: {REFERENCE_FIXED10_GB_MIN:,.0f})\n")
+    print(
+        f"Keep-alive replay: {len(functions)} functions, {len({f.app for f in functions})} apps,"
+        f" {calls:,} calls, {len(functions[0].calls_per_minute)} minutes ({args.data})"
+    )
+    print(
+        f"fixed 10 min wasted memory: {base.wasted_gb_min:,.0f} GB-min"
+        f" (README: {REFERENCE_FIXED10_GB_MIN:,.0f})\n"
+    )
 
     print("Reference check (README's independent replay vs this one):")
-    print(f"  {'policy':<18} {'p75 cold % README':>18} {'here':>7}"
-          f"   {'memory % README':>16} {'here':>7}")
+    print(
+        f"  {'policy':<18} {'p75 cold % README':>18} {'here':>7}"
+        f"   {'memory % README':>16} {'here':>7}"
+    )
     for r in results:
         if r.label in REFERENCE:
             ref_cold, ref_mem = REFERENCE[r.label]
             mem_pct = 100 * r.wasted_gb_min / base.wasted_gb_min
-            print(f"  {r.label:<18} {ref_cold:>18.1f} {r.p75_cold_pct:>7.1f}"
-                  f"   {ref_mem:>16.0f} {mem_pct:>7.1f}")
+            print(
+                f"  {r.label:<18} {ref_cold:>18.1f} {r.p75_cold_pct:>7.1f}"
+                f"   {ref_mem:>16.0f} {mem_pct:>7.1f}"
+            )
 
     print("\nPer policy (ratios to fixed 10 min measured in this run):")
     print("  (worse/better: apps whose cold-start % is more than 1 point above/below fixed 10 min)")
-    header = (f"  {'policy':<28} {'p75 cold %':>10} {'x f10':>6} {'wasted GB-min':>14}"
-              f" {'x f10':>6} {'p50 cold %':>10} {'mean cold %':>11} {'worse':>6} {'better':>6}"
-              f" {'time s':>7}")
+    header = (
+        f"  {'policy':<28} {'p75 cold %':>10} {'x f10':>6} {'wasted GB-min':>14}"
+        f" {'x f10':>6} {'p50 cold %':>10} {'mean cold %':>11} {'worse':>6} {'better':>6}"
+        f" {'time s':>7}"
+    )
     print(header)
     extra = [run_policy(label, make, functions) for label, make in sweep()] if args.sweep else []
     for r in results + extra:
         worse, better = r.moved(base)
-        print(f"  {r.label:<28} {r.p75_cold_pct:>10.2f} {r.p75_cold_pct / base.p75_cold_pct:>6.2f}"
-              f" {r.wasted_gb_min:>14,.0f} {r.wasted_gb_min / base.wasted_gb_min:>6.2f}"
-              f" {r.p50_cold_pct:>10.2f} {r.mean_cold_pct:>11.2f} {worse:>6} {better:>6}"
-              f" {r.seconds:>7.2f}")
+        print(
+            f"  {r.label:<28} {r.p75_cold_pct:>10.2f} {r.p75_cold_pct / base.p75_cold_pct:>6.2f}"
+            f" {r.wasted_gb_min:>14,.0f} {r.wasted_gb_min / base.wasted_gb_min:>6.2f}"
+            f" {r.p50_cold_pct:>10.2f} {r.mean_cold_pct:>11.2f} {worse:>6} {better:>6}"
+            f" {r.seconds:>7.2f}"
+        )
 
     print("\nTarget: p75 cold-start % <= 0.6x fixed 10 min at wasted memory <= 1.0x")
     for r in results + extra:
