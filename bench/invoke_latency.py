@@ -5,6 +5,10 @@ container, then times N sequential calls through the gateway's HTTP API and N se
 /run calls sent directly to that container's unix socket, in the same run. Prints p50/p99
 of both and their ratio (the gateway's overhead), and, with --concurrency, throughput.
 
+A third path is the floor of the stack itself: a bare aiohttp server in its own process
+that relays each POST to the same container over an aiohttp client session, with no
+auth, pool, metering or records. The gateway can get no closer to direct than this relay.
+
     .venv/bin/python bench/invoke_latency.py [--calls 2000] [--concurrency 16]
 """
 
@@ -24,7 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
-from common import percentile
+from aiohttp import web
+from common import free_port, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "nmb_admin_bench_key"
@@ -57,6 +62,54 @@ async def throughput(seconds: float, clients: int, call: Callable[[], Awaitable[
     return done / (time.perf_counter() - start)
 
 
+def relay(socket_path: str, port: int) -> None:
+    """The floor: aiohttp server -> aiohttp client -> container, and nothing else."""
+
+    async def serve() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket_path))
+
+        async def forward(request: web.Request) -> web.Response:
+            payload = {
+                "value": await request.json(),
+                "activation_id": "relay",
+                "deadline": int((time.time() + 30) * 1000),
+            }
+            async with session.post("http://container/run", json=payload) as resp:
+                body = json.loads(await resp.read())
+            return web.json_response(body.get("result"))
+
+        app = web.Application()
+        app.router.add_post("/invoke", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+def start_relay(socket_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Run the relay in its own process, as the gateway runs in its own."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--relay", str(socket_path), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/invoke"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, data=b"{}", method="POST")
+            with urllib.request.urlopen(req) as r:
+                r.read()
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("the relay did not start")
+
+
 async def bench(args: argparse.Namespace, url: str, data_dir: Path) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     async with aiohttp.ClientSession(headers=headers) as http:
@@ -72,9 +125,15 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path) -> None:
         sockets = list((data_dir / "run").glob("*/p.sock"))
         assert len(sockets) == 1, sockets
         direct = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sockets[0])))
+        relay_proc, relay_url = start_relay(sockets[0])
 
         async def via_gateway() -> None:
             async with http.post(f"{url}/v1/functions/noop/invoke", json={"x": 1}) as resp:
+                await resp.read()
+                assert resp.status == 200
+
+        async def via_relay() -> None:
+            async with http.post(relay_url, json={"x": 1}) as resp:
                 await resp.read()
                 assert resp.status == 200
 
@@ -88,29 +147,56 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path) -> None:
                 await resp.read()
                 assert resp.status == 200
 
-        async with direct:
-            await timed(100, via_gateway)  # warm both paths
-            await timed(100, to_container)
-            gw = await timed(args.calls, via_gateway)
-            dc = await timed(args.calls, to_container)
-            print(f"warm latency over {args.calls} sequential calls (ms)")
-            print(f"{'path':<22}{'p50':>9}{'p99':>9}{'mean':>9}")
-            for name, s in (("gateway", gw), ("direct to container", dc)):
-                print(
-                    f"{name:<22}{percentile(s, 50):>9.3f}{percentile(s, 99):>9.3f}"
-                    f"{statistics.fmean(s):>9.3f}"
-                )
-            print(
-                f"ratio gateway/direct: p50 {percentile(gw, 50) / percentile(dc, 50):.2f}x, "
-                f"p99 {percentile(gw, 99) / percentile(dc, 99):.2f}x"
-            )
-            if args.concurrency > 1:
-                t_gw = await throughput(args.seconds, args.concurrency, via_gateway)
-                t_dc = await throughput(args.seconds, args.concurrency, to_container)
-                print(
-                    f"throughput, {args.concurrency} concurrent clients, {args.seconds:g} s each:"
-                    f" gateway {t_gw:.0f}/s, direct {t_dc:.0f}/s, ratio {t_gw / t_dc:.2f}x"
-                )
+        try:
+            async with direct:
+                await report(args, via_gateway, via_relay, to_container)
+        finally:
+            relay_proc.terminate()
+            relay_proc.wait(timeout=10)
+
+
+async def report(
+    args: argparse.Namespace,
+    via_gateway: Callable[[], Awaitable[None]],
+    via_relay: Callable[[], Awaitable[None]],
+    to_container: Callable[[], Awaitable[None]],
+) -> None:
+    """Time the three paths, interleaved in rounds so machine noise hits them alike."""
+    paths = {"gateway": via_gateway, "bare aiohttp relay": via_relay, "direct": to_container}
+    for call in paths.values():
+        await timed(100, call)  # warm every path
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    rounds = 10
+    for _ in range(rounds):
+        for name, call in paths.items():
+            samples[name] += await timed(max(1, args.calls // rounds), call)
+    print(f"warm latency over {args.calls} sequential calls per path (ms)")
+    print(f"{'path':<22}{'p50':>9}{'p99':>9}{'mean':>9}{'p50/direct':>12}")
+    base = percentile(samples["direct"], 50)
+    for name, s in samples.items():
+        print(
+            f"{name:<22}{percentile(s, 50):>9.3f}{percentile(s, 99):>9.3f}"
+            f"{statistics.fmean(s):>9.3f}{percentile(s, 50) / base:>11.2f}x"
+        )
+    gw, dc, floor = samples["gateway"], samples["direct"], samples["bare aiohttp relay"]
+    print(
+        f"ratio gateway/direct: p50 {percentile(gw, 50) / base:.2f}x, "
+        f"p99 {percentile(gw, 99) / percentile(dc, 99):.2f}x; "
+        f"gateway/relay floor: p50 {percentile(gw, 50) / percentile(floor, 50):.2f}x"
+    )
+    if args.concurrency > 1:
+        rates = {
+            name: await throughput(args.seconds, args.concurrency, call)
+            for name, call in paths.items()
+        }
+        print(
+            f"throughput, {args.concurrency} concurrent clients, {args.seconds:g} s each: "
+            + ", ".join(f"{name} {rate:.0f}/s" for name, rate in rates.items())
+        )
+        print(
+            f"ratio gateway/direct {rates['gateway'] / rates['direct']:.2f}x, "
+            f"relay/direct {rates['bare aiohttp relay'] / rates['direct']:.2f}x"
+        )
 
 
 def main() -> None:
@@ -119,7 +205,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="also measure throughput")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--relay", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.relay:
+        relay(args.relay, args.port)
+        return
     with tempfile.TemporaryDirectory(prefix="nb-", dir="/tmp") as tmp:
         data_dir = Path(tmp) / "d"
         env = {**os.environ, "NIMBUS_ADMIN_KEY": KEY}
