@@ -39,7 +39,9 @@ from gateway.routes import (
 )
 from invoker.api import RUNTIMES, FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
+from invoker.docker_hosts import DockerHostsProvider, host_flavors, load_docker_hosts
 from invoker.drivers.base import ContainerDriver
+from invoker.drivers.fleet import Fleet, open_fleet
 from invoker.k8s_nodes import KubernetesNodeProvider
 from invoker.k8s_pool import ClusterProvider
 from invoker.keepalive import KeepAlivePolicy, policy_by_name
@@ -69,16 +71,21 @@ def run_dir_for(data_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="nimbus-run-"))
 
 
-def make_driver(config: Config, run_dir: Path) -> tuple[ContainerDriver, ApiClient | None]:
+def make_driver(
+    config: Config, run_dir: Path
+) -> tuple[ContainerDriver, ApiClient | None, Fleet | None]:
     """The container driver by name; `auto` takes Docker wherever an engine answers.
 
     Blocking (it pings Docker and hashes the runtime recipes): call it off the loop.
-    Returns the Kubernetes API client too, which the cluster node provider shares.
+    Returns the Kubernetes API client too, which the cluster node provider shares, and
+    with the `docker-hosts` provider the fleet of engines, which it enlists as nodes.
     """
     from invoker.drivers.docker import DockerDriver, engine_answers
     from invoker.drivers.process import ProcessDriver
     from invoker.images import image_tag, runtime_dir
 
+    if config.vm_provider == "docker-hosts":
+        return _docker_hosts_driver(config, run_dir)
     name = config.driver
     if name == "auto":
         name = "docker" if engine_answers() else "process"
@@ -87,9 +94,9 @@ def make_driver(config: Config, run_dir: Path) -> tuple[ContainerDriver, ApiClie
     if name == "docker":
         # Hash the runtime recipes once: image_tag reads every file of the runtime.
         tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
-        return DockerDriver(run_dir, tags.__getitem__), None
+        return DockerDriver(run_dir, tags.__getitem__), None, None
     if name == "process":
-        return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py"), None
+        return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py"), None, None
     if name == "kubernetes":
         from invoker.drivers.kubernetes import (
             KubernetesDriver,
@@ -102,8 +109,23 @@ def make_driver(config: Config, run_dir: Path) -> tuple[ContainerDriver, ApiClie
             namespace=config.k8s_namespace, runtime_class=config.k8s_runtime_class or None
         )
         prefix = config.k8s_image_prefix
-        return KubernetesDriver(client, config=k8s, image_for=lambda rt: prefix + rt), client
+        driver = KubernetesDriver(client, config=k8s, image_for=lambda rt: prefix + rt)
+        return driver, client, None
     raise ValueError(f"unknown driver {name!r}; choose auto, docker, process or kubernetes")
+
+
+def _docker_hosts_driver(config: Config, run_dir: Path) -> tuple[ContainerDriver, None, Fleet]:
+    """One engine per VM from the hosts file, each reached by its own driver."""
+    from invoker.images import image_tag
+
+    if config.driver not in ("auto", "docker"):
+        raise ValueError("vm_provider docker-hosts runs containers with Docker: driver docker")
+    if config.docker_hosts_file is None:
+        raise ValueError("vm_provider docker-hosts needs a hosts file (--docker-hosts FILE)")
+    hosts = load_docker_hosts(config.docker_hosts_file)
+    tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
+    fleet = open_fleet(hosts, run_dir, config.owner, tags.__getitem__, tuple(RUNTIMES))
+    return fleet.driver, None, fleet
 
 
 async def _platform(app: web.Application) -> AsyncIterator[None]:
@@ -111,9 +133,9 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config.store_url, config.data_dir)
     await store.open()
-    driver, k8s_client = await asyncio.to_thread(make_driver, config, app[RUN_DIR])
+    driver, k8s_client, fleet = await asyncio.to_thread(make_driver, config, app[RUN_DIR])
     client = RuntimeClient()
-    nodes = await _node_pool(store, config, k8s_client)
+    nodes = await _node_pool(store, config, k8s_client, fleet)
     lease = await _lease_local_node(store, config) if nodes is None else None
     invoker_metrics = InvokerMetrics(app[metrics.REGISTRY], label_cap=config.metrics_label_cap)
     limits = Limits(
@@ -179,11 +201,14 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-async def _node_pool(store: Store, config: Config, k8s_client: ApiClient | None) -> NodePool | None:
+async def _node_pool(
+    store: Store, config: Config, k8s_client: ApiClient | None, fleet: Fleet | None
+) -> NodePool | None:
     """The node pool over the configured VM provider; each node's life is a lease.
 
     `local` splits this machine into cgroup nodes; `kubernetes` packs pods onto the
-    cluster's nodes (the driver must be kubernetes); `none` runs without a pool.
+    cluster's nodes (the driver must be kubernetes); `docker-hosts` enlists engines from
+    a fixed list; `none` runs without a pool.
     """
     if config.vm_provider == "none":
         return None
@@ -191,7 +216,11 @@ async def _node_pool(store: Store, config: Config, k8s_client: ApiClient | None)
         Flavor(name, vcpu, memory_mb, float(price))
         for name, vcpu, memory_mb, price in config.node_flavors
     )
-    prices = {name: price for name, _, _, price in config.node_flavors}
+    max_nodes = config.max_nodes
+    if fleet is not None:
+        flavors = host_flavors(fleet.hosts)
+        max_nodes = min(max_nodes, len(fleet.hosts))
+    prices = {f.name: str(f.price_per_hour) for f in flavors}
     wall_at = time.time() - time.monotonic()  # node times are monotonic; leases are wall clock
     tasks: set[asyncio.Task[None]] = set()
 
@@ -214,6 +243,8 @@ async def _node_pool(store: Store, config: Config, k8s_client: ApiClient | None)
         if k8s_client is None:
             raise ValueError("vm_provider kubernetes needs the kubernetes driver")
         provider = ClusterProvider(KubernetesNodeProvider(k8s_client), time.monotonic)
+    elif config.vm_provider == "docker-hosts" and fleet is not None:
+        provider = DockerHostsProvider(fleet.hosts, time.monotonic, fleet.prepare)
     elif config.vm_provider == "local":
         provider = LocalProvider(
             config.owner,
@@ -222,7 +253,9 @@ async def _node_pool(store: Store, config: Config, k8s_client: ApiClient | None)
             id_prefix=uuid.uuid4().hex[:4] + "-",
         )
     else:
-        raise ValueError(f"unknown vm_provider {config.vm_provider!r}: local, kubernetes, none")
+        raise ValueError(
+            f"unknown vm_provider {config.vm_provider!r}: local, docker-hosts, kubernetes, none"
+        )
     limits = PlacementLimits(
         cpu_overcommit=config.cpu_overcommit, hot_spot_threshold=config.hot_spot_threshold
     )
@@ -237,7 +270,7 @@ async def _node_pool(store: Store, config: Config, k8s_client: ApiClient | None)
         NodePoolConfig(
             flavors=flavors,
             min_nodes=config.min_nodes,
-            max_nodes=config.max_nodes,
+            max_nodes=max_nodes,
             consolidate_below=config.consolidate_below,
             min_node_age_s=config.min_node_age_s,
         ),

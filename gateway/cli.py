@@ -255,7 +255,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     driver = args.driver or env.get("NIMBUS_DRIVER") or "auto"
     if driver not in DRIVERS:
         raise CliError(f"unknown driver {driver!r}; choose {', '.join(DRIVERS)}")
+    hosts_file = args.docker_hosts or env.get("NIMBUS_DOCKER_HOSTS")
     default_vms = "kubernetes" if driver == "kubernetes" else "local"
+    if hosts_file:
+        default_vms = "docker-hosts"
+        from invoker.docker_hosts import HostsFileError, load_docker_hosts
+
+        try:
+            load_docker_hosts(Path(hosts_file))  # a bad file fails here, clearly, not at start-up
+        except HostsFileError as exc:
+            raise CliError(f"docker hosts: {exc}") from exc
     config = Config(
         data_dir=data_dir,
         host=args.host,
@@ -263,6 +272,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin_key=admin_key_for(data_dir),
         driver=driver,
         vm_provider=args.vm_provider or env.get("NIMBUS_VM_PROVIDER") or default_vms,
+        docker_hosts_file=Path(hosts_file) if hosts_file else None,
         placement_policy=args.placement,
         k8s_namespace=env.get("NIMBUS_K8S_NAMESPACE") or "nimbus-functions",
         k8s_runtime_class=env.get("NIMBUS_K8S_RUNTIME_CLASS", ""),
@@ -313,8 +323,15 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--vm-provider",
-        choices=["local", "kubernetes", "none"],
-        help="node pool (default: local; kubernetes with the kubernetes driver)",
+        choices=["local", "docker-hosts", "kubernetes", "none"],
+        help="node pool (default: $NIMBUS_VM_PROVIDER, else local; kubernetes with the "
+        "kubernetes driver; docker-hosts when a hosts file is given)",
+    )
+    serve.add_argument(
+        "--docker-hosts",
+        metavar="FILE",
+        help="TOML/JSON list of Docker engines, one per VM (docs/docker-hosts.md); "
+        "default $NIMBUS_DOCKER_HOSTS",
     )
     serve.add_argument(
         "--placement", default="best-fit", help="placement policy (docs/performance.md)"

@@ -28,7 +28,8 @@ class Config:
     max_code_bytes: int = MAX_CODE_BYTES
     max_object_bytes: int = MAX_OBJECT_BYTES
     # VM pool: `local` splits this machine into cgroup-enforced nodes; `none` uses it whole.
-    vm_provider: str = "local"  # local | kubernetes | none
+    vm_provider: str = "local"  # local | docker-hosts | kubernetes | none
+    docker_hosts_file: Path | None = None  # the engines of vm_provider docker-hosts
     node_flavors: tuple[tuple[str, float, int, str], ...] = (
         # name, vCPU, memory MB, USD per hour (AWS t3 list prices for the same sizes)
         ("small", 1.0, 2048, "0.0208"),

@@ -68,6 +68,7 @@ class RuntimeClient:
 
     def __init__(self, *, connections: int = 1000) -> None:
         self._paths: dict[str, str] = {}
+        self._auth: dict[str, dict[str, str]] = {}  # address -> headers
         self._session: aiohttp.ClientSession | None = None
         self._connections = connections
 
@@ -79,8 +80,14 @@ class RuntimeClient:
             return f"http://{host}"
         return address.rstrip("/")
 
+    def trust(self, address: str, token: str | None) -> None:
+        """Send `token` to the proxy at `address` (None: it asks for none)."""
+        if token:
+            self._auth[address] = {"Authorization": f"Bearer {token}"}
+
     def forget(self, address: str) -> None:
-        """Drop the routing entry of a container that is gone."""
+        """Drop the routing entry and token of a container that is gone."""
+        self._auth.pop(address, None)
         if address.startswith(UNIX_PREFIX):
             path = address[len(UNIX_PREFIX) :]
             host = "u" + hashlib.sha1(path.encode()).hexdigest()[:20] + ".sock"
@@ -109,7 +116,10 @@ class RuntimeClient:
         url = self._base_url(address) + path
         try:
             async with self.session.post(
-                url, json=payload, timeout=aiohttp.ClientTimeout(total=timeout)
+                url,
+                json=payload,
+                headers=self._auth.get(address),
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 raw = await resp.read()
         except TimeoutError as exc:

@@ -242,6 +242,7 @@ class Invoker:
             try:
                 cspec = await self._placed_spec(slot, runtime, memory_mb)
                 handle = await self._driver.create(cspec)
+                self._client.trust(handle.address, handle.token)
             except (DriverError, NoCapacity) as exc:
                 self.pool.removed(slot)
                 self._unplace(slot)
@@ -323,6 +324,7 @@ class Invoker:
         try:
             cspec = await self._placed_spec(container.slot, spec.runtime, spec.memory_mb, spec)
             container.handle = await self._driver.create(cspec)
+            self._client.trust(container.handle.address, container.handle.token)
         except Exception as exc:  # whatever went wrong, the calls waiting must be answered
             self._unplace(container.slot)
             container.init_error = f"platform: could not start a container: {exc}"

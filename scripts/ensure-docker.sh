@@ -21,11 +21,14 @@ fi
 
 # True when a live process (not a zombie nobody reaped) has exactly this command name.
 # pgrep may be absent, and a dockerd killed at the end of a session can linger as a zombie.
+# Processes of the second test engine (`nimbus-docker2` in their arguments) do not count.
 process_runs() {
     local name="$1" dir state
     for dir in /proc/[0-9]*; do
         [ -r "$dir/comm" ] || continue
         [ "$(cat "$dir/comm" 2>/dev/null)" = "$name" ] || continue
+        # The second engine of the docker-hosts tests (ensure-docker-host2.sh) is not ours.
+        tr '\0' ' ' <"$dir/cmdline" 2>/dev/null | grep -q nimbus-docker2 && continue
         state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$dir/status" 2>/dev/null)"
         if [ -n "$state" ] && [ "$state" != "Z" ] && [ "$state" != "X" ]; then
             return 0

@@ -53,6 +53,9 @@ class ContainerHandle:
     name: str
     address: str
     node: str | None = None
+    token: str | None = None
+    """A secret the proxy asks for on /init and /run (set where its port is reachable by
+    others, as on a shared VM); None where only the invoker can reach the proxy."""
 
 
 @dataclass(frozen=True)

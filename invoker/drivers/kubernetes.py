@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import urllib3
 from kubernetes import config as k8s_config
 from kubernetes.client import ApiClient, Configuration, CoreV1Api, V1DeleteOptions, V1Pod
@@ -41,6 +40,7 @@ from invoker.drivers.base import (
     ContainerStats,
     DriverError,
 )
+from invoker.drivers.readiness import http_healthz_probe
 from invoker.k8s_nodes import Toleration, api_status_message, response_json
 
 ReadinessProbe = Callable[[str], Awaitable[bool]]
@@ -273,21 +273,6 @@ class KubernetesApiError(DriverError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-# --- the default readiness probe --------------------------------------------------
-
-
-async def http_healthz_probe(address: str, *, timeout_s: float = 1.0) -> bool:
-    """True when ``GET {address}/healthz`` answers 200; False on any network failure."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(f"{address}/healthz") as response,
-        ):
-            return response.status == 200
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        return False
 
 
 # --- the driver (I/O) ---------------------------------------------------------------

@@ -1,11 +1,29 @@
-"""Waiting for a runtime proxy's socket to accept connections."""
+"""Waiting for a runtime proxy to accept connections or answer /healthz."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
+import aiohttp
+
 from invoker.drivers.base import DriverError
+
+
+async def http_healthz_probe(address: str, *, timeout_s: float = 1.0) -> bool:
+    """True when ``GET {address}/healthz`` answers 200; False on any network failure.
+
+    A TCP connect is not proof on its own: a published port (Docker's userland proxy) or a
+    Service accepts before the container listens.
+    """
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.get(f"{address}/healthz") as response,
+        ):
+            return response.status == 200
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return False
 
 
 async def wait_for_unix_socket(path: Path, timeout: float) -> None:

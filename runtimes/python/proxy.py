@@ -42,6 +42,10 @@ happens: no listener, no variables, ``context.api_url`` is None.
 Transport: a unix socket at ``$NIMBUS_SOCKET`` (mode 0666), else TCP on
 ``$NIMBUS_HOST:$NIMBUS_PORT`` (default 0.0.0.0:8080). SIGTERM/SIGINT exit at
 once: the proxy is PID 1 in its container.
+
+When ``$NIMBUS_PROXY_TOKEN`` is set (a port published on a shared VM, where other
+containers can reach it), /init and /run need ``Authorization: Bearer <token>`` and
+answer 401 otherwise; the variable is removed before any function code loads.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ import _thread
 import os
 import sys
 import time
+from _operator import _compare_digest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing costs milliseconds of cold start; only the checkers need it
@@ -68,6 +73,7 @@ NO_DEADLINE_MS = 2**31 - 1
 REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -853,10 +859,11 @@ def _read_chunked(stream: _Reader) -> bytes:
 class Server:
     """Accepts connections and serves each on its own thread."""
 
-    def __init__(self, action: Action) -> None:
+    def __init__(self, action: Action, token: str = "") -> None:
         self.action = action
         self.listener: _socket.socket | None = None
         self.socket_path: str | None = None
+        self.expected = ("Bearer " + token).encode() if token else b""
 
     def listen(self, environ: Mapping[str, str]) -> str:
         """Bind as the environment says; return a printable address."""
@@ -914,7 +921,10 @@ class Server:
                     keep = connection != "close"
                 else:
                     keep = connection == "keep-alive"
-                status, payload = self._dispatch(method, target, body)
+                if self.expected and not self._authorized(target, headers):
+                    status, payload = 401, {"error": "missing or wrong proxy token"}
+                else:
+                    status, payload = self._dispatch(method, target, body)
                 self._send(conn, status, payload, keep)
                 if not keep:
                     return
@@ -922,6 +932,12 @@ class Server:
             return  # the peer reset or closed: nothing to answer
         finally:
             conn.close()
+
+    def _authorized(self, target: str, headers: dict[str, str]) -> bool:
+        if target.split("?", 1)[0] == "/healthz":
+            return True  # readiness carries no secret and reveals nothing
+        given = headers.get("authorization", "").encode("latin-1", "replace")
+        return _compare_digest(given, self.expected)
 
     def _dispatch(self, method: str, target: str, body: bytes) -> tuple[int, dict[str, Any]]:
         path = target.split("?", 1)[0]
@@ -993,7 +1009,8 @@ def main() -> None:
     real_out, real_err = sys.stdout, sys.stderr
     sys.stdout = _Dispatch(real_out, local)
     sys.stderr = _Dispatch(real_err, local)
-    server = Server(Action(local))
+    # Taken out of the environment before any function code can inherit it.
+    server = Server(Action(local), os.environ.pop("NIMBUS_PROXY_TOKEN", ""))
 
     def stop(signum: int, frame: Any) -> None:
         server.cleanup()

@@ -193,9 +193,10 @@ def test_budget_rare_function_is_held_generously_while_learning() -> None:
 
 def test_budget_learning_is_shorter_than_the_paper_fallback_for_rare_functions() -> None:
     # Same short history: the paper holds 4 h, we hold 2 h (and 10 min if within budget).
-    assert feed(ColdStartBudget(), [40 * MIN]).keep_alive_s < feed(
-        HybridHistogram(), [40 * MIN]
-    ).keep_alive_s
+    assert (
+        feed(ColdStartBudget(), [40 * MIN]).keep_alive_s
+        < feed(HybridHistogram(), [40 * MIN]).keep_alive_s
+    )
 
 
 def test_budget_prewarms_a_periodic_function_before_the_histogram_is_trusted() -> None:

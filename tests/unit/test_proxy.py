@@ -761,3 +761,31 @@ def test_proxy_json_dumps_refuses_what_json_refuses() -> None:
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular"):
         proxy_module.json_dumps(loop)
+
+
+async def test_a_token_guards_init_and_run_and_stays_out_of_the_function(tmp_path: Path) -> None:
+    async with running_proxy(tmp_path, "tcp", {"NIMBUS_PROXY_TOKEN": "s3cret-token"}) as p:
+        assert (await p.get("/healthz"))[0] == 200  # readiness needs no secret
+        init = {
+            "value": {
+                "code": "import os\ndef handler(a):\n    return dict(os.environ)\n",
+                "binary": False,
+                "main": "main.handler",
+            }
+        }
+        status, body = await p.post("/init", init)
+        assert status == 401 and "token" in body["error"]
+        for wrong in ("Bearer nope", "s3cret-token", "Bearer s3cret-tokenX"):
+            async with p.session.post(
+                p.base + "/init", json=init, headers={"Authorization": wrong}
+            ) as resp:
+                assert resp.status == 401
+        good = {"Authorization": "Bearer s3cret-token"}
+        async with p.session.post(p.base + "/init", json=init, headers=good) as resp:
+            assert resp.status == 200
+        async with p.session.post(p.base + "/run", json={"value": {}}) as resp:
+            assert resp.status == 401
+        async with p.session.post(p.base + "/run", json={"value": {}}, headers=good) as resp:
+            assert resp.status == 200
+            env = (await resp.json())["result"]
+        assert "NIMBUS_PROXY_TOKEN" not in env and "s3cret-token" not in env.values()

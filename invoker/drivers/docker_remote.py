@@ -1,0 +1,329 @@
+"""Docker driver for an engine on another VM: containers reached over a published TCP port.
+
+A remote engine cannot see this machine's directories, so the unix-socket data path of
+`docker.DockerDriver` is out. Each container instead listens on TCP, its port published
+on the VM's address, and its proxy demands a per-container token, because other
+containers on that VM can reach the published port too. Containers of one tenant share
+a bridge network with no NAT (nothing comes back from outside) and no traffic between
+its containers; the network is created on first use and removed on close.
+
+The runtime image cannot be pulled (there may be no registry): `prepare` copies it from
+this machine's engine when the remote one lacks it, printing progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import docker.tls
+from requests.exceptions import RequestException
+
+from invoker.cgroups import CallMeter
+from invoker.docker_hosts import DockerHost
+from invoker.drivers.base import (
+    INSTANCE_LABEL,
+    MANAGED_LABEL,
+    ContainerHandle,
+    ContainerSpec,
+    ContainerStats,
+    DriverError,
+)
+from invoker.drivers.docker import RUNTIME_UID
+from invoker.drivers.readiness import http_healthz_probe
+
+T = TypeVar("T")
+log = logging.getLogger("nimbus.docker-remote")
+
+PROXY_PORT = 8080
+API_VERSION = "1.41"  # Docker 20.10; later engines still accept it
+ROLE_LABEL = "io.nimbus.role"
+NO_NAT = {
+    "com.docker.network.bridge.enable_ip_masquerade": "false",
+    "com.docker.network.bridge.enable_icc": "false",
+}
+EGRESS = {"com.docker.network.bridge.enable_icc": "false"}
+
+
+def engine_client(host: DockerHost, timeout: int = 60) -> docker.DockerClient:
+    """A docker SDK client for the host's engine, with mutual TLS where configured."""
+    tls: docker.tls.TLSConfig | bool = False
+    if host.tls_dir is not None:
+        tls = docker.tls.TLSConfig(
+            client_cert=(str(host.tls_dir / "cert.pem"), str(host.tls_dir / "key.pem")),
+            ca_cert=str(host.tls_dir / "ca.pem"),
+            verify=True,
+        )
+    # A pinned API version: "auto" would send a request before trust_env can be turned off.
+    client = docker.DockerClient(base_url=host.url, tls=tls, timeout=timeout, version=API_VERSION)
+    # The engine's own CA only: REQUESTS_CA_BUNDLE or a proxy from the environment must not
+    # replace it (requests lets them override the CA the SDK passes).
+    client.api.trust_env = False
+    return client
+
+
+def network_name(owner: str, group: str, egress: bool) -> str:
+    """The bridge network of one tenant (or of every networked function) on an engine."""
+    digest = hashlib.sha256(f"{owner}/{group}".encode()).hexdigest()[:12]
+    return f"nimbus-{'egress' if egress else 'ns'}-{digest}"
+
+
+def remote_container_kwargs(
+    spec: ContainerSpec, image: str, network: str, bind_address: str, token: str
+) -> dict[str, Any]:
+    """The docker SDK arguments for one runtime container on a remote engine (pure)."""
+    memory = f"{spec.memory_mb}m"
+    return {
+        "image": image,
+        "name": spec.name,
+        "detach": True,
+        "labels": dict(spec.labels),
+        "environment": {
+            **spec.env,
+            "NIMBUS_HOST": "0.0.0.0",
+            "NIMBUS_PORT": str(PROXY_PORT),
+            "NIMBUS_PROXY_TOKEN": token,
+        },
+        "user": RUNTIME_UID,
+        "mem_limit": memory,
+        "memswap_limit": memory,
+        "nano_cpus": int(spec.cpus * 1e9),
+        "pids_limit": 128,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=64m"},
+        "network": network,
+        "ports": {f"{PROXY_PORT}/tcp": (bind_address, None)},
+    }
+
+
+def published_port(attrs: dict[str, Any]) -> int:
+    """The host port Docker chose for the proxy, from a container's inspect data."""
+    bindings = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for binding in bindings.get(f"{PROXY_PORT}/tcp") or []:
+        if binding.get("HostPort"):
+            return int(binding["HostPort"])
+    raise DriverError("the engine published no port for the runtime proxy")
+
+
+class RemoteDockerDriver:
+    """Runs runtime containers on one remote Docker engine (one VM of the pool)."""
+
+    name = "docker-remote"
+
+    def __init__(
+        self,
+        host: DockerHost,
+        image_for: Callable[[str], str],
+        owner: str,
+        *,
+        client: docker.DockerClient | None = None,
+        source: Callable[[], docker.DockerClient | None] | None = None,
+        runtimes: tuple[str, ...] = (),
+        threads: int = 16,
+        ready_timeout: float = 30.0,
+    ) -> None:
+        self.host = host
+        self._image_for = image_for
+        self._owner = owner
+        self._client = client or engine_client(host)
+        self._source = source
+        self._runtimes = runtimes
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"nimbus-{host.id}")
+        self._ready_timeout = ready_timeout
+        self._networks: dict[str, str] = {}
+        self._network_lock = asyncio.Lock()
+        self._started: set[str] = set()
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        future = self._pool.submit(fn, *args, **kwargs)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return await asyncio.wrap_future(future)
+
+    async def info(self) -> dict[str, Any]:
+        """The engine's `docker info` (CPU count, memory)."""
+        try:
+            return dict(await self._call(self._client.info))
+        except (docker.errors.DockerException, RequestException, OSError) as exc:
+            raise DriverError(f"Docker host {self.host.id} ({self.host.url}): {exc}") from exc
+
+    async def prepare(self) -> None:
+        """Make sure the runtime images are on the engine, copying them if they are not."""
+        for runtime in self._runtimes:
+            await self._call(self._ensure_image, self._image_for(runtime))
+
+    def _ensure_image(self, tag: str) -> None:
+        try:
+            self._client.images.get(tag)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        except (docker.errors.DockerException, RequestException) as exc:
+            raise DriverError(f"Docker host {self.host.id}: {exc}") from exc
+        source = self._source() if self._source is not None else None
+        if source is None:
+            raise DriverError(
+                f"runtime image {tag} is missing on Docker host {self.host.id} and there is no "
+                f"local engine to copy it from: run `DOCKER_HOST={self.host.url} nimbus images "
+                "build` there"
+            )
+        try:
+            size = source.images.get(tag).attrs.get("Size", 0)
+        except docker.errors.ImageNotFound:
+            raise DriverError(
+                f"runtime image {tag} is on neither this machine nor Docker host "
+                f"{self.host.id}: run `nimbus images build` first"
+            ) from None
+        log.info("copying %s (%d MB) to Docker host %s", tag, size // 2**20, self.host.id)
+        start = time.monotonic()
+        self._client.images.load(_counted(source.api.get_image(tag), tag, self.host.id))
+        log.info("copied %s to %s in %.1f s", tag, self.host.id, time.monotonic() - start)
+
+    async def _network(self, spec: ContainerSpec) -> str:
+        group = "egress" if spec.network else (spec.netns_group or "shared")
+        name = network_name(self._owner, group, spec.network)
+        if name in self._networks:
+            return name
+        async with self._network_lock:
+            if name not in self._networks:
+                await self._call(self._make_network, name, spec.network)
+                self._networks[name] = name
+        return name
+
+    def _make_network(self, name: str, egress: bool) -> None:
+        if self._client.networks.list(names=[name]):
+            return  # left by an earlier run of ours: reuse it
+        self._client.networks.create(
+            name,
+            driver="bridge",
+            options=EGRESS if egress else NO_NAT,
+            labels={MANAGED_LABEL: self._owner, ROLE_LABEL: "network"},
+        )
+
+    async def create(self, spec: ContainerSpec) -> ContainerHandle:
+        """Start a container, find its published port, and wait for its /healthz."""
+        token = secrets.token_urlsafe(24)
+        self._started.add(spec.name)
+        try:
+            network = await self._network(spec)
+            kwargs = remote_container_kwargs(
+                spec, self._image_for(spec.runtime), network, self.host.address, token
+            )
+            container = await self._call(self._client.containers.run, **kwargs)
+            await self._call(container.reload)
+            port = published_port(container.attrs)
+        except docker.errors.ImageNotFound as exc:
+            raise DriverError(f"runtime image missing on Docker host {self.host.id}") from exc
+        except (docker.errors.DockerException, RequestException, OSError) as exc:
+            await self._call(self._remove_quietly, spec.name)
+            raise DriverError(f"cannot start {spec.name} on {self.host.id}: {exc}") from exc
+        handle = ContainerHandle(
+            id=container.id or spec.name,
+            name=spec.name,
+            address=f"http://{self.host.address}:{port}",
+            node=spec.node,
+            token=token,
+        )
+        deadline = time.monotonic() + self._ready_timeout
+        delay = 0.002
+        while not await http_healthz_probe(handle.address):
+            if time.monotonic() >= deadline:
+                logs = await self._call(container.logs, tail=20)
+                await self.destroy(handle)
+                raise DriverError(
+                    f"container {spec.name} on {self.host.id} did not answer /healthz: "
+                    f"{logs.decode(errors='replace')[-500:]}"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.05)
+        return handle
+
+    def _remove_quietly(self, name: str) -> None:
+        try:
+            self._client.api.remove_container(name, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    async def destroy(self, handle: ContainerHandle) -> None:
+        """Kill and remove the container; one that is gone already is fine."""
+        try:
+            await self._call(self._client.api.remove_container, handle.id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise DriverError(f"cannot remove {handle.name} on {self.host.id}: {exc}") from exc
+        except (RequestException, OSError) as exc:
+            raise DriverError(f"cannot remove {handle.name} on {self.host.id}: {exc}") from exc
+        self._started.discard(handle.name)
+
+    async def stats(self, handle: ContainerHandle) -> ContainerStats:
+        """Not read remotely: the per-call cgroup files live on the other VM."""
+        return ContainerStats(peak_memory_mb=None, cpu_seconds=None)
+
+    def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
+        """None: usage records carry null peak memory rather than a guess."""
+        return None
+
+    async def remove_orphans(self, owner: str, instance_id: str) -> int:
+        """Remove containers of `owner` on this engine that another instance started."""
+        try:
+            found = await self._call(
+                self._client.api.containers,
+                all=True,
+                filters={"label": f"{MANAGED_LABEL}={owner}"},
+            )
+        except (docker.errors.DockerException, RequestException, OSError) as exc:
+            log.warning("cannot list containers on %s: %s", self.host.id, exc)
+            return 0
+        removed = 0
+        for container in found:
+            if (container.get("Labels") or {}).get(INSTANCE_LABEL) == instance_id:
+                continue
+            try:
+                await self._call(self._client.api.remove_container, container["Id"], force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+        return removed
+
+    async def close(self) -> None:
+        """Remove what was started and not destroyed, then this run's networks."""
+        pending = list(self._pending)
+        if pending:
+            await asyncio.get_running_loop().run_in_executor(None, concurrent.futures.wait, pending)
+        for name in list(self._started):
+            await self._call(self._remove_quietly, name)
+        self._started.clear()
+        for name in list(self._networks):
+            try:
+                await self._call(self._client.api.remove_network, name)
+            except (docker.errors.DockerException, RequestException):
+                pass  # still in use by a container another instance runs: leave it
+        self._networks.clear()
+        await self._call(self._client.close)
+        self._pool.shutdown(wait=False)
+
+
+def _counted(chunks: Iterator[bytes], tag: str, host: str) -> Iterator[bytes]:
+    """Pass an image stream through, logging progress every 32 MB."""
+    sent = 0
+    mark = 32 * 2**20
+    for chunk in chunks:
+        sent += len(chunk)
+        if sent >= mark:
+            log.info("copying %s to %s: %d MB sent", tag, host, sent // 2**20)
+            mark += 32 * 2**20
+        yield chunk

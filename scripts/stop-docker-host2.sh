@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Remove every container on the second Docker engine (see ensure-docker-host2.sh) and stop
+# it: SIGTERM, wait, then SIGKILL. The primary engine is never touched: processes are picked
+# by their arguments (data root, containerd config), never by name. Idempotent; run as root.
+#
+#   NIMBUS_HOST2_PORT    TCP port on 127.0.0.1 (default 23760)
+#   NIMBUS_HOST2_CERTS   TLS material (default /var/lib/nimbus-docker2-certs)
+#   NIMBUS_DOCKER_WAIT   seconds to wait after SIGTERM before SIGKILL (default 30)
+set -euo pipefail
+
+log() { printf '[stop-docker-host2] %s\n' "$*"; }
+
+port="${NIMBUS_HOST2_PORT:-23760}"
+certs="${NIMBUS_HOST2_CERTS:-/var/lib/nimbus-docker2-certs}"
+wait_s="${NIMBUS_DOCKER_WAIT:-30}"
+data_root=/var/lib/nimbus-docker2
+exec_root=/var/run/nimbus-docker2
+pidfile=/var/run/nimbus-docker2.pid
+containerd_toml="$exec_root/containerd/containerd.toml"
+
+docker2() {
+    timeout 60 docker --tlsverify --tlscacert "$certs/client/ca.pem" --tlscert "$certs/client/cert.pem" \
+        --tlskey "$certs/client/key.pem" -H "tcp://127.0.0.1:$port" "$@"
+}
+
+# Pid of a live process (not a zombie) named $1 with the exact argument $2 (as in ensure-).
+find_proc() {
+    local name="$1" arg="$2" dir state a
+    local -a argv
+    for dir in /proc/[0-9]*; do
+        [ "$(cat "$dir/comm" 2>/dev/null)" = "$name" ] || continue
+        state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$dir/status" 2>/dev/null)"
+        case "$state" in '' | Z | X) continue ;; esac
+        mapfile -d '' argv 2>/dev/null <"$dir/cmdline" || continue
+        for a in "${argv[@]}"; do
+            if [ "$a" = "$arg" ]; then
+                echo "${dir#/proc/}"
+                return 0
+            fi
+        done
+    done
+    return 1
+}
+
+# SIGTERM the process named $1 with argument $2, wait, then SIGKILL. A dead process may
+# linger as a zombie (nobody reaps it here), which find_proc already counts as gone.
+stop_proc() {
+    local name="$1" arg="$2" pid
+    pid="$(find_proc "$name" "$arg")" || return 0
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 "$wait_s"); do
+        find_proc "$name" "$arg" >/dev/null || return 0
+        sleep 1
+    done
+    log "$name (pid $pid) ignored SIGTERM for ${wait_s} s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    sleep 1
+}
+
+if find_proc dockerd "--data-root=$data_root" >/dev/null; then
+    if ids="$(docker2 ps -aq 2>/dev/null)"; then
+        if [ -n "$ids" ]; then
+            log "removing $(wc -w <<<"$ids") container(s)"
+            # shellcheck disable=SC2086  # one id per word
+            docker2 rm -f $ids >/dev/null
+        fi
+    else
+        # Containers it could not remove are stopped by dockerd itself at its next start.
+        log "the engine does not answer; stopping it without removing its containers"
+    fi
+fi
+stop_proc dockerd "--data-root=$data_root"
+# dockerd stops its managed containerd (or it dies with dockerd by SIGKILL); make sure.
+stop_proc containerd "$containerd_toml"
+rm -f "$pidfile" "$exec_root/docker.sock"
+# An engine killed with SIGKILL leaves its containers running under their shims, out of
+# reach without it: the next dockerd start stops them (there is no live-restore).
+if find_proc containerd-shim "$exec_root/containerd/containerd.sock" >/dev/null; then
+    log "WARNING: containers of an engine that died still run; run scripts/ensure-docker-host2.sh" \
+        "(it stops them) and then this script again to remove them"
+fi
+log "the second Docker engine is stopped"

@@ -1,0 +1,162 @@
+"""The docker-hosts provider on two real engines: this machine's, and a second one on TLS.
+
+The second engine (scripts/ensure-docker-host2.sh) is an independent dockerd with its own
+data root, containerd and cgroup parent, reachable only at tcp://127.0.0.1:23760 with
+mutual TLS: to Nimbus it is another VM's engine, with no shared directories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import docker
+import pytest
+
+from invoker.docker_hosts import DockerHost
+from invoker.drivers.docker_remote import engine_client
+from tests.conftest import OWNERS, Running, start_platform
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT = int(os.environ.get("NIMBUS_HOST2_PORT", "23760"))
+CERTS = Path(os.environ.get("NIMBUS_HOST2_CERTS", "/var/lib/nimbus-docker2-certs")) / "client"
+SOURCE = "import socket\ndef handler(e):\n    return {'host': socket.gethostname(), 'e': e}\n"
+
+
+@pytest.fixture(scope="module")
+def engine2() -> Iterator[docker.DockerClient]:
+    """The second engine, started if it is not running (root, like `make test`)."""
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ensure-docker-host2.sh")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"the second Docker engine did not start:\n{done.stdout}{done.stderr}")
+    host = DockerHost("vm-2", f"tcp://127.0.0.1:{PORT}", CERTS)
+    client = engine_client(host)
+    yield client
+    # Whatever a failed test left on engine 2 (its own cleanup sweeps only engine 1).
+    for container in client.api.containers(all=True, filters={"label": "io.nimbus.managed"}):
+        if (container.get("Labels") or {}).get("io.nimbus.managed") in OWNERS:
+            with contextlib.suppress(docker.errors.APIError):
+                client.api.remove_container(container["Id"], force=True)
+    client.close()
+
+
+def hosts_file(tmp_path: Path) -> Path:
+    path = tmp_path / "hosts.toml"
+    path.write_text(
+        f"""
+[[host]]
+id = "vm-1"
+url = "unix:///var/run/docker.sock"
+vcpu = 1
+memory_mb = 512
+price_per_hour = 0.01
+flavor = "tiny"
+
+[[host]]
+id = "vm-2"
+url = "tcp://127.0.0.1:{PORT}"
+tls = "{CERTS}"
+vcpu = 1
+memory_mb = 512
+price_per_hour = 0.01
+flavor = "tiny"
+"""
+    )
+    return path
+
+
+async def node_of(running: Running, headers: dict[str, str]) -> str:
+    _, act, _ = await running.api.call(
+        "GET", f"/v1/activations/{headers['X-Nimbus-Activation-Id']}"
+    )
+    return str(act["node"])
+
+
+def ours(client: docker.DockerClient, owner: str) -> list[dict]:
+    """Function containers of this platform on an engine (not the netns holders)."""
+    found = client.api.containers(filters={"label": f"io.nimbus.managed={owner}"})
+    return [c for c in found if "io.nimbus.role" not in (c.get("Labels") or {})]
+
+
+async def test_functions_spread_over_two_engines(
+    runtime_images: dict[str, str],
+    engine2: docker.DockerClient,
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    # Nothing can be pulled: enlisting vm-2 must copy the runtime image from this machine.
+    for tag in runtime_images.values():
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine2.images.remove(tag, force=True)
+    runner, running = await start_platform(
+        tmp_path / "data",
+        vm_provider="docker-hosts",
+        docker_hosts_file=hosts_file(tmp_path),
+        min_nodes=1,
+        max_nodes=4,  # bounded by the list: two engines, two nodes
+        placement_policy="first-fit",
+        stem_cells=(),
+    )
+    api, owner = running.api, running.config.owner
+    try:
+        status, listing, _ = await api.call("GET", "/v1/nodes")
+        assert status == 200 and [n["id"] for n in listing["nodes"]] == ["vm-1"]
+
+        await api.deploy("a", SOURCE, memory_mb=256)
+        await api.deploy("b", SOURCE, memory_mb=384)
+        status, body, headers = await api.invoke("a", {"n": 1})
+        assert status == 200 and body["e"] == {"n": 1}, body
+        assert await node_of(running, headers) == "vm-1"
+        # 256 of vm-1's 512 MB are taken: 384 MB enlists vm-2, the engine on TLS.
+        status, body, headers = await api.invoke("b", {"n": 2})
+        assert status == 200 and body["e"] == {"n": 2}, body
+        assert await node_of(running, headers) == "vm-2"
+        assert all(engine2.images.get(tag) for tag in runtime_images.values())
+        (remote,) = ours(engine2, owner)
+        assert body["host"] == remote["Id"][:12]  # it ran in the container on engine 2
+        assert len(ours(docker_client, owner)) == 1  # and a on this machine's engine
+        # Its proxy is published on the host, so it demands the container's token.
+        port = remote["Ports"][0]["PublicPort"]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"http://127.0.0.1:{port}/run", json={"value": {}}) as resp,
+        ):
+            assert resp.status == 401
+        # Warm calls reuse it.
+        status, _, headers = await api.invoke("b", {"n": 3})
+        assert status == 200 and headers["X-Nimbus-Cold-Start"] == "false"
+
+        # Both engines full for another 384 MB, and the list has no third: a clear 503.
+        await api.deploy("c", SOURCE, memory_mb=384)
+        status, body, _ = await api.invoke("c")
+        assert status == 503, body
+        assert "maximum of 2 nodes" in body["error"]["message"]
+
+        # Draining vm-2 removes its containers from engine 2 and hands the engine back.
+        status, _, _ = await api.call("DELETE", "/v1/nodes/vm-2")
+        assert status == 202
+        deadline = time.monotonic() + 30
+        while ours(engine2, owner):
+            assert time.monotonic() < deadline, ours(engine2, owner)
+            await asyncio.sleep(0.2)
+        status, listing, _ = await api.call("GET", "/v1/nodes")
+        assert [n["id"] for n in listing["nodes"]] == ["vm-1"]
+        # With vm-1 busy with a, c (384 MB) enlists vm-2 again.
+        status, _, headers = await api.invoke("c")
+        assert status == 200 and await node_of(running, headers) == "vm-2"
+    finally:
+        await api.session.close()
+        await runner.cleanup()
+    assert ours(engine2, owner) == []  # a clean stop leaves nothing on either engine
+    assert ours(docker_client, owner) == []
