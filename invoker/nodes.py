@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from invoker.packing import ConsolidationPlanner
 from invoker.placement import Limits, NodeState, PlacementPolicy, Vector
-from invoker.vmpool import Flavor, Node, decide_release, decide_scale_in, decide_scale_out
+from invoker.vmpool import (
+    Flavor,
+    Node,
+    decide_release,
+    decide_scale_in,
+    decide_scale_out,
+    packing_problem,
+)
 
 log = logging.getLogger("nimbus.nodes")
 
@@ -298,6 +306,11 @@ class NodePool:
             raise NoCapacity(f"the pool is at its maximum of {self._config.max_nodes} nodes")
         return await self._provision(flavor)
 
+    @property
+    def flavors(self) -> tuple[Flavor, ...]:
+        """The node sizes this pool may provision."""
+        return self._config.flavors
+
     def flavor(self, name: str) -> Flavor:
         """A flavor by name; KeyError if unknown."""
         for flavor in self._config.flavors:
@@ -310,15 +323,39 @@ class NodePool:
         self.nodes[node_id].drain()
         self._on_change(self.nodes[node_id])
 
-    def plan_consolidation(self) -> list[str]:
-        """Under-used nodes whose containers fit elsewhere: drain these (pure decision)."""
+    async def nodes_needed(self) -> int | None:
+        """How few nodes the ready nodes' containers would need, packed afresh.
+
+        The offline consolidation planner (FFD variants plus a bin-emptying local search)
+        on a snapshot taken on the loop, run on a thread with a small time budget: this
+        runs every consolidation round. None when ready nodes differ in size.
+        """
+        problem = packing_problem(list(self.nodes.values()), self._limits)
+        if problem is None:
+            return None
+        items, capacity = problem
+        if not items:
+            return 0
+        planner = ConsolidationPlanner(time_budget_s=0.02, max_iterations=2000)
+        return len(await asyncio.to_thread(planner.plan, items, capacity))
+
+    def plan_consolidation(self, needed: int | None = None) -> list[str]:
+        """Under-used nodes whose containers fit elsewhere: drain these (pure decision).
+
+        `needed` (from `nodes_needed`) caps the drains at the slack the planner sees, so
+        consolidation never drains below what a fresh packing of today's load needs.
+        """
+        ready = sum(1 for n in self.nodes.values() if n.state is NodeState.READY)
+        slack = 1 if needed is None else ready - max(needed, self._config.min_nodes)
+        if slack <= 0:
+            return []
         return decide_scale_in(
             list(self.nodes.values()),
             self._clock(),
             min_nodes=self._config.min_nodes,
             utilisation_below=self._config.consolidate_below,
             min_ready_s=self._config.min_node_age_s,
-            max_drains=1,
+            max_drains=min(1, slack),
             limits=self._limits,
         )
 

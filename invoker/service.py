@@ -218,7 +218,8 @@ class Invoker:
         ones; returns the nodes released."""
         if self.nodes is None:
             return []
-        for node_id in self.nodes.plan_consolidation():
+        needed = await self.nodes.nodes_needed()
+        for node_id in self.nodes.plan_consolidation(needed):
             self.nodes.drain(node_id)
             log.info("draining node %s to consolidate", node_id)
         draining = [n.id for n in self.nodes.nodes.values() if n.state is NodeState.DRAINING]

@@ -12,6 +12,7 @@ Resource vectors are `(vcpu, memory_mb)`, as in `invoker.placement`.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -36,6 +37,7 @@ __all__ = [
     "decide_release",
     "decide_scale_in",
     "decide_scale_out",
+    "packing_problem",
 ]
 
 
@@ -309,6 +311,35 @@ def decide_scale_in(
             chosen.append(node.id)
             receivers |= targets
     return chosen
+
+
+MILLI = 1000  # vCPU to integer millicores: the offline planner packs exact integers
+
+
+def packing_problem(
+    nodes: Sequence[Node], limits: Limits
+) -> tuple[list[Vector], Vector] | None:
+    """The ready nodes' allocations as an offline packing instance: (items, bin capacity).
+
+    Integer sizes (vCPU in millicores, rounded up), as the offline planner needs; a bin is
+    a node's placeable limit. Its bin count is a target for the pool: ready nodes beyond
+    it are slack that consolidation can drain. None when the ready nodes differ in size
+    (the planner packs one bin size).
+    """
+    ready = [n for n in nodes if n.state is NodeState.READY]
+    if not ready or len({n.capacity for n in ready}) != 1:
+        return None
+    vcpu, memory = limits.limit(ready[0].capacity)
+    capacity = (int(vcpu * MILLI), int(memory))
+    items: list[Vector] = [
+        (
+            min(capacity[0], math.ceil(round(d[0] * MILLI, 6))),
+            min(capacity[1], math.ceil(d[1])),
+        )
+        for n in ready
+        for d in n.allocations.values()
+    ]
+    return items, capacity
 
 
 def decide_release(nodes: Sequence[Node]) -> list[str]:

@@ -7,10 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from gateway.errors import ApiError, bad_request, not_found
-from gateway.keys import CONFIG, PLATFORM
+from gateway.keys import PLATFORM
 from gateway.middleware import require_admin
 from gateway.requests import json_object
 from invoker.nodes import NoCapacity
+from invoker.placement import NodeState
 from invoker.vmpool import Node
 
 routes = web.RouteTableDef()
@@ -41,8 +42,16 @@ async def list_nodes(request: web.Request) -> web.Response:
     if pool is None:
         return web.json_response({"provider": "none", "nodes": []})
     nodes = [_node_json(n, list(pool.containers_on(n.id))) for n in pool.nodes.values()]
+    ready = sum(1 for n in pool.nodes.values() if n.state is NodeState.READY)
     return web.json_response(
-        {"provider": pool.provider.name, "enforced": pool.provider.enforced, "nodes": nodes}
+        {
+            "provider": pool.provider.name,
+            "enforced": pool.provider.enforced,
+            "nodes": nodes,
+            # How tightly the fleet is packed: ready nodes vs what a fresh packing of the
+            # same containers needs (null when ready nodes differ in size).
+            "packing": {"nodes_ready": ready, "nodes_needed": await pool.nodes_needed()},
+        }
     )
 
 
@@ -60,7 +69,7 @@ async def add_node(request: web.Request) -> web.Response:
     try:
         pool.flavor(name)
     except KeyError:
-        known = ", ".join(f[0] for f in request.app[CONFIG].node_flavors)
+        known = ", ".join(f.name for f in pool.flavors)
         raise bad_request(f"unknown flavor {name!r}; known: {known}", "flavor") from None
     try:
         node = await pool.add(name)

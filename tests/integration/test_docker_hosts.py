@@ -137,6 +137,11 @@ async def test_functions_spread_over_two_engines(
         status, _, headers = await api.invoke("b", {"n": 3})
         assert status == 200 and headers["X-Nimbus-Cold-Start"] == "false"
 
+        _, listing, _ = await api.call("GET", "/v1/nodes")
+        assert listing["provider"] == "docker-hosts"
+        assert listing["packing"] == {"nodes_ready": 2, "nodes_needed": 2}
+        status, body, _ = await api.call("POST", "/v1/nodes", {"flavor": "small"})
+        assert status == 400 and "known: tiny" in body["error"]["message"]
         # Both engines full for another 384 MB, and the list has no third: a clear 503.
         await api.deploy("c", SOURCE, memory_mb=384)
         status, body, _ = await api.invoke("c")

@@ -64,6 +64,9 @@ async def test_placement_cgroups_and_scale_out(
     assert status == 200
     third = await node_of(api, headers)
     assert third not in (first, second) and len(await nodes(api)) == 3
+    # 256, 384 and 384 MB on 512 MB nodes: no two share a node, so all three are needed.
+    _, listing, _ = await api.call("GET", "/v1/nodes")
+    assert listing["packing"] == {"nodes_ready": 3, "nodes_needed": 3}
     # ...and at the maximum the call gets a clear 503.
     await api.deploy("d", SOURCE, memory_mb=384)
     status, body, _ = await api.invoke("d")

@@ -15,6 +15,7 @@ from invoker.vmpool import (
     decide_release,
     decide_scale_in,
     decide_scale_out,
+    packing_problem,
 )
 
 SMALL = Flavor("small", vcpu=2, memory_mb=4096, price_per_hour=0.1, boot_s=30)
@@ -228,6 +229,19 @@ def test_scale_in_only_drains_what_the_rest_of_the_pool_can_absorb(
         assert all(
             u + m <= (1 - headroom) * c + 1e-9 for u, m, c in zip(used, moved, limit, strict=True)
         )
+
+
+def test_the_packing_problem_is_the_ready_nodes_allocations_in_integer_units() -> None:
+    a = ready_node("a", SMALL, (0.2172, 384), (1.0, 1024))
+    b = ready_node("b", SMALL, (0.5, 512))
+    draining = ready_node("c", SMALL, (1.0, 1000))
+    draining.drain()
+    items, capacity = packing_problem([a, b, draining], LIMITS) or ([], ())
+    # Millicores rounded up, the CPU limit overcommitted 2x, memory never.
+    assert capacity == (4000, 4096)
+    assert sorted(items) == [(218, 384), (500, 512), (1000, 1024)]
+    assert packing_problem([a, ready_node("d", LARGE)], LIMITS) is None  # two bin sizes
+    assert packing_problem([], LIMITS) is None
 
 
 def test_release_only_drained_empty_nodes() -> None:
