@@ -344,6 +344,7 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
     registry = CollectorRegistry()
     app[metrics.REGISTRY] = registry
     app[metrics.HTTP_DURATION] = metrics.http_histogram(registry)
+    app[metrics.HTTP_CHILDREN] = {}
     app[ADMIN_HASH] = hash_key(config.admin_key) if config.admin_key else ""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app[TOKEN_SECRET] = load_token_secret(config.data_dir / "token.key")

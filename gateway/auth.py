@@ -41,7 +41,12 @@ def hash_key(key: str) -> str:
 
 def is_admin_key(key: str, admin_hash: str) -> bool:
     """Constant-time check of a presented key against the admin key's hash."""
-    return bool(admin_hash) and hmac.compare_digest(hash_key(key), admin_hash)
+    return is_admin_hash(hash_key(key), admin_hash)
+
+
+def is_admin_hash(hashed: str, admin_hash: str) -> bool:
+    """Constant-time check of a presented key's hash against the admin key's hash."""
+    return bool(admin_hash) and hmac.compare_digest(hashed, admin_hash)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -14,7 +14,7 @@ from gateway.auth import (
     Caller,
     bearer_token,
     hash_key,
-    is_admin_key,
+    is_admin_hash,
     verify_activation_token,
 )
 from gateway.errors import ApiError
@@ -79,10 +79,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
             raise ApiError(401, "invalid or expired activation token")
         request[CALLER] = Caller(tenant=tenant)
         return await handler(request)
-    if is_admin_key(key, request.app[ADMIN_HASH]):
+    hashed = hash_key(key)
+    if is_admin_hash(hashed, request.app[ADMIN_HASH]):
         request[CALLER] = Caller(tenant=ADMIN_TENANT, admin=True)
         return await handler(request)
-    tenant = await request.app[PLATFORM].tenant_for_key(hash_key(key))
+    tenant = await request.app[PLATFORM].tenant_for_key(hashed)
     if tenant is None:
         raise ApiError(401, "invalid API key")
     request[CALLER] = Caller(tenant=tenant)

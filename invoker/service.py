@@ -384,11 +384,12 @@ class Invoker:
         container = self._containers[slot]
         timing = CallTiming(wall_start, t0, wait_ms, cold=not container.ready.is_set())
         waited_from = self._clock()
-        try:
-            async with asyncio.timeout(INIT_TIMEOUT_S + START_TIMEOUT_S):
-                await container.ready.wait()
-        except TimeoutError:
-            container.init_error = container.init_error or "platform: container start timed out"
+        if timing.cold:  # a warm container is ready: no timer to arm and cancel
+            try:
+                async with asyncio.timeout(INIT_TIMEOUT_S + START_TIMEOUT_S):
+                    await container.ready.wait()
+            except TimeoutError:
+                container.init_error = container.init_error or "platform: container start timed out"
         timing.init_ms = (self._clock() - waited_from) * 1000 if timing.cold else 0.0
         if container.init_error is not None:
             platform = container.init_error.startswith("platform:")
