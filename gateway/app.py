@@ -170,6 +170,8 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         invoker,
         policy=RetryPolicy(retries=config.async_retries, backoff_s=config.async_backoff_s),
         billing_step_ms=config.billing_step_ms,
+        owner=config.owner,
+        lease_s=config.async_lease_s,
     )
     requeued = await dispatcher.start()
     if requeued:

@@ -61,6 +61,7 @@ class Config:
     max_wait_s: float = 5.0
     async_retries: int = 2
     async_backoff_s: float = 1.0
+    async_lease_s: float = 30.0  # a claimed async call is this gateway's while renewed
     schedule_interval_s: float = 1.0
     pool_memory_mb: int = 0  # 0: three quarters of this machine's memory
     max_containers_per_function: int = 32

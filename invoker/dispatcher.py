@@ -6,6 +6,11 @@ calls, runs them through the invoker, and records each attempt together with the
 update (retry later, or done) in one transaction: a call completes exactly once as its
 activation shows, though after a crash mid-call its function may run again (at least
 once), as with every durable queue.
+
+A claim is a lease held by this gateway's owner id and renewed while the call runs, so
+gateways sharing one database never take each other's live calls: a restart requeues
+only its own, and a gateway that dies for good has its calls claimed again once its
+leases run out.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 from invoker import metering
 from invoker.api import Activation, ActivationIds, FunctionSpec, InvokeRequest, InvokeResult, Status
 from invoker.service import Invoker, Throttled, activation_from
-from invoker.store.base import QueuedCall, Store
+from invoker.store.base import LEASE_S, QueuedCall, Store
 
 log = logging.getLogger("nimbus.dispatcher")
 
@@ -76,8 +81,14 @@ class Dispatcher:
         poll_s: float = 0.5,
         billing_step_ms: int = 1,
         wall: Callable[[], float] = time.time,
+        owner: str = "",
+        lease_s: float = LEASE_S,
     ) -> None:
         self._store = store
+        self._owner = owner
+        self._lease_s = lease_s
+        self._claimed: dict[asyncio.Task[None], str] = {}  # running call -> activation id
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._invoker = invoker
         self._policy = policy or RetryPolicy()
         self._max = max_in_flight
@@ -92,17 +103,19 @@ class Dispatcher:
 
     async def start(self) -> int:
         """Requeue calls a crashed run left running, then start draining; returns how many."""
-        requeued = await self._store.requeue_running()
+        requeued = await self._store.requeue_running(self._owner)
         self.depth = await self._store.queue_depth()
         self._loop_task = asyncio.create_task(self._drain(), name="nimbus-dispatcher")
+        self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="nimbus-leases")
         return requeued
 
     async def close(self) -> None:
         """Stop claiming; cancel calls in flight (they stay queued and run after a restart)."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        for loop_task in (self._loop_task, self._heartbeat_task):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -133,16 +146,31 @@ class Dispatcher:
         free = self._max - len(self._running)
         if free <= 0:
             return 0
-        calls = await self._store.claim(self._wall(), free)
+        calls = await self._store.claim(
+            self._wall(), free, owner=self._owner, lease_s=self._lease_s
+        )
         for call in calls:
             task = asyncio.create_task(self._run(call), name=f"async-{call.activation_id}")
             self._running.add(task)
+            self._claimed[task] = call.activation_id
             task.add_done_callback(self._done)
         return len(calls)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        self._claimed.pop(task, None)
         self._wake.set()  # a slot freed up: claim more
+
+    async def _heartbeat(self) -> None:
+        """Renew the leases of the calls running here, three times per lease."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await self._store.renew(
+                    self._owner, list(self._claimed.values()), self._wall() + self._lease_s
+                )
+            except Exception:  # the next beat tries again; a lease has two more to spare
+                log.exception("renewing async call leases failed")
 
     async def _sleep(self) -> None:
         self._wake.clear()
@@ -162,7 +190,8 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The call stays claimed; the next start requeues it. Never lose it.
+            # Never lose it: its lease is no longer renewed, so once the lease runs out the
+            # call is claimed again (here or by another gateway) and tried afresh.
             log.exception("async call %s failed in the platform", call.activation_id)
 
     async def _attempt(self, call: QueuedCall) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from invoker.api import Activation, FunctionSpec
 from invoker.metering import UsageRecord
+
+LEASE_S = 30.0
+"""How long a claimed async call is its gateway's without a renewal (renewed every third)."""
 
 
 @dataclass(frozen=True)
@@ -191,8 +194,18 @@ class Store(Protocol):
         """Accept an async call: its pending activation and its queue entry, atomically."""
         ...
 
-    async def claim(self, now: float, limit: int) -> list[QueuedCall]:
-        """Mark up to `limit` due calls running (oldest first) and return them."""
+    async def claim(
+        self, now: float, limit: int, *, owner: str = "", lease_s: float = LEASE_S
+    ) -> list[QueuedCall]:
+        """Mark up to `limit` due calls running (oldest first) and return them.
+
+        Each claim is a lease of `lease_s` held by `owner` (a gateway), which renews it while
+        the call runs; a running call whose lease ran out (its gateway died) is due again.
+        """
+        ...
+
+    async def renew(self, owner: str, activation_ids: Sequence[str], until: float) -> None:
+        """Extend `owner`'s leases on these running calls to `until`."""
         ...
 
     async def finish_attempt(
@@ -205,8 +218,11 @@ class Store(Protocol):
         """Put a claimed call back without counting an attempt."""
         ...
 
-    async def requeue_running(self) -> int:
-        """After a crash: calls that were running go back to the queue."""
+    async def requeue_running(self, owner: str = "") -> int:
+        """After a crash: calls `owner` (or nobody on record) had running go back to the queue.
+
+        Other gateways' running calls are theirs while their leases hold.
+        """
         ...
 
     async def queue_depth(self) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ import asyncpg
 from invoker.api import Activation
 from invoker.metering import UsageRecord
 from invoker.store.base import (
+    LEASE_S,
     FunctionDraft,
     NodeLease,
     QueuedCall,
@@ -117,8 +118,12 @@ CREATE TABLE IF NOT EXISTS queue (
     attempts INTEGER NOT NULL DEFAULT 0,
     not_before DOUBLE PRECISION NOT NULL,
     state TEXT NOT NULL,
-    created DOUBLE PRECISION NOT NULL
+    created DOUBLE PRECISION NOT NULL,
+    claimed_by TEXT,
+    lease_until DOUBLE PRECISION
 );
+ALTER TABLE queue ADD COLUMN IF NOT EXISTS claimed_by TEXT;
+ALTER TABLE queue ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
 CREATE TABLE IF NOT EXISTS triggers (
     tenant TEXT NOT NULL,
@@ -413,15 +418,19 @@ class PostgresStore:
                 float(not_before),
             )
 
-    async def claim(self, now: float, limit: int) -> list[QueuedCall]:
-        """Mark up to `limit` due calls running (oldest first) and return them.
+    async def claim(
+        self, now: float, limit: int, *, owner: str = "", lease_s: float = LEASE_S
+    ) -> list[QueuedCall]:
+        """Mark up to `limit` due calls running (oldest first) under `owner`'s lease.
 
         Rows another gateway is claiming are skipped, not waited for: each call goes to
-        exactly one claimer.
+        exactly one claimer. A running call whose lease ran out (its gateway died without
+        renewing it) is due again.
         """
         async with self._tx() as con:
             rows = await con.fetch(
-                "SELECT * FROM queue WHERE state = 'queued' AND not_before <= $1 "
+                "SELECT * FROM queue WHERE (state = 'queued' AND not_before <= $1) "
+                "OR (state = 'running' AND lease_until < $1) "
                 "ORDER BY not_before, created LIMIT $2 FOR UPDATE SKIP LOCKED",
                 float(now),
                 limit,
@@ -430,12 +439,29 @@ class PostgresStore:
                 return []
             ids = [r["activation_id"] for r in rows]
             await con.execute(
-                "UPDATE queue SET state = 'running' WHERE activation_id = ANY($1::text[])", ids
+                "UPDATE queue SET state = 'running', claimed_by = $2, lease_until = $3 "
+                "WHERE activation_id = ANY($1::text[])",
+                ids,
+                owner,
+                float(now + lease_s),
             )
             await con.execute(
                 "UPDATE activations SET status = 'running' WHERE id = ANY($1::text[])", ids
             )
         return [queued_from_row(r) for r in rows]
+
+    async def renew(self, owner: str, activation_ids: Sequence[str], until: float) -> None:
+        """Extend `owner`'s leases on these running calls."""
+        if not activation_ids:
+            return
+        async with self._tx() as con:
+            await con.execute(
+                "UPDATE queue SET lease_until = $1 WHERE claimed_by = $2 AND state = 'running' "
+                "AND activation_id = ANY($3::text[])",
+                float(until),
+                owner,
+                list(activation_ids),
+            )
 
     async def finish_attempt(
         self,
@@ -469,15 +495,18 @@ class PostgresStore:
                 "UPDATE activations SET status = 'pending' WHERE id = $1", activation_id
             )
 
-    async def requeue_running(self) -> int:
-        """After a crash: calls that were running go back to the queue (at least once).
+    async def requeue_running(self, owner: str = "") -> int:
+        """After a crash: `owner`'s running calls (and unowned ones) go back to the queue.
 
-        With several gateways on one database this requeues the others' running calls
-        too: they may then run twice, which at-least-once delivery allows.
+        Other gateways' running calls stay theirs while their leases hold; a dead gateway's
+        are claimed again once its leases run out.
         """
         async with self._tx() as con:
             rows = await con.fetch(
-                "UPDATE queue SET state = 'queued' WHERE state = 'running' RETURNING activation_id"
+                "UPDATE queue SET state = 'queued', claimed_by = NULL, lease_until = NULL "
+                "WHERE state = 'running' AND (claimed_by = $1 OR claimed_by IS NULL) "
+                "RETURNING activation_id",
+                owner,
             )
             ids = [r["activation_id"] for r in rows]
             if ids:

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from invoker.api import Activation
 from invoker.metering import UsageRecord
 from invoker.store.base import (
+    LEASE_S,
     FunctionDraft,
     NodeLease,
     QueuedCall,
@@ -30,6 +31,7 @@ from invoker.store.base import (
 from invoker.store.rows import (
     activation_from_row,
     function_from_row,
+    queued_from_row,
     rule_from_row,
     trigger_from_row,
 )
@@ -108,7 +110,9 @@ CREATE TABLE IF NOT EXISTS queue (
     attempts INTEGER NOT NULL DEFAULT 0,
     not_before REAL NOT NULL,
     state TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    claimed_by TEXT,
+    lease_until REAL
 );
 CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
 CREATE TABLE IF NOT EXISTS triggers (
@@ -252,6 +256,10 @@ class SqliteStore:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
             db.executescript(SCHEMA)
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(queue)")}
+            for column, kind in (("claimed_by", "TEXT"), ("lease_until", "REAL")):
+                if column not in columns:  # a store made before leases
+                    db.execute(f"ALTER TABLE queue ADD COLUMN {column} {kind}")
             db.isolation_level = "DEFERRED"  # back to implicit transactions for `with db:`
             self._db = db
 
@@ -427,39 +435,44 @@ class SqliteStore:
 
         await self._run(q)
 
-    async def claim(self, now: float, limit: int) -> list[QueuedCall]:
-        """Mark up to `limit` due calls running (oldest first) and return them."""
+    async def claim(
+        self, now: float, limit: int, *, owner: str = "", lease_s: float = LEASE_S
+    ) -> list[QueuedCall]:
+        """Mark up to `limit` due calls running (oldest first) under a lease; return them."""
 
         def q(db: sqlite3.Connection) -> list[QueuedCall]:
             rows = db.execute(
-                "SELECT * FROM queue WHERE state = 'queued' AND not_before <= ? "
+                "SELECT * FROM queue WHERE (state = 'queued' AND not_before <= ?) "
+                "OR (state = 'running' AND lease_until < ?) "
                 "ORDER BY not_before, created LIMIT ?",
-                (now, limit),
+                (now, now, limit),
             ).fetchall()
-            out = []
             for r in rows:
                 db.execute(
-                    "UPDATE queue SET state = 'running' WHERE activation_id = ?",
-                    (r["activation_id"],),
+                    "UPDATE queue SET state = 'running', claimed_by = ?, lease_until = ? "
+                    "WHERE activation_id = ?",
+                    (owner, now + lease_s, r["activation_id"]),
                 )
                 db.execute(
                     "UPDATE activations SET status = 'running' WHERE id = ?",
                     (r["activation_id"],),
                 )
-                out.append(
-                    QueuedCall(
-                        activation_id=r["activation_id"],
-                        tenant=r["tenant"],
-                        function=r["function"],
-                        args=json.loads(r["args"]),
-                        trigger=r["trigger"],
-                        attempts=r["attempts"],
-                        created=r["created"],
-                    )
-                )
-            return out
+            return [queued_from_row(r) for r in rows]
 
         return await self._run(q)
+
+    async def renew(self, owner: str, activation_ids: Sequence[str], until: float) -> None:
+        """Extend `owner`'s leases on these running calls."""
+
+        def q(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE queue SET lease_until = ? "
+                "WHERE activation_id = ? AND claimed_by = ? AND state = 'running'",
+                [(until, aid, owner) for aid in activation_ids],
+            )
+
+        if activation_ids:
+            await self._run(q)
 
     async def finish_attempt(
         self,
@@ -494,19 +507,24 @@ class SqliteStore:
 
         await self._run(q)
 
-    async def requeue_running(self) -> int:
-        """After a crash: calls that were running go back to the queue (at least once)."""
+    async def requeue_running(self, owner: str = "") -> int:
+        """After a crash: `owner`'s running calls (and unowned ones) go back to the queue."""
 
         def q(db: sqlite3.Connection) -> int:
+            mine = "state = 'running' AND (claimed_by = ? OR claimed_by IS NULL)"
             ids = [
                 r["activation_id"]
-                for r in db.execute("SELECT activation_id FROM queue WHERE state = 'running'")
+                for r in db.execute(f"SELECT activation_id FROM queue WHERE {mine}", (owner,))
             ]
             for activation_id in ids:
                 db.execute(
                     "UPDATE activations SET status = 'pending' WHERE id = ?", (activation_id,)
                 )
-            db.execute("UPDATE queue SET state = 'queued' WHERE state = 'running'")
+            db.execute(
+                f"UPDATE queue SET state = 'queued', claimed_by = NULL, lease_until = NULL "
+                f"WHERE {mine}",
+                (owner,),
+            )
             return len(ids)
 
         return await self._run(q)

@@ -512,7 +512,7 @@ async def test_an_enqueued_call_waits_then_is_claimed_once(store: Store) -> None
     assert (claimed.trigger, claimed.attempts, claimed.created) == ("uploads", 0, T0 + 10)
     running = await store.get_activation("acme", "q1")
     assert running is not None and running.status is Status.RUNNING
-    assert await store.claim(T0 + 1000, 10) == []  # never handed out twice
+    assert await store.claim(T0 + 39, 10) == []  # never handed out twice while leased
     assert (await store.queue_depth(), await store.next_due()) == (1, None)
 
 
@@ -566,21 +566,42 @@ async def test_a_deferred_call_goes_back_without_counting_an_attempt(store: Stor
 async def test_running_calls_are_requeued_after_a_crash(store: Store, backend: Backend) -> None:
     for i, aid in enumerate(("q1", "q2", "q3")):
         await store.enqueue(pending(aid), {"i": i}, T0 + i)
-    assert [c.activation_id for c in await store.claim(T0 + 10, 2)] == ["q1", "q2"]
+    claimed = await store.claim(T0 + 10, 2, owner="gw-a")
+    assert [c.activation_id for c in claimed] == ["q1", "q2"]
     await backend.stop(store)  # the gateway dies with q1 and q2 running
 
     restarted = await backend.connect()
-    assert await restarted.requeue_running() == 2
-    assert await restarted.requeue_running() == 0
+    assert await restarted.requeue_running("gw-b") == 0  # not another gateway's to take
+    assert await restarted.requeue_running("gw-a") == 2  # the same gateway, restarted
+    assert await restarted.requeue_running("gw-a") == 0
     for aid in ("q1", "q2", "q3"):
         got = await restarted.get_activation("acme", aid)
         assert got is not None and got.status is Status.PENDING
-    claimed = await restarted.claim(T0 + 10, 10)
+    claimed = await restarted.claim(T0 + 10, 10, owner="gw-a")
     assert [(c.activation_id, c.attempts, dict(c.args)) for c in claimed] == [
         ("q1", 0, {"i": 0}),
         ("q2", 0, {"i": 1}),
         ("q3", 0, {"i": 2}),
     ]
+
+
+async def test_a_dead_gateways_calls_are_claimed_again_when_its_leases_run_out(
+    store: Store, backend: Backend
+) -> None:
+    await store.enqueue(pending("q1"), {}, T0)
+    await store.enqueue(pending("q2"), {}, T0)
+    assert len(await store.claim(T0, 2, owner="gw-a", lease_s=30)) == 2
+    peer = await backend.peer(store)
+    assert await peer.claim(T0 + 29, 10, owner="gw-b") == []  # gw-a's leases hold
+    await store.renew("gw-a", ["q1"], T0 + 60)  # gw-a is alive and still running q1
+    await peer.renew("gw-b", ["q2"], T0 + 600)  # renewing what it does not hold changes nothing
+    (taken,) = await peer.claim(T0 + 31, 10, owner="gw-b")  # q2's lease ran out
+    assert taken.activation_id == "q2" and taken.attempts == 0
+    assert await peer.claim(T0 + 59, 10, owner="gw-b") == []
+    (late,) = await peer.claim(T0 + 61, 10, owner="gw-b")
+    assert late.activation_id == "q1"
+    got = await store.get_activation("acme", "q1")
+    assert got is not None and got.status is Status.RUNNING
 
 
 async def test_concurrent_claimers_never_share_a_call(store: Store, backend: Backend) -> None:
