@@ -316,9 +316,7 @@ def decide_scale_in(
 MILLI = 1000  # vCPU to integer millicores: the offline planner packs exact integers
 
 
-def packing_problem(
-    nodes: Sequence[Node], limits: Limits
-) -> tuple[list[Vector], Vector] | None:
+def packing_problem(nodes: Sequence[Node], limits: Limits) -> tuple[list[Vector], Vector] | None:
     """The ready nodes' allocations as an offline packing instance: (items, bin capacity).
 
     Integer sizes (vCPU in millicores, rounded up), as the offline planner needs; a bin is

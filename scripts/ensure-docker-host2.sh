@@ -16,47 +16,17 @@ set -euo pipefail
 log() { printf '[ensure-docker-host2] %s\n' "$*"; }
 die() { printf '[ensure-docker-host2] ERROR: %s\n' "$*" >&2; exit 1; }
 
-port="${NIMBUS_HOST2_PORT:-23760}"
-certs="${NIMBUS_HOST2_CERTS:-/var/lib/nimbus-docker2-certs}"
 wait_s="${NIMBUS_DOCKER_WAIT:-60}"
-data_root=/var/lib/nimbus-docker2
-exec_root=/var/run/nimbus-docker2
-pidfile=/var/run/nimbus-docker2.pid
+# shellcheck source=scripts/host2-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/host2-common.sh"
 dockerd_log=/var/log/nimbus-dockerd2.log
 bridge=nimbus2br0
-# dockerd's managed containerd writes its config here and passes it as `--config <this>`.
-containerd_toml="$exec_root/containerd/containerd.toml"
 
-# A stopped or wedged engine accepts TCP but never answers: bound each try.
-docker2() {
-    timeout 10 docker --tlsverify --tlscacert "$certs/client/ca.pem" --tlscert "$certs/client/cert.pem" \
-        --tlskey "$certs/client/key.pem" -H "tcp://127.0.0.1:$port" "$@"
-}
 engine_answers() { [ -r "$certs/client/key.pem" ] && docker2 info >/dev/null 2>&1; }
 
 if engine_answers; then
     exit 0
 fi
-
-# Pid of a live process (not a zombie nobody reaped) named $1 with the exact argument $2.
-# Both engines run a `dockerd` and a `containerd`, so the name alone cannot tell them apart.
-find_proc() {
-    local name="$1" arg="$2" dir state a
-    local -a argv
-    for dir in /proc/[0-9]*; do
-        [ "$(cat "$dir/comm" 2>/dev/null)" = "$name" ] || continue
-        state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$dir/status" 2>/dev/null)"
-        case "$state" in '' | Z | X) continue ;; esac
-        mapfile -d '' argv 2>/dev/null <"$dir/cmdline" || continue
-        for a in "${argv[@]}"; do
-            if [ "$a" = "$arg" ]; then
-                echo "${dir#/proc/}"
-                return 0
-            fi
-        done
-    done
-    return 1
-}
 
 [ "$(id -u)" -eq 0 ] || die "only root can start the second Docker engine"
 for tool in dockerd docker openssl timeout; do
@@ -139,7 +109,9 @@ else
     # --iptables=false: published ports are served by docker-proxy (the userland proxy).
     # --bridge names a bridge of our own: with --bridge=none dockerd deletes the interface
     # `docker0` at start, which is the primary engine's, and breaks every build and bridge
-    # container there.
+    # container there. For the same reason no --default-address-pool: with one, every
+    # restart deletes `docker0` along with the stale default network. Without one, networks
+    # get subnets that no route on this host uses yet, so the engines cannot clash.
     if ! ip link show "$bridge" >/dev/null 2>&1; then
         ip link add "$bridge" type bridge
         ip addr add 10.214.0.1/24 dev "$bridge"
@@ -153,7 +125,6 @@ else
         --config-file="$data_root/daemon.json" \
         --containerd-namespace=nimbus-docker2 --containerd-plugins-namespace=nimbus-docker2-plugins \
         --iptables=false --ip-masq=false --bridge="$bridge" \
-        --default-address-pool=base=10.213.0.0/16,size=24 \
         --cgroup-parent=/nimbus-docker2 \
         >>"$dockerd_log" 2>&1 </dev/null &
     disown || true

@@ -10,37 +10,11 @@ set -euo pipefail
 
 log() { printf '[stop-docker-host2] %s\n' "$*"; }
 
-port="${NIMBUS_HOST2_PORT:-23760}"
-certs="${NIMBUS_HOST2_CERTS:-/var/lib/nimbus-docker2-certs}"
 wait_s="${NIMBUS_DOCKER_WAIT:-30}"
-data_root=/var/lib/nimbus-docker2
-exec_root=/var/run/nimbus-docker2
-pidfile=/var/run/nimbus-docker2.pid
-containerd_toml="$exec_root/containerd/containerd.toml"
+# shellcheck source=scripts/host2-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/host2-common.sh"
 
-docker2() {
-    timeout 60 docker --tlsverify --tlscacert "$certs/client/ca.pem" --tlscert "$certs/client/cert.pem" \
-        --tlskey "$certs/client/key.pem" -H "tcp://127.0.0.1:$port" "$@"
-}
-
-# Pid of a live process (not a zombie) named $1 with the exact argument $2 (as in ensure-).
-find_proc() {
-    local name="$1" arg="$2" dir state a
-    local -a argv
-    for dir in /proc/[0-9]*; do
-        [ "$(cat "$dir/comm" 2>/dev/null)" = "$name" ] || continue
-        state="$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "$dir/status" 2>/dev/null)"
-        case "$state" in '' | Z | X) continue ;; esac
-        mapfile -d '' argv 2>/dev/null <"$dir/cmdline" || continue
-        for a in "${argv[@]}"; do
-            if [ "$a" = "$arg" ]; then
-                echo "${dir#/proc/}"
-                return 0
-            fi
-        done
-    done
-    return 1
-}
+docker2_timeout=60  # removing containers may take a while
 
 # SIGTERM the process named $1 with argument $2, wait, then SIGKILL. A dead process may
 # linger as a zombie (nobody reaps it here), which find_proc already counts as gone.

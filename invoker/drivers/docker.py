@@ -8,12 +8,10 @@ proxy listens on a socket inside a per-container host directory bind-mounted at
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import os
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +29,7 @@ from invoker.drivers.base import (
     ContainerStats,
     DriverError,
 )
+from invoker.drivers.engine import Engine, hardened
 from invoker.drivers.readiness import wait_for_unix_socket
 
 T = TypeVar("T")
@@ -85,7 +84,6 @@ def container_kwargs(
     no network in it: Docker then skips the per-container network setup that makes a
     `network=none` start slow, and the container is still cut off from every network.
     """
-    memory = f"{spec.memory_mb}m"
     kwargs: dict[str, Any] = {
         "image": image,
         "name": spec.name,
@@ -95,15 +93,7 @@ def container_kwargs(
             **spec.env,
             "NIMBUS_SOCKET": f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}",
         },
-        "user": RUNTIME_UID,
-        "mem_limit": memory,
-        "memswap_limit": memory,  # no swap: a memory blow-up is an OOM kill, not a crawl
-        "nano_cpus": int(spec.cpus * 1e9),
-        "pids_limit": 128,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "read_only": True,
-        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=64m"},  # exec: vendored .so files
+        **hardened(spec.memory_mb, spec.cpus, RUNTIME_UID),
         "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
         "network_mode": "bridge" if spec.network else "none",
     }
@@ -134,23 +124,17 @@ class DockerDriver:
         self._run_dir = run_dir
         self._image_for = image_for
         self._client = client or docker.from_env(timeout=60)
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="nimbus-docker")
+        self._engine = Engine(self._client, threads=threads, name="nimbus-docker")
         self._ready_timeout = ready_timeout
         self._containers: dict[str, Container] = {}
         self._meters: dict[str, CallMeter] = {}
         self._holders: dict[str, str] = {}
-        self._pending: set[concurrent.futures.Future[Any]] = set()
         self._started: set[str] = set()  # names asked for and not yet destroyed
         self._holder_locks: dict[str, asyncio.Lock] = {}
         self._parents: dict[str, str | None] = {}
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        # A cancelled caller does not stop the thread: keep the future so close() can wait
-        # for it and sweep whatever it created.
-        future = self._pool.submit(fn, *args, **kwargs)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        return await asyncio.wrap_future(future)
+        return await self._engine.call(fn, *args, **kwargs)
 
     def _socket_dir(self, name: str) -> Path:
         return self._run_dir / name
@@ -226,10 +210,7 @@ class DockerDriver:
             return self._holders[group]
 
     def _remove_quietly(self, name: str) -> None:
-        try:
-            self._client.api.remove_container(name, force=True)
-        except docker.errors.NotFound:
-            pass
+        self._engine.remove_quietly(name)
 
     async def destroy(self, handle: ContainerHandle) -> None:
         """Kill and remove the container; a container that is gone already is fine."""
@@ -269,30 +250,14 @@ class DockerDriver:
 
     async def remove_orphans(self, owner: str, instance_id: str) -> int:
         """Remove containers of `owner` that another (dead) instance started."""
-        # The low-level list: no inspect per container, which would race with removals.
-        found = await self._call(
-            self._client.api.containers, all=True, filters={"label": f"{MANAGED_LABEL}={owner}"}
-        )
-        removed = 0
-        for container in found:
-            labels = container.get("Labels") or {}
-            if labels.get(INSTANCE_LABEL) == instance_id:
-                continue
-            try:
-                await self._call(self._client.api.remove_container, container["Id"], force=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
-            names = [n.lstrip("/") for n in container.get("Names") or [] if n.strip("/")]
-            for name in names:
-                shutil.rmtree(self._socket_dir(name), ignore_errors=True)
+        removed, names = await self._engine.remove_orphans(owner, instance_id)
+        for name in names:
+            shutil.rmtree(self._socket_dir(name), ignore_errors=True)
         return removed
 
     async def close(self) -> None:
         """Sweep what was started and not destroyed, remove the netns holders, close the client."""
-        pending = list(self._pending)
-        if pending:
-            await asyncio.get_running_loop().run_in_executor(None, concurrent.futures.wait, pending)
+        await self._engine.settle()
         for name in list(self._started):
             await self._call(self._remove_quietly, name)
             shutil.rmtree(self._socket_dir(name), ignore_errors=True)
@@ -300,5 +265,4 @@ class DockerDriver:
         for holder in list(self._holders.values()):
             await self._call(self._remove_quietly, holder)
         self._holders.clear()
-        await self._call(self._client.close)
-        self._pool.shutdown(wait=False)
+        await self._engine.close()

@@ -14,13 +14,11 @@ this machine's engine when the remote one lacks it, printing progress.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import docker
@@ -31,7 +29,6 @@ from requests.exceptions import RequestException
 from invoker.cgroups import CallMeter
 from invoker.docker_hosts import DockerHost
 from invoker.drivers.base import (
-    INSTANCE_LABEL,
     MANAGED_LABEL,
     ContainerHandle,
     ContainerSpec,
@@ -39,6 +36,7 @@ from invoker.drivers.base import (
     DriverError,
 )
 from invoker.drivers.docker import RUNTIME_UID
+from invoker.drivers.engine import Engine, hardened
 from invoker.drivers.readiness import http_healthz_probe
 
 T = TypeVar("T")
@@ -81,7 +79,6 @@ def remote_container_kwargs(
     spec: ContainerSpec, image: str, network: str, bind_address: str, token: str
 ) -> dict[str, Any]:
     """The docker SDK arguments for one runtime container on a remote engine (pure)."""
-    memory = f"{spec.memory_mb}m"
     return {
         "image": image,
         "name": spec.name,
@@ -93,15 +90,7 @@ def remote_container_kwargs(
             "NIMBUS_PORT": str(PROXY_PORT),
             "NIMBUS_PROXY_TOKEN": token,
         },
-        "user": RUNTIME_UID,
-        "mem_limit": memory,
-        "memswap_limit": memory,
-        "nano_cpus": int(spec.cpus * 1e9),
-        "pids_limit": 128,
-        "cap_drop": ["ALL"],
-        "security_opt": ["no-new-privileges"],
-        "read_only": True,
-        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=64m"},
+        **hardened(spec.memory_mb, spec.cpus, RUNTIME_UID),
         "network": network,
         "ports": {f"{PROXY_PORT}/tcp": (bind_address, None)},
     }
@@ -139,18 +128,14 @@ class RemoteDockerDriver:
         self._client = client or engine_client(host)
         self._source = source
         self._runtimes = runtimes
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"nimbus-{host.id}")
+        self._engine = Engine(self._client, threads=threads, name=f"nimbus-{host.id}")
         self._ready_timeout = ready_timeout
         self._networks: dict[str, str] = {}
         self._network_lock = asyncio.Lock()
         self._started: set[str] = set()
-        self._pending: set[concurrent.futures.Future[Any]] = set()
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        future = self._pool.submit(fn, *args, **kwargs)
-        self._pending.add(future)
-        future.add_done_callback(self._pending.discard)
-        return await asyncio.wrap_future(future)
+        return await self._engine.call(fn, *args, **kwargs)
 
     async def info(self) -> dict[str, Any]:
         """The engine's `docker info` (CPU count, memory)."""
@@ -251,10 +236,7 @@ class RemoteDockerDriver:
         return handle
 
     def _remove_quietly(self, name: str) -> None:
-        try:
-            self._client.api.remove_container(name, force=True)
-        except docker.errors.NotFound:
-            pass
+        self._engine.remove_quietly(name)
 
     async def destroy(self, handle: ContainerHandle) -> None:
         """Kill and remove the container; one that is gone already is fine."""
@@ -280,30 +262,15 @@ class RemoteDockerDriver:
     async def remove_orphans(self, owner: str, instance_id: str) -> int:
         """Remove containers of `owner` on this engine that another instance started."""
         try:
-            found = await self._call(
-                self._client.api.containers,
-                all=True,
-                filters={"label": f"{MANAGED_LABEL}={owner}"},
-            )
+            removed, _ = await self._engine.remove_orphans(owner, instance_id)
         except (docker.errors.DockerException, RequestException, OSError) as exc:
-            log.warning("cannot list containers on %s: %s", self.host.id, exc)
+            log.warning("cannot remove orphans on %s: %s", self.host.id, exc)
             return 0
-        removed = 0
-        for container in found:
-            if (container.get("Labels") or {}).get(INSTANCE_LABEL) == instance_id:
-                continue
-            try:
-                await self._call(self._client.api.remove_container, container["Id"], force=True)
-                removed += 1
-            except docker.errors.NotFound:
-                pass
         return removed
 
     async def close(self) -> None:
         """Remove what was started and not destroyed, then this run's networks."""
-        pending = list(self._pending)
-        if pending:
-            await asyncio.get_running_loop().run_in_executor(None, concurrent.futures.wait, pending)
+        await self._engine.settle()
         for name in list(self._started):
             await self._call(self._remove_quietly, name)
         self._started.clear()
@@ -313,8 +280,7 @@ class RemoteDockerDriver:
             except (docker.errors.DockerException, RequestException):
                 pass  # still in use by a container another instance runs: leave it
         self._networks.clear()
-        await self._call(self._client.close)
-        self._pool.shutdown(wait=False)
+        await self._engine.close()
 
 
 def _counted(chunks: Iterator[bytes], tag: str, host: str) -> Iterator[bytes]:

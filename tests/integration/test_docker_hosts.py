@@ -32,6 +32,8 @@ SOURCE = "import socket\ndef handler(e):\n    return {'host': socket.gethostname
 @pytest.fixture(scope="module")
 def engine2() -> Iterator[docker.DockerClient]:
     """The second engine, started if it is not running (root, like `make test`)."""
+    primary_bridge = Path("/sys/class/net/docker0")
+    had_bridge = primary_bridge.exists()
     done = subprocess.run(
         ["bash", str(ROOT / "scripts" / "ensure-docker-host2.sh")],
         capture_output=True,
@@ -40,6 +42,8 @@ def engine2() -> Iterator[docker.DockerClient]:
     )
     if done.returncode != 0:
         pytest.fail(f"the second Docker engine did not start:\n{done.stdout}{done.stderr}")
+    # dockerd deletes `docker0` on some flags; the primary engine's builds need it.
+    assert primary_bridge.exists() or not had_bridge, "starting engine 2 removed docker0"
     host = DockerHost("vm-2", f"tcp://127.0.0.1:{PORT}", CERTS)
     client = engine_client(host)
     yield client

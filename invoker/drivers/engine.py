@@ -1,0 +1,97 @@
+"""One Docker engine as the drivers use it: SDK calls on a thread pool, never on the loop.
+
+Both Docker drivers (this machine's engine and a remote VM's) hold an `Engine`: it runs
+blocking SDK calls on its own threads, remembers them so closing can wait for calls a
+cancelled caller left running, and does what both need of an engine: remove a container
+quietly, find orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+
+from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL
+
+T = TypeVar("T")
+
+
+def hardened(memory_mb: int, cpus: float, runtime_uid: str) -> dict[str, Any]:
+    """The limits and lock-down every runtime container gets, on any engine."""
+    memory = f"{memory_mb}m"
+    return {
+        "user": runtime_uid,
+        "mem_limit": memory,
+        "memswap_limit": memory,  # no swap: a memory blow-up is an OOM kill, not a crawl
+        "nano_cpus": int(cpus * 1e9),
+        "pids_limit": 128,
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "read_only": True,
+        "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=64m"},  # exec: vendored .so files
+    }
+
+
+class Engine:
+    """A docker SDK client and the threads its blocking calls run on."""
+
+    def __init__(self, client: docker.DockerClient, *, threads: int, name: str) -> None:
+        self.client = client
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking SDK call on the engine's threads.
+
+        A cancelled caller does not stop the thread: the future is kept so `close` can
+        wait for it and sweep whatever it created.
+        """
+        future = self._pool.submit(fn, *args, **kwargs)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return await asyncio.wrap_future(future)
+
+    def remove_quietly(self, name: str) -> None:
+        """Force-remove a container; one that is gone already is fine (blocking)."""
+        try:
+            self.client.api.remove_container(name, force=True)
+        except docker.errors.NotFound:
+            pass
+
+    async def remove_orphans(self, owner: str, instance_id: str) -> tuple[int, list[str]]:
+        """Remove containers of `owner` that another instance started.
+
+        Returns how many were removed and the names of all of them (for cleaning up what
+        they left on disk, even where another process removed the container first).
+        """
+        found = await self.call(
+            self.client.api.containers, all=True, filters={"label": f"{MANAGED_LABEL}={owner}"}
+        )
+        removed, names = 0, []
+        for container in found:
+            if (container.get("Labels") or {}).get(INSTANCE_LABEL) == instance_id:
+                continue
+            try:
+                await self.call(self.client.api.remove_container, container["Id"], force=True)
+                removed += 1
+            except docker.errors.NotFound:
+                pass
+            names += [n.lstrip("/") for n in container.get("Names") or [] if n.strip("/")]
+        return removed, names
+
+    async def settle(self) -> None:
+        """Wait for SDK calls still running (a cancelled create may yet make a container)."""
+        pending = list(self._pending)
+        if pending:
+            await asyncio.get_running_loop().run_in_executor(None, concurrent.futures.wait, pending)
+
+    async def close(self) -> None:
+        """Close the client and stop the threads."""
+        await self.call(self.client.close)
+        self._pool.shutdown(wait=False)
