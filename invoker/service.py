@@ -101,6 +101,7 @@ class InvokerConfig:
     stem_cells: tuple[tuple[str, int, int], ...] = (("python:3.11", 128, 2),)
     """(runtime, memory_mb, count) of generic containers kept started."""
     reap_interval_s: float = 1.0
+    keep_alive_save_s: float = 60.0  # a crash loses at most this much of what was learned
     api_socket_dir: str | None = None  # where the gateway's api.sock lives, for callbacks
 
 
@@ -137,6 +138,8 @@ class Invoker:
         self._clock = clock
         self._wall = wall
         self._keep_alive: KeepAlivePolicy = keep_alive or FixedTTL(600.0)
+        self._learned: set[tuple[str, str]] = set()  # histories changed since the last save
+        self._saved_at = 0.0
         self._prewarms: dict[tuple[str, str, int], Prewarm] = {}
         self.instance_id = uuid.uuid4().hex
         self.pool = Pool(config.limits)
@@ -153,11 +156,18 @@ class Invoker:
     def driver(self) -> ContainerDriver:
         return self._driver
 
+    @property
+    def keep_alive(self) -> KeepAlivePolicy:
+        """The keep-alive policy and what it has learned."""
+        return self._keep_alive
+
     # ---- lifecycle ----
 
     async def start(self) -> int:
         """Remove containers a previous run left behind, then start the background loop."""
         removed = await self._driver.remove_orphans(self._config.owner, self.instance_id)
+        await self._restore_keep_alive()
+        self._saved_at = self._clock()
         self._background = asyncio.create_task(self._maintain(), name="nimbus-pool-maintenance")
         return removed
 
@@ -173,6 +183,40 @@ class Invoker:
         everything = list(self._containers.values())
         self._containers.clear()
         await asyncio.gather(*(self._destroy(c) for c in everything), return_exceptions=True)
+        try:
+            await self.save_keep_alive()
+        except Exception:  # stopping must not fail over it; at most a minute is lost
+            log.exception("could not save what keep-alive learned")
+
+    async def _restore_keep_alive(self) -> None:
+        """Pick up what the keep-alive policy learned before the last stop."""
+        policy = self._keep_alive
+        restored = 0
+        for tenant, function, state in await self._store.load_keepalive(policy.name):
+            try:
+                policy.restore_state((tenant, function), state)
+                restored += 1
+            except (ValueError, KeyError, TypeError) as exc:  # other bins, or damaged
+                log.warning("keep-alive history of %s/%s not restored: %s", tenant, function, exc)
+        if restored:
+            log.info("restored the keep-alive history of %d functions", restored)
+
+    async def save_keep_alive(self) -> int:
+        """Store the histories that changed since the last save; returns how many."""
+        keys, self._learned = self._learned, set()
+        states = [
+            (tenant, function, state)
+            for tenant, function in sorted(keys)
+            if (state := self._keep_alive.export_state((tenant, function))) is not None
+        ]
+        await self._store.save_keepalive(self._keep_alive.name, states, self._wall())
+        self._saved_at = self._clock()
+        return len(states)
+
+    def forget(self, tenant: str, name: str) -> None:
+        """The function is deleted: drop what keep-alive learned of it."""
+        self._keep_alive.forget((tenant, name))
+        self._learned.discard((tenant, name))
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
@@ -187,6 +231,8 @@ class Invoker:
                 await self.run_prewarms()
                 await self.refill_stems()
                 await self.consolidate()
+                if self._clock() - self._saved_at >= self._config.keep_alive_save_s:
+                    await self.save_keep_alive()
             except Exception:  # the loop must outlive any one failure
                 log.exception("pool maintenance failed")
             await asyncio.sleep(self._config.reap_interval_s)
@@ -281,7 +327,9 @@ class Invoker:
         spec = request.function
         demand = _demand(spec)
         wall_start, t0 = self._wall(), self._clock()
-        self._keep_alive.observe(_policy_key(spec), t0)
+        key = _policy_key(spec)
+        self._keep_alive.observe(key, t0)
+        self._learned.add(key)
         self._prewarms.pop(spec.key, None)
         give_up = t0 + self._config.limits.max_wait_s
         while True:

@@ -66,4 +66,5 @@ async def delete_function(request: web.Request) -> web.Response:
         raise not_found(f"function {name!r}")
     request.app[PLATFORM].functions.invalidate((who.tenant, name))
     await request.app[PLATFORM].invoker.retire(who.tenant, name)
+    request.app[PLATFORM].invoker.forget(who.tenant, name)
     return web.json_response({"deleted": name})

@@ -170,7 +170,18 @@ class Store(Protocol):
         ...
 
     async def delete_function(self, tenant: str, name: str) -> bool:
-        """Remove a function; False when it did not exist."""
+        """Remove a function (and what keep-alive learned of it); False when it did not exist."""
+        ...
+
+    # what the keep-alive policy learned, so a restart does not start from nothing
+    async def save_keepalive(
+        self, policy: str, states: Sequence[tuple[str, str, Mapping[str, Any]]], now: float
+    ) -> None:
+        """Keep (tenant, function, state) snapshots of `policy`, replacing older ones."""
+        ...
+
+    async def load_keepalive(self, policy: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every (tenant, function, state) snapshot of `policy`."""
         ...
 
     async def get_code(self, sha256: str) -> bytes | None:

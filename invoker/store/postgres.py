@@ -147,6 +147,14 @@ CREATE TABLE IF NOT EXISTS rules (
     PRIMARY KEY (tenant, name)
 );
 CREATE INDEX IF NOT EXISTS rules_by_trigger ON rules (tenant, trigger);
+CREATE TABLE IF NOT EXISTS keepalive (
+    policy TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    function TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (policy, tenant, function)
+);
 CREATE TABLE IF NOT EXISTS node_leases (
     id TEXT PRIMARY KEY,
     flavor TEXT NOT NULL,
@@ -379,7 +387,32 @@ class PostgresStore:
                 "DELETE FROM blobs b WHERE NOT EXISTS "
                 "(SELECT 1 FROM functions f WHERE f.code_sha256 = b.sha256)"
             )
+            await con.execute(
+                "DELETE FROM keepalive WHERE tenant = $1 AND function = $2", tenant, name
+            )
         return _rowcount(status) == 1
+
+    async def save_keepalive(
+        self, policy: str, states: Sequence[tuple[str, str, Mapping[str, Any]]], now: float
+    ) -> None:
+        """Keep (tenant, function, state) snapshots of `policy`, replacing older ones."""
+        if not states:
+            return
+        async with self._tx() as con:
+            await con.executemany(
+                "INSERT INTO keepalive (policy, tenant, function, state, updated) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (policy, tenant, function) "
+                "DO UPDATE SET state = EXCLUDED.state, updated = EXCLUDED.updated",
+                [(policy, t, f, json.dumps(dict(state)), float(now)) for t, f, state in states],
+            )
+
+    async def load_keepalive(self, policy: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every (tenant, function, state) snapshot of `policy`."""
+        async with self._conn() as con:
+            rows = await con.fetch(
+                "SELECT tenant, function, state FROM keepalive WHERE policy = $1", policy
+            )
+        return [(r["tenant"], r["function"], json.loads(r["state"])) for r in rows]
 
     async def get_code(self, sha256: str) -> bytes | None:
         """A code blob by its content hash."""

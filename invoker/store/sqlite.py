@@ -139,6 +139,14 @@ CREATE TABLE IF NOT EXISTS rules (
 CREATE INDEX IF NOT EXISTS rules_by_trigger ON rules (tenant, trigger);
 CREATE INDEX IF NOT EXISTS usage_by_tenant ON usage (tenant, start);
 CREATE INDEX IF NOT EXISTS usage_by_start ON usage (start);
+CREATE TABLE IF NOT EXISTS keepalive (
+    policy TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    function TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (policy, tenant, function)
+);
 CREATE TABLE IF NOT EXISTS node_leases (
     id TEXT PRIMARY KEY,
     flavor TEXT NOT NULL,
@@ -374,7 +382,34 @@ class SqliteStore:
         def q(db: sqlite3.Connection) -> bool:
             cur = db.execute("DELETE FROM functions WHERE tenant = ? AND name = ?", (tenant, name))
             db.execute("DELETE FROM blobs WHERE sha256 NOT IN (SELECT code_sha256 FROM functions)")
+            db.execute("DELETE FROM keepalive WHERE tenant = ? AND function = ?", (tenant, name))
             return cur.rowcount == 1
+
+        return await self._run(q)
+
+    async def save_keepalive(
+        self, policy: str, states: Sequence[tuple[str, str, Mapping[str, Any]]], now: float
+    ) -> None:
+        """Keep (tenant, function, state) snapshots of `policy`, replacing older ones."""
+
+        def q(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT OR REPLACE INTO keepalive (policy, tenant, function, state, updated) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(policy, t, f, json.dumps(dict(state)), now) for t, f, state in states],
+            )
+
+        if states:
+            await self._run(q)
+
+    async def load_keepalive(self, policy: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every (tenant, function, state) snapshot of `policy`."""
+
+        def q(db: sqlite3.Connection) -> list[tuple[str, str, dict[str, Any]]]:
+            rows = db.execute(
+                "SELECT tenant, function, state FROM keepalive WHERE policy = ?", (policy,)
+            )
+            return [(r["tenant"], r["function"], json.loads(r["state"])) for r in rows]
 
         return await self._run(q)
 

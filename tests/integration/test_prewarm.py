@@ -24,6 +24,8 @@ from invoker.store.sqlite import SqliteStore
 class Scripted:
     """A keep-alive policy that answers what the test says."""
 
+    name = "scripted"
+
     def __init__(self, decision: KeepAliveDecision) -> None:
         self.decision = decision
         self.observed: list[Hashable] = []

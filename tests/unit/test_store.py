@@ -841,3 +841,26 @@ def test_open_store_rejects_other_urls_without_echoing_them(tmp_path: Path) -> N
         with pytest.raises(ValueError) as info:
             open_store(url, tmp_path)
         assert "hunter2" not in str(info.value)
+
+
+async def test_keep_alive_histories_are_kept_replaced_and_go_with_their_function(
+    store: Store, backend: Backend
+) -> None:
+    await store.put_function(draft(), T0)
+    first = {"bins": {"0": 3}, "calls": 4}
+    await store.save_keepalive("budget", [("acme", "resize", first)], T0)
+    await store.save_keepalive("budget", [("acme", "other", {"calls": 1})], T0)
+    await store.save_keepalive("hybrid", [("acme", "resize", {"calls": 9})], T0)
+    newer = {"bins": {"0": 5}, "calls": 7}
+    await store.save_keepalive("budget", [("acme", "resize", newer)], T0 + 60)
+    await store.save_keepalive("budget", [], T0 + 61)  # nothing changed: nothing written
+    await backend.stop(store)  # what was learned outlives the gateway
+
+    restarted = await backend.connect()
+    assert sorted(await restarted.load_keepalive("budget")) == [
+        ("acme", "other", {"calls": 1}),
+        ("acme", "resize", newer),
+    ]
+    assert await restarted.delete_function("acme", "resize")
+    assert await restarted.load_keepalive("budget") == [("acme", "other", {"calls": 1})]
+    assert await restarted.load_keepalive("hybrid") == []  # every policy's rows of it
