@@ -25,7 +25,8 @@ from typing import Any
 
 from invoker import metering
 from invoker.api import Activation, ActivationIds, FunctionSpec, InvokeRequest, InvokeResult, Status
-from invoker.service import Invoker, Throttled, activation_from
+from invoker.records import activation_from
+from invoker.service import Invoker, Throttled
 from invoker.store.base import LEASE_S, QueuedCall, Store
 
 log = logging.getLogger("nimbus.dispatcher")

@@ -21,10 +21,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from invoker import metering
-from invoker.api import Activation, FunctionSpec, InvokeRequest, InvokeResult, Status
+from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status
+from invoker.containers import (
+    Container,
+    Prewarm,
+    container_spec,
+    demand_of,
+    policy_key,
+)
 from invoker.drivers.base import (
-    INSTANCE_LABEL,
-    MANAGED_LABEL,
     ContainerDriver,
     ContainerHandle,
     ContainerSpec,
@@ -35,7 +40,8 @@ from invoker.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.metrics import InvokerMetrics
 from invoker.nodes import NoCapacity, NodePool
 from invoker.placement import NodeState
-from invoker.pool import Cold, Demand, Limits, Pool, Reject, Slot, Specialise, State, Wait
+from invoker.pool import Cold, Limits, Pool, Reject, Slot, Specialise, State, Wait
+from invoker.records import CallTiming, activation_from, outcome_of
 from invoker.runtime_client import RuntimeClient, RuntimeError_, RunTimeout
 from invoker.store.base import Store
 
@@ -47,27 +53,6 @@ INIT_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 60.0  # bounds a caller's wait for a container being started
 
 
-@dataclass
-class CallTiming:
-    """When a call started and how its time was spent, filled in as it goes."""
-
-    wall_start: float  # wall clock, for the record
-    t0: float  # monotonic
-    wait_ms: float
-    cold: bool = False
-    init_ms: float = 0.0
-    run_start: float | None = None
-
-
-@dataclass(frozen=True)
-class Prewarm:
-    """A function container to start at `at` and keep idle until `until` (monotonic)."""
-
-    spec: FunctionSpec
-    at: float
-    until: float
-
-
 class Throttled(Exception):
     """A limit was reached; the call was not accepted (answer 429 with Retry-After)."""
 
@@ -75,18 +60,6 @@ class Throttled(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
-
-
-@dataclass
-class Container:
-    """The runtime side of one pool slot."""
-
-    slot: str
-    handle: ContainerHandle
-    spec: FunctionSpec | None = None  # None while a stem cell
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    init_error: str | None = None
-    init_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -103,15 +76,6 @@ class InvokerConfig:
     reap_interval_s: float = 1.0
     keep_alive_save_s: float = 60.0  # a crash loses at most this much of what was learned
     api_socket_dir: str | None = None  # where the gateway's api.sock lives, for callbacks
-
-
-def cpus_for(memory_mb: int, host_cpus: float) -> float:
-    """CPU quota for a container: one core per GiB, at least one, at most the host's.
-
-    A Lambda-style proportional share (1 vCPU per 1769 MB) would give a 128 MB function
-    7% of a core, which turns a 40 ms interpreter start into half a second.
-    """
-    return min(host_cpus, max(1.0, memory_mb / 1024))
 
 
 class Invoker:
@@ -252,7 +216,7 @@ class Invoker:
             if now >= prewarm.until or self.pool.of(prewarm.spec.key):
                 continue  # too late, or a call already brought a container
             slot = self._new_name()
-            self.pool.starting_for(slot, _demand(prewarm.spec), now)
+            self.pool.starting_for(slot, demand_of(prewarm.spec), now)
             placeholder = ContainerHandle(id="", name=slot, address="")
             container = Container(slot=slot, handle=placeholder, spec=prewarm.spec)
             self._containers[slot] = container
@@ -325,9 +289,9 @@ class Invoker:
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Run one call to completion and record its activation. Raises Throttled."""
         spec = request.function
-        demand = _demand(spec)
+        demand = demand_of(spec)
         wall_start, t0 = self._wall(), self._clock()
-        key = _policy_key(spec)
+        key = policy_key(spec)
         self._keep_alive.observe(key, t0)
         self._learned.add(key)
         self._prewarms.pop(spec.key, None)
@@ -488,7 +452,7 @@ class Invoker:
         usage = gauge.stop() if gauge is not None else None
         now = self._clock()
         duration_s = now - timing.run_start
-        decision = self._keep_alive.decide(_policy_key(spec), now)
+        decision = self._keep_alive.decide(policy_key(spec), now)
         # With a pre-warm planned, this container goes now and a fresh one comes back later.
         hold = 0.0 if decision.prewarm_after_s is not None else decision.keep_alive_s
         if self.pool.released(slot, tenant, now, hold, duration_s):
@@ -557,25 +521,16 @@ class Invoker:
     def _container_spec(
         self, name: str, runtime: str, memory_mb: int, spec: FunctionSpec | None = None
     ) -> ContainerSpec:
-        labels = {MANAGED_LABEL: self._config.owner, INSTANCE_LABEL: self.instance_id}
-        if spec is not None:
-            labels.update(
-                {
-                    "io.nimbus.tenant": spec.tenant,
-                    "io.nimbus.function": spec.name,
-                    "io.nimbus.version": str(spec.version),
-                }
-            )
-        return ContainerSpec(
-            name=name,
-            runtime=runtime,
-            memory_mb=memory_mb,
-            cpus=cpus_for(memory_mb, self._config.host_cpus),
-            network=spec.network if spec is not None else False,
-            labels=labels,
+        return container_spec(
+            name,
+            runtime,
+            memory_mb,
+            spec,
+            owner=self._config.owner,
+            instance_id=self.instance_id,
+            host_cpus=self._config.host_cpus,
             node=self._config.node,
             api_socket_dir=self._config.api_socket_dir,
-            netns_group=spec.tenant if spec is not None and not spec.network else None,
         )
 
     def _pulse(self, key: tuple[str, str, int]) -> None:
@@ -630,25 +585,9 @@ class Invoker:
         usage: ContainerStats | None = None,
     ) -> InvokeResult:
         spec = request.function
-        now = self._clock()
-        run_start = timing.run_start
-        duration_ms = (now - run_start) * 1000 if run_start is not None else 0.0
-        outcome = InvokeResult(
-            activation_id=request.activation_id,
-            status=status,
-            result=result,
-            error=error,
-            logs=logs,
-            start=timing.wall_start,
-            end=timing.wall_start + (now - timing.t0),
-            duration_ms=round(duration_ms, 3),
-            init_ms=round(timing.init_ms, 3),
-            wait_ms=round(timing.wait_ms, 3),
-            cold_start=timing.cold,
-            memory_mb=spec.memory_mb,
-            node=container.handle.node if container is not None else None,
-            peak_memory_mb=usage.peak_memory_mb if usage is not None else None,
-            cpu_seconds=usage.cpu_seconds if usage is not None else None,
+        node = container.handle.node if container is not None else None
+        outcome = outcome_of(
+            request, timing, self._clock(), node, status, result, error, logs, usage
         )
         if self._metrics is not None:
             self._metrics.observe(spec, outcome)
@@ -658,46 +597,3 @@ class Invoker:
                 activation_from(request, outcome), record.to_row(), wait=False
             )
         return outcome
-
-
-def activation_from(request: InvokeRequest, result: InvokeResult) -> Activation:
-    """The stored form of a finished call."""
-    spec = request.function
-    return Activation(
-        id=request.activation_id,
-        tenant=spec.tenant,
-        function=spec.name,
-        version=spec.version,
-        status=result.status,
-        result=result.result,
-        error=result.error,
-        logs=result.logs,
-        start=result.start,
-        end=result.end,
-        duration_ms=result.duration_ms,
-        init_ms=result.init_ms,
-        wait_ms=result.wait_ms,
-        cold_start=result.cold_start,
-        memory_mb=result.memory_mb,
-        node=result.node,
-        trigger=request.trigger,
-        peak_memory_mb=result.peak_memory_mb,
-        cpu_seconds=result.cpu_seconds,
-        attempts=request.attempt,
-    )
-
-
-def _demand(spec: FunctionSpec) -> Demand:
-    """What a call of `spec` needs from the pool."""
-    return Demand(
-        key=spec.key,
-        runtime=spec.runtime,
-        memory_mb=spec.memory_mb,
-        concurrency=spec.concurrency,
-        stem_ok=not spec.network,
-    )
-
-
-def _policy_key(spec: FunctionSpec) -> tuple[str, str]:
-    """Keep-alive history belongs to the function, across its versions."""
-    return (spec.tenant, spec.name)
