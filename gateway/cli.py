@@ -243,7 +243,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    from gateway.billing import PriceBook, PriceBookError, load_price_book
+    from gateway.pricebook import PriceBook, PriceBookError, load_price_book
 
     data_dir = Path(args.data_dir)
     price_path = args.price_book or os.environ.get("NIMBUS_PRICE_BOOK")

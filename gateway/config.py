@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gateway.billing import PriceBook
+from gateway.pricebook import PriceBook
 
 MAX_CODE_BYTES = 48 * 2**20
 MAX_BODY_BYTES = 72 * 2**20  # a 48 MiB zip, base64-encoded, plus JSON

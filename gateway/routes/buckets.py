@@ -7,8 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.buckets import (
-    BUCKETS,
+from gateway.bucket_names import (
     BucketError,
     BucketNotEmpty,
     InvalidInput,
@@ -16,6 +15,7 @@ from gateway.buckets import (
     check_bucket_name,
     check_key,
 )
+from gateway.buckets import BUCKETS
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.middleware import caller
 

@@ -22,18 +22,15 @@ from gateway.billing import (
     MONEY_QUANTUM,
     BillingQueryError,
     NodeUsage,
-    PriceBook,
-    PriceBookError,
     build_report,
     build_reports_by_tenant,
     economics,
     free_tier_window_start,
-    load_price_book,
     parse_group_by,
-    parse_price_book,
     parse_range,
     provisioned_seconds,
 )
+from gateway.pricebook import PriceBook, PriceBookError, load_price_book, parse_price_book
 from invoker.metering import UsageRecord, gb_seconds
 
 MARCH_1 = datetime(2024, 3, 1, tzinfo=UTC).timestamp()

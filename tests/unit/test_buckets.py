@@ -21,15 +21,14 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.app import create_app
-from gateway.buckets import (
-    MAX_OBJECT_BYTES,
+from gateway.bucket_names import (
     BucketNotEmpty,
-    BucketStore,
     InvalidInput,
     check_bucket_name,
     check_key,
     prefix_upper_bound,
 )
+from gateway.buckets import MAX_OBJECT_BYTES, BucketStore
 from gateway.config import Config
 from tests.conftest import ADMIN_KEY, Api, free_port
 
