@@ -170,7 +170,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         invoker,
         policy=RetryPolicy(retries=config.async_retries, backoff_s=config.async_backoff_s),
         billing_step_ms=config.billing_step_ms,
-        owner=config.owner,
+        owner=gateway_id(config.data_dir),
         lease_s=config.async_lease_s,
     )
     requeued = await dispatcher.start()
@@ -226,14 +226,20 @@ async def _node_pool(
     wall_at = time.time() - time.monotonic()  # node times are monotonic; leases are wall clock
     tasks: set[asyncio.Task[None]] = set()
 
+    # Engines of a list and cluster nodes keep their names when enlisted again (or seen
+    # again after a restart): each enlistment is its own lease, or a later one would reopen
+    # an earlier one and bill the time in between.
+    recurring = config.vm_provider in ("docker-hosts", "kubernetes")
+
     def record(node: Node) -> None:
+        up_at = wall_at + node.created_at
         lease = NodeLease(
-            id=node.id,
+            id=f"{node.id}@{up_at:.3f}" if recurring else node.id,
             flavor=node.flavor.name,
             vcpu=node.flavor.vcpu,
             memory_mb=node.flavor.memory_mb,
             price_per_hour=prices.get(node.flavor.name, "0"),
-            up_at=wall_at + node.created_at,
+            up_at=up_at,
             down_at=None if node.released_at is None else wall_at + node.released_at,
         )
         task = asyncio.get_running_loop().create_task(store.save_node_lease(lease))
@@ -303,6 +309,21 @@ async def _lease_local_node(store: Store, config: Config) -> NodeLease:
     )
     await store.save_node_lease(lease)
     return lease
+
+
+def gateway_id(data_dir: Path) -> str:
+    """This gateway's id, kept in its data dir: the same across its restarts, and unlike
+    the data dir's path, different from every other gateway's (async call leases use it)."""
+    path = data_dir / "gateway.id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    new = f"gw-{uuid.uuid4().hex}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(new + "\n")
+    os.replace(tmp, path)  # whole or absent, even if we die here
+    return new
 
 
 def keep_alive_policy(config: Config) -> KeepAlivePolicy:

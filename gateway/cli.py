@@ -259,10 +259,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     default_vms = "kubernetes" if driver == "kubernetes" else "local"
     if hosts_file:
         default_vms = "docker-hosts"
-        from invoker.docker_hosts import HostsFileError, load_docker_hosts
+        from invoker.docker_hosts import HostsFileError, host_flavors, load_docker_hosts
 
-        try:
-            load_docker_hosts(Path(hosts_file))  # a bad file fails here, clearly, not at start-up
+        try:  # a bad file fails here, clearly, not at start-up
+            hosts = load_docker_hosts(Path(hosts_file))
+            if all(h.vcpu is not None and h.memory_mb is not None for h in hosts):
+                host_flavors(hosts)
         except HostsFileError as exc:
             raise CliError(f"docker hosts: {exc}") from exc
     config = Config(

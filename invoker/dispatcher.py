@@ -208,7 +208,7 @@ class Dispatcher:
                 start=self._wall(),
                 end=self._wall(),
             )
-            await self._store.finish_attempt(gone, None, None)
+            await self._store.finish_attempt(gone, None, None, owner=self._owner)
             self.depth = max(0, self.depth - 1)
             return
         request = InvokeRequest(
@@ -222,7 +222,9 @@ class Dispatcher:
         try:
             result = await self._invoker.invoke(request)
         except Throttled as exc:
-            await self._store.defer(call.activation_id, self._wall() + exc.retry_after_s)
+            await self._store.defer(
+                call.activation_id, self._wall() + exc.retry_after_s, owner=self._owner
+            )
             return
         await self._record(request, result)
 
@@ -246,7 +248,7 @@ class Dispatcher:
                     error=f"attempt {request.attempt} failed ({result.status.value}): "
                     f"{result.error}; retrying",
                 )
-        await self._store.finish_attempt(activation, usage, retry_at)
+        await self._store.finish_attempt(activation, usage, retry_at, owner=self._owner)
         if retry_at is None:
             self.depth = max(0, self.depth - 1)
 

@@ -15,11 +15,14 @@ engine reports). The hosts file is TOML or JSON::
     memory_mb = 4096                   # optional: the engine's memory by default
     price_per_hour = 0.0416            # optional: 0 by default
     flavor = "medium"                  # optional: a name for the size, for reports
+    bind = "10.0.0.11"                 # optional: where the VM publishes container ports
+                                       #   (default: `address` if it is an IP, else all)
 """
 
 from __future__ import annotations
 
 import builtins
+import ipaddress
 import json
 import re
 import tomllib
@@ -53,6 +56,18 @@ class DockerHost:
     memory_mb: int | None = None
     price_per_hour: float = 0.0
     flavor: str = ""
+    bind: str = ""  # where the VM publishes container ports; "" = `address` if an IP
+
+    @property
+    def bind_address(self) -> str:
+        """The VM-side address container ports are published on."""
+        if self.bind:
+            return self.bind
+        try:
+            ipaddress.ip_address(self.address)
+        except ValueError:
+            return "0.0.0.0"  # a name (or a NAT address) cannot be bound: all interfaces
+        return self.address
 
     @property
     def local(self) -> bool:
@@ -86,7 +101,7 @@ def _parse_host(entry: Any, index: int, base: Path) -> DockerHost:
         raise HostsFileError(f"{where}: must be a table")
     host_id = _field(entry, where, "id", str, True)
     where = f"host {host_id!r}"
-    if not HOST_ID.match(host_id):
+    if not HOST_ID.fullmatch(host_id):
         raise HostsFileError(f"{where}: `id` must be 1-32 lowercase letters, digits or dashes")
     url = _field(entry, where, "url", str, True)
     parsed = urlparse(url)
@@ -113,7 +128,13 @@ def _parse_host(entry: Any, index: int, base: Path) -> DockerHost:
     if price < 0:
         raise HostsFileError(f"{where}: `price_per_hour` must not be negative")
     flavor = _field(entry, where, "flavor", str, False) or ""
-    return DockerHost(host_id, url, tls_dir, address, vcpu, memory_mb, price, flavor)
+    bind = _field(entry, where, "bind", str, False) or ""
+    if bind:
+        try:
+            ipaddress.ip_address(bind)
+        except ValueError:
+            raise HostsFileError(f"{where}: `bind` must be an IP address") from None
+    return DockerHost(host_id, url, tls_dir, address, vcpu, memory_mb, price, flavor, bind)
 
 
 def parse_docker_hosts(data: Any, base: Path) -> list[DockerHost]:
@@ -144,11 +165,22 @@ def load_docker_hosts(path: Path) -> list[DockerHost]:
 
 
 def host_flavors(hosts: Sequence[DockerHost]) -> tuple[Flavor, ...]:
-    """The distinct node sizes the hosts offer, in file order."""
+    """The distinct node sizes the hosts offer, in file order.
+
+    A flavor name stands for one size and price: hosts that share a name and differ in
+    either are an error, or a smaller engine could be enlisted for a bigger node's load.
+    """
     out: dict[str, Flavor] = {}
     for host in hosts:
         flavor = host.flavor_of()
-        out.setdefault(flavor.name, flavor)
+        known = out.setdefault(flavor.name, flavor)
+        if known != flavor:
+            raise HostsFileError(
+                f"host {host.id!r}: flavor {flavor.name!r} is {flavor.vcpu:g} vCPU, "
+                f"{flavor.memory_mb} MB at {flavor.price_per_hour:g}/h here but "
+                f"{known.vcpu:g} vCPU, {known.memory_mb} MB at {known.price_per_hour:g}/h on "
+                "another host: give different sizes different names"
+            )
     return tuple(out.values())
 
 
@@ -158,6 +190,8 @@ def with_capacity(host: DockerHost, info: dict[str, Any]) -> DockerHost:
     memory = host.memory_mb
     if memory is None:
         memory = int(info.get("MemTotal") or 0) // 2**20
+    if memory < 128:
+        raise HostsFileError(f"host {host.id!r}: its engine reports {memory} MB of memory")
     return replace(host, vcpu=vcpu, memory_mb=memory)
 
 

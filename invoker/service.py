@@ -173,7 +173,11 @@ class Invoker:
             for tenant, function in sorted(keys)
             if (state := self._keep_alive.export_state((tenant, function))) is not None
         ]
-        await self._store.save_keepalive(self._keep_alive.name, states, self._wall())
+        try:
+            await self._store.save_keepalive(self._keep_alive.name, states, self._wall())
+        except BaseException:  # failed or cancelled: these are still to be saved
+            self._learned |= {(t, f) for t, f, _ in states}
+            raise
         self._saved_at = self._clock()
         return len(states)
 

@@ -62,9 +62,11 @@ async def delete_function(request: web.Request) -> web.Response:
     """Delete a function; its containers go away."""
     who = caller(request)
     name = check_function_name(request.match_info["name"])
+    # Forget first: a keep-alive save while the store deletes the function would otherwise
+    # write its history back.
+    request.app[PLATFORM].invoker.forget(who.tenant, name)
     if not await request.app[PLATFORM].store.delete_function(who.tenant, name):
         raise not_found(f"function {name!r}")
     request.app[PLATFORM].functions.invalidate((who.tenant, name))
     await request.app[PLATFORM].invoker.retire(who.tenant, name)
-    request.app[PLATFORM].invoker.forget(who.tenant, name)
     return web.json_response({"deleted": name})

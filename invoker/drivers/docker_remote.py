@@ -14,6 +14,7 @@ this machine's engine when the remote one lacks it, printing progress.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -43,6 +44,7 @@ T = TypeVar("T")
 log = logging.getLogger("nimbus.docker-remote")
 
 PROXY_PORT = 8080
+COPY_TIMEOUT_S = 600
 API_VERSION = "1.41"  # Docker 20.10; later engines still accept it
 ROLE_LABEL = "io.nimbus.role"
 NO_NAT = {
@@ -69,9 +71,15 @@ def engine_client(host: DockerHost, timeout: int = 60) -> docker.DockerClient:
     return client
 
 
-def network_name(owner: str, group: str, egress: bool) -> str:
-    """The bridge network of one tenant (or of every networked function) on an engine."""
-    digest = hashlib.sha256(f"{owner}/{group}".encode()).hexdigest()[:12]
+def network_name(owner: str, egress: bool) -> str:
+    """The bridge network this deployment's containers use on an engine.
+
+    One for all tenants, not one each: inter-container traffic is off on it, which keeps
+    containers apart as well as separate bridges would (both rest on the engine's
+    iptables), and a network per tenant would run out of Docker's ~30 default address
+    pools after a few dozen tenants on one VM.
+    """
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:12]
     return f"nimbus-{'egress' if egress else 'ns'}-{digest}"
 
 
@@ -167,18 +175,26 @@ class RemoteDockerDriver:
         try:
             size = source.images.get(tag).attrs.get("Size", 0)
         except docker.errors.ImageNotFound:
+            source.close()
             raise DriverError(
                 f"runtime image {tag} is on neither this machine nor Docker host "
                 f"{self.host.id}: run `nimbus images build` first"
             ) from None
         log.info("copying %s (%d MB) to Docker host %s", tag, size // 2**20, self.host.id)
         start = time.monotonic()
-        self._client.images.load(_counted(source.api.get_image(tag), tag, self.host.id))
+        # Its own client: a copy may take minutes, every other call must fail fast.
+        target = engine_client(self.host, timeout=COPY_TIMEOUT_S)
+        try:
+            target.images.load(_counted(source.api.get_image(tag), tag, self.host.id))
+        except (docker.errors.DockerException, RequestException, OSError) as exc:
+            raise DriverError(f"copying {tag} to Docker host {self.host.id} failed: {exc}") from exc
+        finally:
+            target.close()
+            source.close()
         log.info("copied %s to %s in %.1f s", tag, self.host.id, time.monotonic() - start)
 
     async def _network(self, spec: ContainerSpec) -> str:
-        group = "egress" if spec.network else (spec.netns_group or "shared")
-        name = network_name(self._owner, group, spec.network)
+        name = network_name(self._owner, spec.network)
         if name in self._networks:
             return name
         async with self._network_lock:
@@ -204,15 +220,18 @@ class RemoteDockerDriver:
         try:
             network = await self._network(spec)
             kwargs = remote_container_kwargs(
-                spec, self._image_for(spec.runtime), network, self.host.address, token
+                spec, self._image_for(spec.runtime), network, self.host.bind_address, token
             )
             container = await self._call(self._client.containers.run, **kwargs)
             await self._call(container.reload)
             port = published_port(container.attrs)
         except docker.errors.ImageNotFound as exc:
+            self._started.discard(spec.name)
             raise DriverError(f"runtime image missing on Docker host {self.host.id}") from exc
-        except (docker.errors.DockerException, RequestException, OSError) as exc:
-            await self._call(self._remove_quietly, spec.name)
+        except (docker.errors.DockerException, RequestException, OSError, DriverError) as exc:
+            with contextlib.suppress(docker.errors.DockerException, RequestException, OSError):
+                await self._call(self._remove_quietly, spec.name)
+                self._started.discard(spec.name)
             raise DriverError(f"cannot start {spec.name} on {self.host.id}: {exc}") from exc
         handle = ContainerHandle(
             id=container.id or spec.name,
@@ -225,7 +244,9 @@ class RemoteDockerDriver:
         delay = 0.002
         while not await http_healthz_probe(handle.address):
             if time.monotonic() >= deadline:
-                logs = await self._call(container.logs, tail=20)
+                logs = b""
+                with contextlib.suppress(docker.errors.DockerException, RequestException, OSError):
+                    logs = await self._call(container.logs, tail=20)
                 await self.destroy(handle)
                 raise DriverError(
                     f"container {spec.name} on {self.host.id} did not answer /healthz: "

@@ -60,7 +60,7 @@ def open_fleet(
     remotes: dict[str, RemoteDockerDriver] = {}
     filled = []
     for host in hosts:
-        client = engine_client(host, timeout=600 if not host.local else 60)
+        client = engine_client(host, timeout=60)
         if host.vcpu is None or host.memory_mb is None:
             try:
                 host = with_capacity(host, client.info())

@@ -220,13 +220,23 @@ class Store(Protocol):
         ...
 
     async def finish_attempt(
-        self, activation: Activation, usage: Mapping[str, Any] | None, retry_at: float | None
+        self,
+        activation: Activation,
+        usage: Mapping[str, Any] | None,
+        retry_at: float | None,
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Record one attempt; requeue the call for `retry_at`, or take it off the queue."""
+        """Record one attempt; requeue the call for `retry_at`, or take it off the queue.
+
+        With `owner`, the queue entry changes only while that gateway holds the claim.
+        """
         ...
 
-    async def defer(self, activation_id: str, not_before: float) -> None:
-        """Put a claimed call back without counting an attempt."""
+    async def defer(
+        self, activation_id: str, not_before: float, *, owner: str | None = None
+    ) -> None:
+        """Put a claimed call back without counting an attempt (only while `owner` holds it)."""
         ...
 
     async def requeue_running(self, owner: str = "") -> int:

@@ -501,29 +501,48 @@ class PostgresStore:
         activation: Activation,
         usage: Mapping[str, Any] | None,
         retry_at: float | None,
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Record one attempt; requeue the call for `retry_at`, or take it off the queue."""
+        """Record one attempt; requeue the call for `retry_at`, or take it off the queue.
+
+        With `owner`, the queue entry changes only while that gateway still holds the
+        claim: one whose lease ran out (another gateway took the call over) records its
+        attempt, which is the same attempt and so billed once, and leaves the queue alone.
+        """
         async with self._tx() as con:
             await _save_activation(con, activation, usage)
             if retry_at is None:
-                await con.execute("DELETE FROM queue WHERE activation_id = $1", activation.id)
+                await con.execute(
+                    "DELETE FROM queue WHERE activation_id = $1 "
+                    "AND ($2::text IS NULL OR claimed_by = $2)",
+                    activation.id,
+                    owner,
+                )
             else:
                 await con.execute(
                     "UPDATE queue SET state = 'queued', not_before = $1, attempts = $2 "
-                    "WHERE activation_id = $3",
+                    "WHERE activation_id = $3 AND ($4::text IS NULL OR claimed_by = $4)",
                     float(retry_at),
                     activation.attempts,
                     activation.id,
+                    owner,
                 )
 
-    async def defer(self, activation_id: str, not_before: float) -> None:
+    async def defer(
+        self, activation_id: str, not_before: float, *, owner: str | None = None
+    ) -> None:
         """Put a claimed call back without counting an attempt (the platform was busy)."""
         async with self._tx() as con:
-            await con.execute(
-                "UPDATE queue SET state = 'queued', not_before = $1 WHERE activation_id = $2",
+            status = await con.execute(
+                "UPDATE queue SET state = 'queued', not_before = $1 WHERE activation_id = $2 "
+                "AND ($3::text IS NULL OR claimed_by = $3)",
                 float(not_before),
                 activation_id,
+                owner,
             )
+            if _rowcount(status) == 0:
+                return  # another gateway holds it now: its status is that gateway's
             await con.execute(
                 "UPDATE activations SET status = 'pending' WHERE id = $1", activation_id
             )

@@ -514,30 +514,42 @@ class SqliteStore:
         activation: Activation,
         usage: Mapping[str, Any] | None,
         retry_at: float | None,
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Record one attempt; requeue the call for `retry_at`, or take it off the queue."""
+        """Record one attempt; requeue the call for `retry_at`, or take it off the queue.
+
+        With `owner`, the queue entry changes only while that gateway still holds the
+        claim: one whose lease ran out (another gateway took the call over) records its
+        attempt, which is the same attempt and so billed once, and leaves the queue alone.
+        """
+        mine = "activation_id = ? AND (? IS NULL OR claimed_by = ?)"
 
         def q(db: sqlite3.Connection) -> None:
             _save_activation(db, activation, usage)
             if retry_at is None:
-                db.execute("DELETE FROM queue WHERE activation_id = ?", (activation.id,))
+                db.execute(f"DELETE FROM queue WHERE {mine}", (activation.id, owner, owner))
             else:
                 db.execute(
-                    "UPDATE queue SET state = 'queued', not_before = ?, attempts = ? "
-                    "WHERE activation_id = ?",
-                    (retry_at, activation.attempts, activation.id),
+                    f"UPDATE queue SET state = 'queued', not_before = ?, attempts = ? WHERE {mine}",
+                    (retry_at, activation.attempts, activation.id, owner, owner),
                 )
 
         await self._run(q)
 
-    async def defer(self, activation_id: str, not_before: float) -> None:
+    async def defer(
+        self, activation_id: str, not_before: float, *, owner: str | None = None
+    ) -> None:
         """Put a claimed call back without counting an attempt (the platform was busy)."""
 
         def q(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE queue SET state = 'queued', not_before = ? WHERE activation_id = ?",
-                (not_before, activation_id),
+            cur = db.execute(
+                "UPDATE queue SET state = 'queued', not_before = ? "
+                "WHERE activation_id = ? AND (? IS NULL OR claimed_by = ?)",
+                (not_before, activation_id, owner, owner),
             )
+            if cur.rowcount == 0:
+                return  # another gateway holds it now: its status is that gateway's
             db.execute("UPDATE activations SET status = 'pending' WHERE id = ?", (activation_id,))
 
         await self._run(q)

@@ -141,11 +141,39 @@ def test_remote_containers_are_hardened_published_and_guarded() -> None:
     assert kwargs["nano_cpus"] == 500_000_000 and "volumes" not in kwargs
 
 
-def test_each_tenant_has_its_own_network_name() -> None:
-    a, b = network_name("o", "tenant-a", False), network_name("o", "tenant-b", False)
-    assert a != b and a == network_name("o", "tenant-a", False)
-    assert network_name("o", "egress", True) != network_name("o", "egress", False)
-    assert network_name("other", "tenant-a", False) != a
+def test_one_network_per_deployment_and_one_for_egress() -> None:
+    # Shared by tenants (inter-container traffic is off on it): a network per tenant would
+    # exhaust Docker's default address pools after ~30 tenants on one VM.
+    assert network_name("o", False) == network_name("o", False)
+    assert network_name("o", True) != network_name("o", False)
+    assert network_name("other", False) != network_name("o", False)
+
+
+def test_ports_are_published_on_the_address_or_an_explicit_bind() -> None:
+    assert host(1).bind_address == "127.0.0.1"
+    named = DockerHost("a", "tcp://vm.example:2376", None, "vm.example", 1.0, 512)
+    assert named.bind_address == "0.0.0.0"  # a name cannot be bound
+    assert DockerHost("a", "tcp://x:1", None, "203.0.113.9", bind="10.0.0.5").bind_address == (
+        "10.0.0.5"
+    )
+    with pytest.raises(HostsFileError, match="`bind` must be an IP"):
+        parse_docker_hosts({"host": [{"id": "a", "url": "unix:///x", "bind": "vm"}]}, Path("."))
+
+
+def test_one_flavor_name_means_one_size() -> None:
+    a = DockerHost("a", "unix:///x", None, "127.0.0.1", 2.0, 4096, 0.04, "medium")
+    b = DockerHost("b", "unix:///y", None, "127.0.0.1", 1.0, 2048, 0.04, "medium")
+    with pytest.raises(HostsFileError, match="give different sizes different names"):
+        host_flavors([a, b])
+    assert (
+        len(host_flavors([a, DockerHost("c", "unix:///z", None, "x", 2.0, 4096, 0.04, "medium")]))
+        == 1
+    )
+
+
+def test_an_id_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(HostsFileError, match="`id` must be"):
+        parse_docker_hosts({"host": [{"id": "vm-1\n", "url": "unix:///x"}]}, Path("."))
 
 
 def test_the_published_port_is_read_from_inspect() -> None:

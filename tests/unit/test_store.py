@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import os
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -864,3 +865,43 @@ async def test_keep_alive_histories_are_kept_replaced_and_go_with_their_function
     assert await restarted.delete_function("acme", "resize")
     assert await restarted.load_keepalive("budget") == [("acme", "other", {"calls": 1})]
     assert await restarted.load_keepalive("hybrid") == []  # every policy's rows of it
+
+
+async def test_a_gateway_that_lost_its_lease_leaves_the_queue_to_the_new_holder(
+    store: Store, backend: Backend
+) -> None:
+    await store.enqueue(pending("q1"), {}, T0)
+    await store.claim(T0, 1, owner="gw-a", lease_s=30)
+    peer = await backend.peer(store)
+    (taken,) = await peer.claim(T0 + 31, 1, owner="gw-b")  # gw-a stalled past its lease
+    done = replace(pending("q1"), status=Status.SUCCESS, attempts=1)
+    await store.finish_attempt(done, None, None, owner="gw-a")  # gw-a finishes late
+    await store.defer("q1", T0 + 99, owner="gw-a")
+    assert await store.queue_depth() == 1  # still gw-b's to finish
+    got = await store.get_activation("acme", "q1")
+    assert got is not None and got.status is Status.SUCCESS  # gw-a's attempt is recorded
+    assert await peer.claim(T0 + 40, 1, owner="gw-c") == []  # and gw-b's lease holds
+    await peer.finish_attempt(done, None, None, owner="gw-b")
+    assert await store.queue_depth() == 0
+    assert taken.activation_id == "q1"
+
+
+async def test_a_store_made_before_leases_gains_their_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # the queue table as it was before leases
+        db.execute(
+            "CREATE TABLE queue (activation_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, "
+            "function TEXT NOT NULL, args TEXT NOT NULL, trigger TEXT, attempts INTEGER NOT "
+            "NULL DEFAULT 0, not_before REAL NOT NULL, state TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO queue VALUES ('old', 'acme', 'resize', '{}', NULL, 0, 1, 'running', 1)"
+        )
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert await store.requeue_running("gw-a") == 1  # unowned running calls come back
+        (call,) = await store.claim(T0, 5, owner="gw-a")
+        assert call.activation_id == "old"
+    finally:
+        await store.close()
