@@ -3,9 +3,9 @@
 A remote engine cannot see this machine's directories, so the unix-socket data path of
 `docker.DockerDriver` is out. Each container instead listens on TCP, its port published
 on the VM's address, and its proxy demands a per-container token, because other
-containers on that VM can reach the published port too. Containers of one tenant share
-a bridge network with no NAT (nothing comes back from outside) and no traffic between
-its containers; the network is created on first use and removed on close.
+containers on that VM can reach the published port too. The containers share a bridge
+network with no NAT (nothing comes back from outside) and no traffic between containers,
+so tenants stay apart; it is created on first use and removed on close.
 
 The runtime image cannot be pulled (there may be no registry): `prepare` copies it from
 this machine's engine when the remote one lacks it, printing progress.
