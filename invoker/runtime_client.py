@@ -95,6 +95,8 @@ class RuntimeClient:
         """Send `token` to the proxy at `address` (None: it asks for none)."""
         if token:
             self._headers[address] = {**JSON_HEADERS, "Authorization": f"Bearer {token}"}
+        else:  # a new container at an address an earlier one used
+            self._headers.pop(address, None)
 
     def forget(self, address: str) -> None:
         """Drop the routing entry and token of a container that is gone."""
