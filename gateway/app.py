@@ -39,7 +39,12 @@ from gateway.routes import (
 )
 from invoker.api import RUNTIMES, FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
-from invoker.docker_hosts import DockerHostsProvider, host_flavors, load_docker_hosts
+from invoker.docker_hosts import (
+    DockerHostsProvider,
+    host_flavors,
+    hosts_from_urls,
+    load_docker_hosts,
+)
 from invoker.drivers.base import ContainerDriver
 from invoker.drivers.fleet import Fleet, open_fleet
 from invoker.k8s_nodes import KubernetesNodeProvider
@@ -120,9 +125,15 @@ def _docker_hosts_driver(config: Config, run_dir: Path) -> tuple[ContainerDriver
 
     if config.driver not in ("auto", "docker"):
         raise ValueError("vm_provider docker-hosts runs containers with Docker: driver docker")
-    if config.docker_hosts_file is None:
-        raise ValueError("vm_provider docker-hosts needs a hosts file (--docker-hosts FILE)")
-    hosts = load_docker_hosts(config.docker_hosts_file)
+    if config.docker_hosts_file is not None:
+        hosts = load_docker_hosts(config.docker_hosts_file)
+    elif config.docker_hosts_urls:
+        hosts = hosts_from_urls(config.docker_hosts_urls, config.docker_cert_path)
+    else:
+        raise ValueError(
+            "vm_provider docker-hosts needs its engines: --docker-hosts FILE or a "
+            "comma-separated list of DOCKER_HOST URLs"
+        )
     tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
     fleet = open_fleet(hosts, run_dir, config.owner, tags.__getitem__, tuple(RUNTIMES))
     return fleet.driver, None, fleet

@@ -234,6 +234,15 @@ def raise_open_files_limit() -> None:
             pass
 
 
+def _docker_hosts(value: str) -> tuple[Path | None, str]:
+    """`--docker-hosts`: a hosts file, or a comma-separated list of DOCKER_HOST URLs."""
+    if not value:
+        return None, ""
+    if "://" in value and not Path(value).exists():
+        return None, value
+    return Path(value), ""
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run gateway and invoker in this process until interrupted."""
     from gateway import server
@@ -255,14 +264,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     driver = args.driver or env.get("NIMBUS_DRIVER") or "auto"
     if driver not in DRIVERS:
         raise CliError(f"unknown driver {driver!r}; choose {', '.join(DRIVERS)}")
-    hosts_file = args.docker_hosts or env.get("NIMBUS_DOCKER_HOSTS")
+    hosts_arg = args.docker_hosts or env.get("NIMBUS_DOCKER_HOSTS") or ""
+    hosts_file, hosts_urls = _docker_hosts(hosts_arg)
+    cert_path = Path(env["DOCKER_CERT_PATH"]) if env.get("DOCKER_CERT_PATH") else None
     default_vms = "kubernetes" if driver == "kubernetes" else "local"
-    if hosts_file:
+    if hosts_arg:
         default_vms = "docker-hosts"
-        from invoker.docker_hosts import HostsFileError, host_flavors, load_docker_hosts
+        from invoker.docker_hosts import (
+            HostsFileError,
+            host_flavors,
+            hosts_from_urls,
+            load_docker_hosts,
+        )
 
-        try:  # a bad file fails here, clearly, not at start-up
-            hosts = load_docker_hosts(Path(hosts_file))
+        try:  # a bad list fails here, clearly, not at start-up
+            if hosts_file is not None:
+                hosts = load_docker_hosts(hosts_file)
+            else:
+                hosts = hosts_from_urls(hosts_urls, cert_path)
             if all(h.vcpu is not None and h.memory_mb is not None for h in hosts):
                 host_flavors(hosts)
         except HostsFileError as exc:
@@ -274,7 +293,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         admin_key=admin_key_for(data_dir),
         driver=driver,
         vm_provider=args.vm_provider or env.get("NIMBUS_VM_PROVIDER") or default_vms,
-        docker_hosts_file=Path(hosts_file) if hosts_file else None,
+        docker_hosts_file=hosts_file,
+        docker_hosts_urls=hosts_urls,
+        docker_cert_path=cert_path,
         placement_policy=args.placement,
         k8s_namespace=env.get("NIMBUS_K8S_NAMESPACE") or "nimbus-functions",
         k8s_runtime_class=env.get("NIMBUS_K8S_RUNTIME_CLASS", ""),
@@ -331,8 +352,9 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--docker-hosts",
-        metavar="FILE",
-        help="TOML/JSON list of Docker engines, one per VM (docs/docker-hosts.md); "
+        metavar="FILE|URLS",
+        help="Docker engines, one per VM: a TOML/JSON hosts file, or comma-separated "
+        "DOCKER_HOST URLs with TLS from $DOCKER_CERT_PATH (docs/docker-hosts.md); "
         "default $NIMBUS_DOCKER_HOSTS",
     )
     serve.add_argument(

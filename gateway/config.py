@@ -29,7 +29,9 @@ class Config:
     max_object_bytes: int = MAX_OBJECT_BYTES
     # VM pool: `local` splits this machine into cgroup-enforced nodes; `none` uses it whole.
     vm_provider: str = "local"  # local | docker-hosts | kubernetes | none
-    docker_hosts_file: Path | None = None  # the engines of vm_provider docker-hosts
+    docker_hosts_file: Path | None = None  # the engines of vm_provider docker-hosts...
+    docker_hosts_urls: str = ""  # ...or a comma-separated list of DOCKER_HOST URLs
+    docker_cert_path: Path | None = None  # TLS material for those URLs (DOCKER_CERT_PATH)
     node_flavors: tuple[tuple[str, float, int, str], ...] = (
         # name, vCPU, memory MB, USD per hour (AWS t3 list prices for the same sizes)
         ("small", 1.0, 2048, "0.0208"),

@@ -4,7 +4,8 @@ For a multi-VM deployment without Kubernetes: each VM runs a Docker engine reach
 DOCKER_HOST URL (``tcp://`` with mutual TLS, or ``unix://`` for the engine on this
 machine). The list is fixed, so "provisioning" a node enlists the next free engine and
 "releasing" one hands it back; what a node holds is what its host says (or what the
-engine reports). The hosts file is TOML or JSON::
+engine reports). The short form is a comma-separated list of DOCKER_HOST URLs with TLS
+from DOCKER_CERT_PATH (`hosts_from_urls`); the full form, a hosts file, is TOML or JSON::
 
     [[host]]
     id = "vm-1"                        # the node id (DNS-safe)
@@ -162,6 +163,24 @@ def load_docker_hosts(path: Path) -> list[DockerHost]:
     except (ValueError, UnicodeDecodeError) as exc:
         raise HostsFileError(f"{path}: {exc}") from exc
     return parse_docker_hosts(data, path.parent)
+
+
+def hosts_from_urls(urls: str, cert_path: Path | None = None) -> list[DockerHost]:
+    """Hosts from a comma-separated list of DOCKER_HOST URLs, named vm-1, vm-2, ...
+
+    The short form of a hosts file, as the docker CLI takes engines: every ``tcp://``
+    engine uses the TLS material in `cert_path` (DOCKER_CERT_PATH), and each engine's
+    size is read from it.
+    """
+    entries: list[dict[str, Any]] = []
+    for url in (u.strip() for u in urls.split(",")):
+        if not url:
+            continue
+        entry: dict[str, Any] = {"id": f"vm-{len(entries) + 1}", "url": url}
+        if cert_path is not None and url.startswith("tcp://"):
+            entry["tls"] = str(cert_path)
+        entries.append(entry)
+    return parse_docker_hosts({"host": entries}, Path.cwd())
 
 
 def host_flavors(hosts: Sequence[DockerHost]) -> tuple[Flavor, ...]:

@@ -169,3 +169,32 @@ async def test_functions_spread_over_two_engines(
         await runner.cleanup()
     assert ours(engine2, owner) == []  # a clean stop leaves nothing on either engine
     assert ours(docker_client, owner) == []
+
+
+async def test_a_list_of_urls_sizes_each_engine_from_docker_info(
+    runtime_images: dict[str, str], engine2: docker.DockerClient, tmp_path: Path
+) -> None:
+    runner, running = await start_platform(
+        tmp_path / "data",
+        vm_provider="docker-hosts",
+        docker_hosts_urls=f"unix:///var/run/docker.sock,tcp://127.0.0.1:{PORT}",
+        docker_cert_path=CERTS,
+        min_nodes=2,
+        stem_cells=(),
+    )
+    api = running.api
+    try:
+        _, listing, _ = await api.call("GET", "/v1/nodes")
+        info = engine2.info()
+        nodes = {n["id"]: n for n in listing["nodes"]}
+        assert sorted(nodes) == ["vm-1", "vm-2"]
+        assert nodes["vm-2"]["capacity"] == {
+            "vcpu": float(info["NCPU"]),
+            "memory_mb": info["MemTotal"] // 2**20,
+        }
+        await api.deploy("hi", SOURCE)
+        status, body, _ = await api.invoke("hi", {"n": 1})
+        assert status == 200 and body["e"] == {"n": 1}
+    finally:
+        await api.session.close()
+        await runner.cleanup()

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.cli import main as cli_main
 from invoker.docker_hosts import (
     DockerHost,
     DockerHostsProvider,
     HostsFileError,
     host_flavors,
+    hosts_from_urls,
     load_docker_hosts,
     parse_docker_hosts,
     with_capacity,
@@ -183,3 +185,25 @@ def test_the_published_port_is_read_from_inspect() -> None:
     assert published_port(attrs) == 49153
     with pytest.raises(DriverError):
         published_port({"NetworkSettings": {"Ports": {"8080/tcp": None}}})
+
+
+def test_a_list_of_docker_host_urls_is_the_short_form(tmp_path: Path) -> None:
+    certs = tls_dir(tmp_path)
+    one, two = hosts_from_urls("unix:///var/run/docker.sock, tcp://10.0.0.12:2376,", certs)
+    assert (one.id, one.url, one.tls_dir) == ("vm-1", "unix:///var/run/docker.sock", None)
+    assert (two.id, two.tls_dir, two.address) == ("vm-2", certs.resolve(), "10.0.0.12")
+    assert two.vcpu is None  # sized by its engine
+    with pytest.raises(HostsFileError, match="`tls` is required"):
+        hosts_from_urls("tcp://10.0.0.12:2376")  # no DOCKER_CERT_PATH for a remote engine
+
+
+def test_serve_refuses_a_bad_engine_list_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DOCKER_CERT_PATH", raising=False)
+    code = cli_main(
+        ["serve", "--docker-hosts", "tcp://10.9.8.7:2376", "--data-dir", str(tmp_path / "d")]
+    )
+    assert code == 1
+    assert "docker hosts: host 'vm-1': `tls` is required" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "nimbus.db").exists()  # nothing started
