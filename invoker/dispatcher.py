@@ -211,6 +211,21 @@ class Dispatcher:
             await self._store.finish_attempt(gone, None, None, owner=self._owner)
             self.depth = max(0, self.depth - 1)
             return
+        if attempt > self._policy.retries + 1:
+            # Every attempt so far was lost with the gateway running it: do not run it again.
+            lost = replace(
+                pending_activation(call.activation_id, stored.spec, call.trigger),
+                status=Status.PLATFORM_ERROR,
+                dead_letter=True,
+                error=f"gave up after {call.attempts} attempts: the platform stopped "
+                "while running each of them",
+                attempts=call.attempts,
+                start=self._wall(),
+                end=self._wall(),
+            )
+            await self._store.finish_attempt(lost, None, None, owner=self._owner)
+            self.depth = max(0, self.depth - 1)
+            return
         request = InvokeRequest(
             activation_id=call.activation_id,
             function=stored.spec,

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -350,8 +351,11 @@ class PostgresStore:
             if not rows:
                 return []
             ids = [r["activation_id"] for r in rows]
+            # A call taken over from a lapsed lease lost an attempt with its gateway: count
+            # it, so a call that takes gateways down is given up in the end.
             await con.execute(
-                "UPDATE queue SET state = 'running', claimed_by = $2, lease_until = $3 "
+                "UPDATE queue SET attempts = attempts + CASE WHEN state = 'running' "
+                "THEN 1 ELSE 0 END, state = 'running', claimed_by = $2, lease_until = $3 "
                 "WHERE activation_id = ANY($1::text[])",
                 ids,
                 owner,
@@ -360,7 +364,10 @@ class PostgresStore:
             await con.execute(
                 "UPDATE activations SET status = 'running' WHERE id = ANY($1::text[])", ids
             )
-        return [queued_from_row(r) for r in rows]
+        return [
+            replace(c, attempts=c.attempts + int(r["state"] == "running"))
+            for r, c in ((r, queued_from_row(r)) for r in rows)
+        ]
 
     async def renew(self, owner: str, activation_ids: Sequence[str], until: float) -> None:
         """Extend `owner`'s leases on these running calls."""
@@ -434,7 +441,8 @@ class PostgresStore:
         """
         async with self._tx() as con:
             rows = await con.fetch(
-                "UPDATE queue SET state = 'queued', claimed_by = NULL, lease_until = NULL "
+                "UPDATE queue SET state = 'queued', claimed_by = NULL, lease_until = NULL, "
+                "attempts = attempts + 1 "  # the attempt that was running is lost: it counts
                 "WHERE state = 'running' AND (claimed_by = $1 OR claimed_by IS NULL) "
                 "RETURNING activation_id",
                 owner,

@@ -14,6 +14,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -364,17 +365,23 @@ class SqliteStore:
                 "ORDER BY not_before, created LIMIT ?",
                 (now, now, limit),
             ).fetchall()
+            out = []
             for r in rows:
+                # A call taken over from a lapsed lease lost an attempt with its gateway:
+                # count it, so a call that takes gateways down is given up in the end.
+                lost = int(r["state"] == "running")
                 db.execute(
-                    "UPDATE queue SET state = 'running', claimed_by = ?, lease_until = ? "
-                    "WHERE activation_id = ?",
-                    (owner, now + lease_s, r["activation_id"]),
+                    "UPDATE queue SET state = 'running', claimed_by = ?, lease_until = ?, "
+                    "attempts = attempts + ? WHERE activation_id = ?",
+                    (owner, now + lease_s, lost, r["activation_id"]),
                 )
                 db.execute(
                     "UPDATE activations SET status = 'running' WHERE id = ?",
                     (r["activation_id"],),
                 )
-            return [queued_from_row(r) for r in rows]
+                call = queued_from_row(r)
+                out.append(replace(call, attempts=call.attempts + lost))
+            return out
 
         return await self._run(q)
 
@@ -449,9 +456,9 @@ class SqliteStore:
                 db.execute(
                     "UPDATE activations SET status = 'pending' WHERE id = ?", (activation_id,)
                 )
-            db.execute(
-                f"UPDATE queue SET state = 'queued', claimed_by = NULL, lease_until = NULL "
-                f"WHERE {mine}",
+            db.execute(  # the attempt that was running is lost: it counts
+                f"UPDATE queue SET state = 'queued', claimed_by = NULL, lease_until = NULL, "
+                f"attempts = attempts + 1 WHERE {mine}",
                 (owner,),
             )
             return len(ids)
