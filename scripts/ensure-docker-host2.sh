@@ -29,7 +29,19 @@ if engine_answers; then
 fi
 
 [ "$(id -u)" -eq 0 ] || die "only root can start the second Docker engine"
-for tool in dockerd docker openssl timeout; do
+# openssl makes the TLS material and ip the bridge; a minimal machine may lack either.
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ "${#missing[@]}" -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || die "${missing[*]} not installed and there is no apt-get"
+    log "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q </dev/null >/dev/null || die "apt-get update failed"
+    apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+fi
+for tool in dockerd docker openssl ip timeout; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run scripts/ensure-docker.sh first)"
 done
 
