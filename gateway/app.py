@@ -191,6 +191,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         invoker.container_states,
         nodes=nodes.gauges if nodes is not None else list,
         queue_depth=lambda: dispatcher.depth,
+        packing=nodes.packing if nodes is not None else lambda: (0, None),
     )
     app[PLATFORM].bind(store, invoker, dispatcher)
     schedules = asyncio.create_task(

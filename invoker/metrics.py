@@ -44,10 +44,12 @@ class _Gauges(Collector):
         containers: Callable[[], Mapping[str, int]],
         nodes: Callable[[], list[tuple[str, str, float, float]]],
         queue_depth: Callable[[], int],
+        packing: Callable[[], tuple[int, int | None]],
     ) -> None:
         self._containers = containers
         self._nodes = nodes
         self._queue_depth = queue_depth
+        self._packing = packing
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         by_state = GaugeMetricFamily(
@@ -70,6 +72,14 @@ class _Gauges(Collector):
         yield GaugeMetricFamily(
             "nimbus_queue_depth", "Async invocations waiting to run", value=self._queue_depth()
         )
+        ready, needed = self._packing()
+        yield GaugeMetricFamily("nimbus_nodes_ready", "Nodes taking containers", value=ready)
+        if needed is not None:  # unknown when ready nodes differ in size
+            yield GaugeMetricFamily(
+                "nimbus_nodes_needed",
+                "Nodes a fresh packing of the ready nodes' containers needs",
+                value=needed,
+            )
 
 
 class InvokerMetrics:
@@ -110,9 +120,10 @@ class InvokerMetrics:
         containers: Callable[[], Mapping[str, int]],
         nodes: Callable[[], list[tuple[str, str, float, float]]] = list,
         queue_depth: Callable[[], int] = lambda: 0,
+        packing: Callable[[], tuple[int, int | None]] = lambda: (0, None),
     ) -> None:
         """Register the scrape-time gauges."""
-        self.registry.register(_Gauges(containers, nodes, queue_depth))
+        self.registry.register(_Gauges(containers, nodes, queue_depth, packing))
 
     def observe(self, spec: FunctionSpec, result: InvokeResult) -> None:
         """Count one finished call."""

@@ -197,6 +197,7 @@ class NodePool:
         self.nodes: dict[str, Node] = {}
         self._grow = asyncio.Lock()
         self._where: dict[str, str] = {}  # container -> node
+        self.last_needed: int | None = None  # the planner's latest count
 
     async def start(self) -> None:
         """Adopt the provider's existing nodes, then provision up to the minimum."""
@@ -331,13 +332,20 @@ class NodePool:
         runs every consolidation round. None when ready nodes differ in size.
         """
         problem = packing_problem(list(self.nodes.values()), self._limits)
-        if problem is None:
-            return None
-        items, capacity = problem
-        if not items:
-            return 0
-        planner = ConsolidationPlanner(time_budget_s=0.02, max_iterations=2000)
-        return len(await asyncio.to_thread(planner.plan, items, capacity))
+        needed: int | None = None
+        if problem is not None:
+            items, capacity = problem
+            needed = 0
+            if items:
+                planner = ConsolidationPlanner(time_budget_s=0.02, max_iterations=2000)
+                needed = len(await asyncio.to_thread(planner.plan, items, capacity))
+        self.last_needed = needed
+        return needed
+
+    def packing(self) -> tuple[int, int | None]:
+        """(ready nodes, nodes needed at the last consolidation round), for metrics."""
+        ready = sum(1 for n in self.nodes.values() if n.state is NodeState.READY)
+        return ready, self.last_needed
 
     def plan_consolidation(self, needed: int | None = None) -> list[str]:
         """Under-used nodes whose containers fit elsewhere: drain these (pure decision).

@@ -11,7 +11,6 @@ from gateway.keys import PLATFORM
 from gateway.middleware import require_admin
 from gateway.requests import json_object
 from invoker.nodes import NoCapacity
-from invoker.placement import NodeState
 from invoker.vmpool import Node
 
 routes = web.RouteTableDef()
@@ -42,7 +41,7 @@ async def list_nodes(request: web.Request) -> web.Response:
     if pool is None:
         return web.json_response({"provider": "none", "nodes": []})
     nodes = [_node_json(n, list(pool.containers_on(n.id))) for n in pool.nodes.values()]
-    ready = sum(1 for n in pool.nodes.values() if n.state is NodeState.READY)
+    ready, _ = pool.packing()
     return web.json_response(
         {
             "provider": pool.provider.name,

@@ -67,6 +67,16 @@ async def test_placement_cgroups_and_scale_out(
     # 256, 384 and 384 MB on 512 MB nodes: no two share a node, so all three are needed.
     _, listing, _ = await api.call("GET", "/v1/nodes")
     assert listing["packing"] == {"nodes_ready": 3, "nodes_needed": 3}
+    # The same figures for Grafana, from the consolidation round that runs every second.
+    deadline = time.monotonic() + 10
+    while True:
+        async with api.session.get(api.url + "/metrics", headers=api.headers()) as resp:
+            text = await resp.text()
+        if "nimbus_nodes_needed 3.0" in text:
+            break
+        assert time.monotonic() < deadline, text[-2000:]
+        await asyncio.sleep(0.2)
+    assert "nimbus_nodes_ready 3.0" in text
     # ...and at the maximum the call gets a clear 503.
     await api.deploy("d", SOURCE, memory_mb=384)
     status, body, _ = await api.invoke("d")

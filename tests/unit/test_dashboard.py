@@ -17,7 +17,12 @@ DASHBOARD = Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.js
 def exported_names() -> set[str]:
     registry = CollectorRegistry()
     metrics = InvokerMetrics(registry)
-    metrics.watch(lambda: {"idle": 1}, lambda: [("n1", "memory_mb", 1.0, 2.0)], lambda: 3)
+    metrics.watch(
+        lambda: {"idle": 1},
+        lambda: [("n1", "memory_mb", 1.0, 2.0)],
+        lambda: 3,
+        packing=lambda: (2, 1),
+    )
     http_histogram(registry)
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
     names = set()
