@@ -219,16 +219,8 @@ class DockerDriver:
         if meter is not None:
             meter.close()
         self._parents.pop(handle.id, None)
-        try:
-            await self._call(self._client.api.remove_container, handle.id, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise DriverError(f"cannot remove container {handle.name}: {exc}") from exc
-        except (RequestException, OSError) as exc:
-            # Still known by name: close() sweeps it.
-            raise DriverError(f"cannot remove container {handle.name}: {exc}") from exc
+        # On failure it is still known by name: close() sweeps it.
+        await self._engine.remove(handle.id, f"container {handle.name}")
         self._started.discard(handle.name)
         shutil.rmtree(self._socket_dir(handle.name), ignore_errors=True)
 

@@ -261,15 +261,7 @@ class RemoteDockerDriver:
 
     async def destroy(self, handle: ContainerHandle) -> None:
         """Kill and remove the container; one that is gone already is fine."""
-        try:
-            await self._call(self._client.api.remove_container, handle.id, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise DriverError(f"cannot remove {handle.name} on {self.host.id}: {exc}") from exc
-        except (RequestException, OSError) as exc:
-            raise DriverError(f"cannot remove {handle.name} on {self.host.id}: {exc}") from exc
+        await self._engine.remove(handle.id, f"{handle.name} on {self.host.id}")
         self._started.discard(handle.name)
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:

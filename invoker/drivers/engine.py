@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+from requests.exceptions import RequestException
 
-from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL
+from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL, DriverError
 
 T = TypeVar("T")
 
@@ -63,6 +64,21 @@ class Engine:
             self.client.api.remove_container(name, force=True)
         except docker.errors.NotFound:
             pass
+
+    async def remove(self, container_id: str, what: str) -> None:
+        """Kill and remove a container; one that is gone (or going) already is fine.
+
+        DriverError (naming `what`) when the engine refuses or cannot be reached.
+        """
+        try:
+            await self.call(self.client.api.remove_container, container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise DriverError(f"cannot remove {what}: {exc}") from exc
+        except (RequestException, OSError) as exc:
+            raise DriverError(f"cannot remove {what}: {exc}") from exc
 
     async def remove_orphans(self, owner: str, instance_id: str) -> tuple[int, list[str]]:
         """Remove containers of `owner` that another instance started.
