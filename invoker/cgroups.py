@@ -20,7 +20,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 @dataclass
 class CallMeter:
-    """Measures one call: `start()` before /run, `stop()` after.
+    """Measures one call: `start()` before /run, `stop()` after; freezes an idle container.
 
     cgroup v1: the memory high-water mark is reset to the current use at `start`, so the
     peak read at `stop` is this call's. With v2 the peak can be reset only on newer kernels;
@@ -31,6 +31,9 @@ class CallMeter:
     memory_peak: Path
     cpu_usage: Path
     v2: bool
+    freezer: Path | None = None
+    """freezer.state (v1) or cgroup.freeze (v2): an idle container's processes are frozen,
+    so nothing a call left behind (threads, forks) runs, or is paid for, between calls."""
     _cpu0: float | None = None
     _reset: bool = False
     _fds: dict[Path, int] = field(default_factory=dict)
@@ -75,6 +78,26 @@ class CallMeter:
         except OSError:
             self._reset = False
         self._cpu0 = self._cpu()
+
+    def freeze(self) -> bool:
+        """Stop every process of the container until `thaw`; False where it cannot."""
+        return self._write_freezer(b"1" if self.v2 else b"FROZEN")
+
+    def thaw(self) -> bool:
+        """Let the container's processes run again."""
+        return self._write_freezer(b"0" if self.v2 else b"THAWED")
+
+    def _write_freezer(self, value: bytes) -> bool:
+        if self.freezer is None:
+            return False
+        fd = self._fds.get(self.freezer)
+        try:
+            if fd is None:
+                fd = self._fds[self.freezer] = os.open(self.freezer, os.O_WRONLY)
+            os.pwrite(fd, value, 0)
+        except OSError:
+            return False
+        return True
 
     def _cpu(self) -> float | None:
         if self.v2:
@@ -121,15 +144,48 @@ def docker_meter(container_id: str, parent: str | None) -> CallMeter | None:
     parent = (parent or "docker").strip("/")
     v1_memory = CGROUP_ROOT / "memory" / parent / container_id
     if v1_memory.is_dir():
+        freezer = CGROUP_ROOT / "freezer" / parent / container_id / "freezer.state"
         return CallMeter(
             memory_peak=v1_memory / "memory.max_usage_in_bytes",
             cpu_usage=CGROUP_ROOT / "cpuacct" / parent / container_id / "cpuacct.usage",
             v2=False,
+            freezer=freezer if freezer.exists() else None,
         )
-    for v2 in (
+    for v2 in _v2_dirs(container_id, parent):
+        if (v2 / "memory.peak").exists():
+            freeze = v2 / "cgroup.freeze"
+            return CallMeter(
+                memory_peak=v2 / "memory.peak",
+                cpu_usage=v2 / "cpu.stat",
+                v2=True,
+                freezer=freeze if freeze.exists() else None,
+            )
+    return None
+
+
+def _v2_dirs(container_id: str, parent: str) -> tuple[Path, Path]:
+    return (
         CGROUP_ROOT / parent / container_id,
         CGROUP_ROOT / f"system.slice/docker-{container_id}.scope",
-    ):
-        if (v2 / "memory.peak").exists():
-            return CallMeter(memory_peak=v2 / "memory.peak", cpu_usage=v2 / "cpu.stat", v2=True)
-    return None
+    )
+
+
+def thaw_container(container_id: str, parent: str | None) -> None:
+    """Thaw a Docker container that may be frozen (before it is killed); quiet on failure."""
+    parent = (parent or "docker").strip("/")
+    candidates = [
+        (CGROUP_ROOT / "freezer" / parent / container_id / "freezer.state", b"THAWED"),
+        *((d / "cgroup.freeze", b"0") for d in _v2_dirs(container_id, parent)),
+    ]
+    for path, value in candidates:
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except OSError:
+            continue
+        try:
+            os.pwrite(fd, value, 0)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        return

@@ -7,6 +7,7 @@ and sizes of a container to start.
 from __future__ import annotations
 
 import asyncio
+import enum
 from dataclasses import dataclass, field
 
 from invoker.api import FunctionSpec
@@ -23,6 +24,14 @@ class Prewarm:
     until: float
 
 
+class Failure(enum.Enum):
+    """Whose fault a container that could not serve its calls was."""
+
+    FUNCTION = "function"  # its code did not load: the tenant's to fix
+    PLATFORM = "platform"  # starting or loading failed on our side
+    NO_CAPACITY = "no_capacity"  # no node could take it now: the caller may retry
+
+
 @dataclass
 class Container:
     """The runtime side of one pool slot."""
@@ -31,8 +40,15 @@ class Container:
     handle: ContainerHandle
     spec: FunctionSpec | None = None  # None while a stem cell
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    init_error: str | None = None
+    init_error: str | None = None  # for FUNCTION: the tenant's text; else the operator's
+    init_failure: Failure | None = None
     init_ms: float = 0.0
+    running: int = 0  # calls inside the container now; at 0 it is frozen
+
+    def failed(self, failure: Failure, error: str) -> None:
+        """Mark the container unable to serve, and why."""
+        self.init_failure = failure
+        self.init_error = error
 
 
 def cpus_for(memory_mb: int, host_cpus: float) -> float:

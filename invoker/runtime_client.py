@@ -6,6 +6,13 @@ faster than a published port) or at ``http://host:port`` (Kubernetes pod IPs). O
 `aiohttp.ClientSession` serves both: its connector opens unix connections for hosts
 it has registered and TCP connections for everything else, so connection pooling and
 keep-alive work per container either way.
+
+A container can write the directory its socket lives in, so the socket's path is never
+followed after `trust`: the socket is pinned there (an O_PATH handle, refused unless it is
+a socket and not a symlink, taken before any function code runs) and every connection is
+made through ``/proc/self/fd/<handle>``, which reaches the pinned socket whatever the
+container puts at the path later. Replies are read up to a bound: a container's answer is
+hostile input.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,14 +31,40 @@ from yarl import URL
 
 UNIX_PREFIX = "unix:"
 JSON_HEADERS = {"Content-Type": "application/json"}
+MAX_RESULT_BYTES = 6 * 2**20
+"""The largest result a call may return (as JSON), as Lambda's synchronous limit."""
+MAX_LOG_BYTES = 2**20
+"""The most log text kept of one call; the proxy stops capturing there, and so do we."""
+MAX_REPLY_BYTES = MAX_RESULT_BYTES + MAX_LOG_BYTES + 64 * 2**10
+"""The most of one /init or /run answer read: a result, its logs and the JSON around them."""
 
 
 class RuntimeError_(Exception):
     """The container did not answer the protocol (a platform error, not the function's)."""
 
 
+class ReplyTooLarge(RuntimeError_):
+    """The container's answer passed MAX_REPLY_BYTES (the function's failure)."""
+
+
 class RunTimeout(Exception):
     """The call outlived its deadline."""
+
+
+def pin_socket(path: str) -> int:
+    """An O_PATH handle on the unix socket at `path`; RuntimeError_ if it is anything else.
+
+    O_NOFOLLOW makes a symlink in the last component open as the link itself, which the
+    S_ISSOCK check then refuses.
+    """
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise RuntimeError_(f"cannot open the runtime socket: {exc.strerror}") from exc
+    if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RuntimeError_("the runtime socket is not a socket")
+    return fd
 
 
 @dataclass(frozen=True)
@@ -38,6 +73,7 @@ class RunResponse:
 
     status: int
     body: dict[str, Any]
+    size: int = 0  # bytes of the answer's body
 
     @property
     def ok(self) -> bool:
@@ -47,16 +83,17 @@ class RunResponse:
 class _RoutingConnector(aiohttp.TCPConnector):
     """TCP connector that opens unix-socket connections for registered host names."""
 
-    def __init__(self, paths: dict[str, str], **kwargs: Any) -> None:
+    def __init__(self, handles: dict[str, int], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._paths = paths
+        self._handles = handles
 
     async def _create_connection(
         self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout
     ) -> ResponseHandler:
-        path = self._paths.get(req.host)
-        if path is None:
+        handle = self._handles.get(req.host)
+        if handle is None:
             return await super()._create_connection(req, traces, timeout)
+        path = f"/proc/self/fd/{handle}"  # the pinned socket, never the container's path
         try:
             async with asyncio.timeout(timeout.sock_connect):
                 _, proto = await self._loop.create_unix_connection(self._factory, path)
@@ -69,7 +106,7 @@ class RuntimeClient:
     """Speaks /init, /run and /healthz to runtime proxies. Create one per process."""
 
     def __init__(self, *, connections: int = 1000) -> None:
-        self._paths: dict[str, str] = {}
+        self._handles: dict[str, int] = {}  # unix host name -> pinned socket
         self._headers: dict[str, dict[str, str]] = {}  # address -> request headers
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._urls: dict[tuple[str, str], URL] = {}
@@ -85,34 +122,44 @@ class RuntimeClient:
 
     def _base_url(self, address: str) -> str:
         if address.startswith(UNIX_PREFIX):
-            path = address[len(UNIX_PREFIX) :]
-            host = "u" + hashlib.sha1(path.encode()).hexdigest()[:20] + ".sock"
-            self._paths[host] = path
+            host = _unix_host(address)
+            if host not in self._handles:
+                self._handles[host] = pin_socket(address[len(UNIX_PREFIX) :])
             return f"http://{host}"
         return address.rstrip("/")
 
     def trust(self, address: str, token: str | None) -> None:
-        """Send `token` to the proxy at `address` (None: it asks for none)."""
+        """Take on a new container at `address`, which asks for `token` (None: no token).
+
+        Call it as soon as the driver has started the container, before any function code
+        runs in it: a unix socket is pinned here. RuntimeError_ when it cannot be.
+        """
+        if address.startswith(UNIX_PREFIX):
+            self._unpin(address)  # a new container at a path an earlier one used
+            self._handles[_unix_host(address)] = pin_socket(address[len(UNIX_PREFIX) :])
         if token:
             self._headers[address] = {**JSON_HEADERS, "Authorization": f"Bearer {token}"}
         else:  # a new container at an address an earlier one used
             self._headers.pop(address, None)
 
     def forget(self, address: str) -> None:
-        """Drop the routing entry and token of a container that is gone."""
+        """Drop the routing entry, pinned socket and token of a container that is gone."""
         self._headers.pop(address, None)
         for path in ("/init", "/run", "/healthz"):
             self._urls.pop((address, path), None)
         if address.startswith(UNIX_PREFIX):
-            path = address[len(UNIX_PREFIX) :]
-            host = "u" + hashlib.sha1(path.encode()).hexdigest()[:20] + ".sock"
-            self._paths.pop(host, None)
+            self._unpin(address)
+
+    def _unpin(self, address: str) -> None:
+        handle = self._handles.pop(_unix_host(address), None)
+        if handle is not None:
+            os.close(handle)
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = _RoutingConnector(
-                self._paths, limit=self._connections, limit_per_host=0, keepalive_timeout=60
+                self._handles, limit=self._connections, limit_per_host=0, keepalive_timeout=60
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, json_serialize=json.dumps, raise_for_status=False
@@ -120,10 +167,13 @@ class RuntimeClient:
         return self._session
 
     async def close(self) -> None:
-        """Close the shared session."""
+        """Close the shared session and the pinned sockets."""
         if self._session is not None:
             await self._session.close()
             self._session = None
+        for handle in self._handles.values():
+            os.close(handle)
+        self._handles.clear()
 
     async def _post(
         self, address: str, path: str, payload: dict[str, Any], timeout: float
@@ -139,7 +189,7 @@ class RuntimeClient:
             async with self.session.post(
                 url, data=body, headers=self._headers.get(address, JSON_HEADERS), timeout=limit
             ) as resp:
-                raw = await resp.read()
+                raw = await _read_bounded(resp, path)
         except TimeoutError as exc:
             raise RunTimeout(f"{path} did not answer within {timeout:g} s") from exc
         except aiohttp.ClientError as exc:
@@ -150,7 +200,7 @@ class RuntimeClient:
             raise RuntimeError_(f"{path} answered with invalid JSON") from exc
         if not isinstance(body, dict):
             raise RuntimeError_(f"{path} answered with a non-object body")
-        return RunResponse(resp.status, body)
+        return RunResponse(resp.status, body, len(raw))
 
     async def wait_ready(self, address: str, timeout: float) -> None:
         """Poll /healthz until the proxy answers or `timeout` passes."""
@@ -187,3 +237,26 @@ class RuntimeClient:
     async def run(self, address: str, payload: dict[str, Any], timeout: float) -> RunResponse:
         """Run one activation; raises RunTimeout past `timeout`."""
         return await self._post(address, "/run", payload, timeout)
+
+
+def _unix_host(address: str) -> str:
+    """The made-up host name under which a unix address is pooled."""
+    return "u" + hashlib.sha1(address.encode()).hexdigest()[:20] + ".sock"
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, path: str) -> bytes:
+    """The body, or ReplyTooLarge as soon as it is known to pass MAX_REPLY_BYTES."""
+    length = resp.content_length
+    if length is not None and length > MAX_REPLY_BYTES:
+        resp.close()  # the connection is dropped, not drained
+        raise ReplyTooLarge(f"{path} answered {length} bytes")
+    if length is not None:
+        return await resp.read()  # the parser stops at Content-Length
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            resp.close()
+            raise ReplyTooLarge(f"{path} answered more than {MAX_REPLY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

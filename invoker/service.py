@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from invoker import metering
+from invoker import metering, replies
 from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status
 from invoker.containers import (
     Container,
+    Failure,
     Prewarm,
     container_spec,
     demand_of,
@@ -38,11 +39,11 @@ from invoker.drivers.base import (
 )
 from invoker.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.metrics import InvokerMetrics
-from invoker.nodes import NoCapacity, NodePool
+from invoker.nodes import NoCapacity, NodePool, host_memory_mb
 from invoker.placement import NodeState
 from invoker.pool import Cold, Limits, Pool, Reject, Slot, Specialise, State, Wait
 from invoker.records import CallTiming, activation_from, outcome_of
-from invoker.runtime_client import RuntimeClient, RuntimeError_, RunTimeout
+from invoker.runtime_client import ReplyTooLarge, RuntimeClient, RuntimeError_, RunTimeout
 from invoker.store.base import Store
 
 log = logging.getLogger("nimbus.invoker")
@@ -254,11 +255,14 @@ class Invoker:
         for runtime, memory_mb in self.pool.stem_deficit(wanted):
             slot = self._new_name()
             self.pool.starting(slot, None, runtime, memory_mb, self._clock())
+            handle = None
             try:
                 cspec = await self._placed_spec(slot, runtime, memory_mb)
                 handle = await self._driver.create(cspec)
                 self._client.trust(handle.address, handle.token)
-            except (DriverError, NoCapacity) as exc:
+            except (DriverError, NoCapacity, RuntimeError_) as exc:
+                if handle is not None:
+                    await self._destroy(Container(slot=slot, handle=handle))
                 self.pool.removed(slot)
                 self._unplace(slot)
                 log.warning("could not start a stem cell: %s", exc)
@@ -343,8 +347,15 @@ class Invoker:
             container.handle = await self._driver.create(cspec)
             self._client.trust(container.handle.address, container.handle.token)
         except Exception as exc:  # whatever went wrong, the calls waiting must be answered
+            if container.handle.id:  # started, then refused: remove it now
+                await self._destroy(container)
+                container.handle = ContainerHandle(id="", name=container.slot, address="")
             self._unplace(container.slot)
-            container.init_error = f"platform: could not start a container: {exc}"
+            if isinstance(exc, NoCapacity):
+                container.failed(Failure.NO_CAPACITY, str(exc))
+            else:
+                container.failed(Failure.PLATFORM, f"could not start a container: {exc}")
+            log.warning("no container for %s/%s: %s", spec.tenant, spec.name, exc)
             container.ready.set()
             self._pulse(spec.key)
             if idle_until is not None:  # a pre-warm nobody waits for: clean up now
@@ -381,14 +392,14 @@ class Invoker:
                 timeout=INIT_TIMEOUT_S,
             )
             if not resp.ok:
-                container.init_error = str(
-                    resp.body.get("error") or f"/init answered {resp.status}"
-                )
+                container.failed(Failure.FUNCTION, replies.function_error(resp.body, resp.status))
         except Exception as exc:  # never leave reserved calls waiting on `ready`
-            container.init_error = f"platform: {exc}"
+            container.failed(Failure.PLATFORM, f"/init failed: {exc}")
+            log.warning("loading %s/%s failed: %s", spec.tenant, spec.name, exc)
         container.init_ms = (self._clock() - started) * 1000
         if container.init_error is None:
             self.pool.initialized(container.slot, container.init_ms / 1000, idle_until)
+            self._freeze_if_idle(container)
         container.ready.set()
         self._pulse(spec.key)
 
@@ -405,22 +416,11 @@ class Invoker:
                 async with asyncio.timeout(INIT_TIMEOUT_S + START_TIMEOUT_S):
                     await container.ready.wait()
             except TimeoutError:
-                container.init_error = container.init_error or "platform: container start timed out"
+                if container.init_error is None:
+                    container.failed(Failure.PLATFORM, "container start timed out")
         timing.init_ms = (self._clock() - waited_from) * 1000 if timing.cold else 0.0
-        if container.init_error is not None:
-            platform = container.init_error.startswith("platform:")
-            if platform:
-                return await self._failed(
-                    request, slot, timing, container, Status.PLATFORM_ERROR, container.init_error
-                )
-            return await self._failed(
-                request,
-                slot,
-                timing,
-                container,
-                Status.APPLICATION_ERROR,
-                f"init failed: {container.init_error}",
-            )
+        if container.init_failure is not None:
+            return await self._not_started(request, slot, timing, container)
         payload: dict[str, Any] = {
             "value": dict(request.args),
             "activation_id": request.activation_id,
@@ -433,8 +433,12 @@ class Invoker:
             payload["api_token"] = self._token_for(spec, self._wall())
         slot_view = self.pool.slots.get(slot)
         alone = slot_view is not None and slot_view.in_flight == 1
+        cgroup = self._driver.call_meter(container.handle)
+        if cgroup is not None and container.running == 0:
+            cgroup.thaw()
+        container.running += 1
         # Measure only a call that has the container to itself: figures are per container.
-        gauge = self._driver.call_meter(container.handle) if alone else None
+        gauge = cgroup if alone else None
         if gauge is not None:
             gauge.start()
         timing.run_start = self._clock()
@@ -445,14 +449,20 @@ class Invoker:
         except RunTimeout:
             timeout = f"the function did not finish within its timeout of {spec.timeout_s:g} s"
             return await self._failed(request, slot, timing, container, Status.TIMEOUT, timeout)
-        except RuntimeError_ as exc:
-            ended = (
-                "the function's container ended during the call "
-                f"(out of memory at {spec.memory_mb} MB, or the process exited): {exc}"
+        except ReplyTooLarge:
+            too_large = replies.result_too_large()
+            return await self._failed(
+                request, slot, timing, container, Status.APPLICATION_ERROR, too_large
             )
+        except RuntimeError_ as exc:
+            reason = await self._driver.ended(container.handle)
+            log.info("container %s ended during a call (%s): %s", container.slot, reason, exc)
+            ended = replies.container_ended(spec.memory_mb, reason)
             return await self._failed(
                 request, slot, timing, container, Status.APPLICATION_ERROR, ended
             )
+        finally:
+            container.running -= 1
         usage = gauge.stop() if gauge is not None else None
         now = self._clock()
         duration_s = now - timing.run_start
@@ -465,23 +475,43 @@ class Invoker:
             self._prewarms[spec.key] = Prewarm(
                 spec, now + decision.prewarm_after_s, now + decision.keep_alive_s
             )
+        self._freeze_if_idle(container)
         self._pulse(spec.key)
-        logs = [str(line) for line in resp.body.get("logs", [])]
-        if resp.ok:
+        logs = replies.bounded_logs(resp.body.get("logs"))
+        result = resp.body.get("result")
+        error = None if resp.ok else replies.function_error(resp.body, resp.status)
+        if error is None:
+            error = replies.oversized_result(resp.size, result)
+        if error is None:
             return await self._finish(
-                request,
-                timing,
-                container,
-                Status.SUCCESS,
-                resp.body.get("result"),
-                None,
-                logs,
-                usage,
+                request, timing, container, Status.SUCCESS, result, None, logs, usage
             )
-        error = str(resp.body.get("error") or f"/run answered {resp.status}")
         return await self._finish(
             request, timing, container, Status.APPLICATION_ERROR, None, error, logs, usage
         )
+
+    def _freeze_if_idle(self, container: Container) -> None:
+        """Freeze a container no call is inside: what its calls left running stops."""
+        if container.running == 0:
+            cgroup = self._driver.call_meter(container.handle)
+            if cgroup is not None:
+                cgroup.freeze()
+
+    async def _not_started(
+        self, request: InvokeRequest, slot: str, timing: CallTiming, container: Container
+    ) -> InvokeResult:
+        """The call's container never became ready: throttle, or record whose failure."""
+        failure, detail = container.init_failure, container.init_error or ""
+        if failure is Failure.NO_CAPACITY:
+            self.pool.abandoned(slot, request.function.tenant)
+            await self._remove([slot])
+            raise Throttled(f"no capacity: {detail}", 1.0)
+        if failure is Failure.FUNCTION:
+            error, status = f"init failed: {detail}", Status.APPLICATION_ERROR
+        else:
+            log.warning("activation %s: %s", request.activation_id, detail)
+            error, status = replies.PLATFORM_START_FAILED, Status.PLATFORM_ERROR
+        return await self._failed(request, slot, timing, container, status, error)
 
     async def _failed(
         self,
@@ -516,7 +546,19 @@ class Invoker:
         node = await self.nodes.place(name, memory_mb)
         if node is None:  # left for the cluster's scheduler (a Pending pod)
             return cspec
-        return replace(cspec, node=node.id, cgroup_parent=self.nodes.cgroup_parent(node.id))
+        return replace(
+            cspec,
+            node=node.id,
+            cgroup_parent=self.nodes.cgroup_parent(node.id),
+            # More CPU than its node has would make the engine refuse to start it.
+            cpus=min(cspec.cpus, node.flavor.vcpu),
+        )
+
+    def largest_container_mb(self) -> int:
+        """The most memory one container can ever get: the largest node, or this machine."""
+        if self.nodes is not None and self.nodes.flavors:
+            return max(f.memory_mb for f in self.nodes.flavors)
+        return host_memory_mb()
 
     def _unplace(self, slot: str) -> None:
         if self.nodes is not None:

@@ -30,6 +30,12 @@ async def put_function(request: web.Request) -> web.Response:
         body,
         max_code_bytes=request.app[CONFIG].max_code_bytes,
     )
+    largest = request.app[PLATFORM].invoker.largest_container_mb()
+    if draft.memory_mb > largest:
+        raise bad_request(
+            f"memory_mb {draft.memory_mb} is more than the largest node holds ({largest} MB)",
+            "memory_mb",
+        )
     stored, created = await request.app[PLATFORM].store.put_function(draft, time.time())
     request.app[PLATFORM].functions.invalidate((who.tenant, draft.name))
     if not created:

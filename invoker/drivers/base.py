@@ -89,7 +89,13 @@ class ContainerDriver(Protocol):
         ...
 
     def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
-        """Something that measures one call's peak memory and CPU, where the driver can."""
+        """The container's cgroup: measures one call's peak memory and CPU and freezes the
+        container between calls, where the driver can."""
+        ...
+
+    async def ended(self, handle: ContainerHandle) -> str | None:
+        """Why a container that stopped did (out of memory, killed, exited), in words a
+        tenant may read; None when it still runs or the driver cannot tell."""
         ...
 
     async def remove_orphans(self, owner: str, instance_id: str) -> int:

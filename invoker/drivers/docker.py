@@ -3,11 +3,17 @@
 Every docker SDK call runs on a dedicated thread pool, never on the event loop. The
 proxy listens on a socket inside a per-container host directory bind-mounted at
 /run/nimbus, so calls work with networking disabled and skip the port-publishing path.
+
+That directory is the one host path a container can write, and only while its proxy
+starts (before any function code is loaded): once the socket answers, the directory is
+made read-only to the container, so nothing can be added, replaced or filled there. The
+runtime client pins the socket at that moment and never follows the path again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
@@ -20,7 +26,7 @@ import docker.errors
 from docker.models.containers import Container
 from requests.exceptions import RequestException
 
-from invoker.cgroups import CallMeter, docker_meter
+from invoker.cgroups import CallMeter, docker_meter, thaw_container
 from invoker.drivers.base import (
     INSTANCE_LABEL,
     MANAGED_LABEL,
@@ -29,6 +35,7 @@ from invoker.drivers.base import (
     ContainerStats,
     DriverError,
 )
+from invoker.drivers.egress import EGRESS_NETWORK, ensure_egress_network
 from invoker.drivers.engine import Engine, hardened
 from invoker.drivers.readiness import wait_for_unix_socket
 
@@ -95,7 +102,7 @@ def container_kwargs(
         },
         **hardened(spec.memory_mb, spec.cpus, RUNTIME_UID),
         "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
-        "network_mode": "bridge" if spec.network else "none",
+        "network_mode": EGRESS_NETWORK if spec.network else "none",
     }
     if holder is not None and not spec.network:
         kwargs["network_mode"] = f"container:{holder}"
@@ -144,10 +151,13 @@ class DockerDriver:
         socket_dir = self._socket_dir(spec.name)
         socket_dir.mkdir(parents=True, exist_ok=True)
         self._started.add(spec.name)
-        # The proxy runs as an unprivileged uid and must create its socket here.
+        # The proxy runs as an unprivileged uid and must create its socket here; the
+        # directory is locked once it has (see `_lock`).
         os.chmod(socket_dir, 0o777)
         image = self._image_for(spec.runtime)
         try:
+            if spec.network:
+                await self._call(ensure_egress_network, self._client)
             holder = None
             if spec.netns_group is not None and not spec.network:
                 holder = await self._holder(spec, image)
@@ -164,12 +174,13 @@ class DockerDriver:
                 kwargs = container_kwargs(spec, image, socket_dir, holder)
                 container = await self._call(self._client.containers.run, **kwargs)
         except docker.errors.ImageNotFound as exc:
-            shutil.rmtree(socket_dir, ignore_errors=True)
+            await self._forget_failed(spec.name)
             raise DriverError(
-                f"runtime image {kwargs['image']} is missing: run `nimbus images build`"
+                f"runtime image {image} is missing: run `nimbus images build`"
             ) from exc
-        except (docker.errors.DockerException, RequestException, OSError) as exc:
-            shutil.rmtree(socket_dir, ignore_errors=True)
+        except (docker.errors.DockerException, RequestException, OSError, DriverError) as exc:
+            # `run` is create + start: a refused start leaves a container in state Created.
+            await self._forget_failed(spec.name)
             raise DriverError(f"cannot start container {spec.name}: {exc}") from exc
         handle = ContainerHandle(
             id=container.id or spec.name,
@@ -181,13 +192,24 @@ class DockerDriver:
         self._parents[handle.id] = spec.cgroup_parent
         try:
             await wait_for_unix_socket(socket_dir / SOCKET_NAME, self._ready_timeout)
-        except DriverError:
-            logs = await self._call(container.logs, tail=20)
+            _lock(socket_dir)
+        except (DriverError, OSError) as exc:
+            logs = b""
+            with contextlib.suppress(docker.errors.DockerException, RequestException, OSError):
+                logs = await self._call(container.logs, tail=20)
             await self.destroy(handle)
             raise DriverError(
-                f"container {spec.name} did not start: {logs.decode(errors='replace')[-500:]}"
+                f"container {spec.name} did not start ({exc}): "
+                f"{logs.decode(errors='replace')[-500:]}"
             ) from None
         return handle
+
+    async def _forget_failed(self, name: str) -> None:
+        """Remove what a failed create left: a container that never ran, its directory."""
+        with contextlib.suppress(docker.errors.DockerException, RequestException, OSError):
+            await self._call(self._remove_quietly, name)
+            self._started.discard(name)
+        remove_socket_dir(self._socket_dir(name))
 
     async def _holder(self, spec: ContainerSpec, image: str) -> str:
         """The id of the running netns holder of the spec's group, started on first use."""
@@ -218,11 +240,16 @@ class DockerDriver:
         meter = self._meters.pop(handle.id, None)
         if meter is not None:
             meter.close()
-        self._parents.pop(handle.id, None)
+        # A frozen container is thawed first: a kill must not wait on frozen processes.
+        thaw_container(handle.id, self._parents.pop(handle.id, None))
         # On failure it is still known by name: close() sweeps it.
         await self._engine.remove(handle.id, f"container {handle.name}")
         self._started.discard(handle.name)
-        shutil.rmtree(self._socket_dir(handle.name), ignore_errors=True)
+        remove_socket_dir(self._socket_dir(handle.name))
+
+    async def ended(self, handle: ContainerHandle) -> str | None:
+        """Why the container stopped (out of memory, killed, exited), or None."""
+        return await self._engine.ended(handle.id)
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """Peak memory since the last call began, and total CPU seconds, where readable."""
@@ -244,7 +271,7 @@ class DockerDriver:
         """Remove containers of `owner` that another (dead) instance started."""
         removed, names = await self._engine.remove_orphans(owner, instance_id)
         for name in names:
-            shutil.rmtree(self._socket_dir(name), ignore_errors=True)
+            remove_socket_dir(self._socket_dir(name))
         return removed
 
     async def close(self) -> None:
@@ -252,9 +279,25 @@ class DockerDriver:
         await self._engine.settle()
         for name in list(self._started):
             await self._call(self._remove_quietly, name)
-            shutil.rmtree(self._socket_dir(name), ignore_errors=True)
+            remove_socket_dir(self._socket_dir(name))
         self._started.clear()
         for holder in list(self._holders.values()):
             await self._call(self._remove_quietly, holder)
         self._holders.clear()
         await self._engine.close()
+
+
+def _lock(socket_dir: Path) -> None:
+    """Make the socket directory read-only to the container (its socket stays usable).
+
+    The container's uid is neither owner nor root here, so it cannot undo this; the
+    proxy's own clean-up unlink then fails quietly, and the host removes the directory.
+    """
+    os.chmod(socket_dir, 0o555)
+
+
+def remove_socket_dir(socket_dir: Path) -> None:
+    """Remove a container's socket directory (rmtree never follows a link it finds)."""
+    with contextlib.suppress(OSError):
+        os.chmod(socket_dir, 0o700)  # the owner needs write access back unless root
+    shutil.rmtree(socket_dir, ignore_errors=True)

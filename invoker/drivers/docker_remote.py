@@ -268,6 +268,10 @@ class RemoteDockerDriver:
         """Not read remotely: the per-call cgroup files live on the other VM."""
         return ContainerStats(peak_memory_mb=None, cpu_seconds=None)
 
+    async def ended(self, handle: ContainerHandle) -> str | None:
+        """Why the container stopped, as its engine tells."""
+        return await self._engine.ended(handle.id)
+
     def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
         """None: usage records carry null peak memory rather than a guess."""
         return None
@@ -285,7 +289,12 @@ class RemoteDockerDriver:
         """Remove what was started and not destroyed, then this run's networks."""
         await self._engine.settle()
         for name in list(self._started):
-            await self._call(self._remove_quietly, name)
+            try:
+                await self._call(self._remove_quietly, name)
+            except (docker.errors.DockerException, RequestException, OSError) as exc:
+                # One refusal (a dockerd restart can leave a container whose root filesystem
+                # stays mounted) must not stop the sweep of the others and the networks.
+                log.warning("cannot remove %s on %s: %s", name, self.host.id, exc)
         self._started.clear()
         for name in list(self._networks):
             try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -36,7 +38,26 @@ def hardened(memory_mb: int, cpus: float, runtime_uid: str) -> dict[str, Any]:
         "security_opt": ["no-new-privileges"],
         "read_only": True,
         "tmpfs": {"/tmp": "rw,exec,nosuid,nodev,size=64m"},  # exec: vendored .so files
+        # Output that bypasses the proxy's capture (raw writes to fd 1/2, threads) lands in
+        # the engine's log file on the host disk: bounded, one file.
+        "log_config": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}},
     }
+
+
+def describe_end(state: dict[str, Any]) -> str | None:
+    """A container's end from its inspect `State` (pure); None while it runs."""
+    if state.get("Running"):
+        return None
+    if state.get("OOMKilled"):
+        return "it ran out of memory"
+    code = int(state.get("ExitCode") or 0)
+    if code > 128:
+        try:
+            name = signal.Signals(code - 128).name
+        except ValueError:
+            name = f"signal {code - 128}"
+        return f"it was killed ({name})"
+    return f"its process exited with code {code}"
 
 
 class Engine:
@@ -79,6 +100,24 @@ class Engine:
                 raise DriverError(f"cannot remove {what}: {exc}") from exc
         except (RequestException, OSError) as exc:
             raise DriverError(f"cannot remove {what}: {exc}") from exc
+
+    async def ended(self, container_id: str, wait_s: float = 2.0) -> str | None:
+        """Why a container stopped (out of memory, a signal, an exit code), as a tenant may
+        read it; None while it still runs after `wait_s` or when the engine cannot say."""
+
+        def inspect() -> str | None:
+            deadline = time.monotonic() + wait_s
+            while True:
+                state = self.client.api.inspect_container(container_id).get("State") or {}
+                if not state.get("Running") or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+            return describe_end(state)
+
+        try:
+            return await self.call(inspect)
+        except (docker.errors.DockerException, RequestException, OSError):
+            return None
 
     async def remove_orphans(self, owner: str, instance_id: str) -> tuple[int, list[str]]:
         """Remove containers of `owner` that another instance started.

@@ -349,6 +349,10 @@ class KubernetesDriver:
         """Delete the pod; one that is already gone is fine."""
         await self._delete(handle.name)
 
+    async def ended(self, handle: ContainerHandle) -> str | None:
+        """Not read: the pod's status would need another API call on a failure path."""
+        return None
+
     def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
         """Pods' cgroups live on other machines: per-call figures are unknown (None)."""
         return None

@@ -84,6 +84,14 @@ class ProcessDriver:
         """A process shares this host's accounting: nothing per call is measured."""
         return ContainerStats(peak_memory_mb=None, cpu_seconds=None)
 
+    async def ended(self, handle: ContainerHandle) -> str | None:
+        """The proxy process's exit, if it has ended."""
+        proc = self._procs.get(handle.id)
+        if proc is None or proc.returncode is None:
+            return None
+        code = proc.returncode
+        return f"it was killed (signal {-code})" if code < 0 else f"it exited with code {code}"
+
     def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
         """A process shares this host's cgroup: nothing per call can be measured."""
         return None

@@ -46,6 +46,11 @@ class NodeRoutedDriver:
         """Usage as the node's driver can read it."""
         return await self.driver_for(handle.node).stats(handle)
 
+    async def ended(self, handle: ContainerHandle) -> str | None:
+        """As the node's driver can tell."""
+        driver = self._drivers.get(handle.node or "")
+        return await driver.ended(handle) if driver is not None else None
+
     def call_meter(self, handle: ContainerHandle) -> CallMeter | None:
         """The node's driver's meter, if it has one."""
         driver = self._drivers.get(handle.node or "")

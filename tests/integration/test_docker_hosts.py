@@ -146,10 +146,10 @@ async def test_functions_spread_over_two_engines(
         assert listing["packing"] == {"nodes_ready": 2, "nodes_needed": 2}
         status, body, _ = await api.call("POST", "/v1/nodes", {"flavor": "small"})
         assert status == 400 and "known: tiny" in body["error"]["message"]
-        # Both engines full for another 384 MB, and the list has no third: a clear 503.
+        # Both engines full for another 384 MB, and the list has no third: a clear 429.
         await api.deploy("c", SOURCE, memory_mb=384)
-        status, body, _ = await api.invoke("c")
-        assert status == 503, body
+        status, body, headers = await api.invoke("c")
+        assert status == 429 and headers["Retry-After"], body
         assert "maximum of 2 nodes" in body["error"]["message"]
 
         # Draining vm-2 removes its containers from engine 2 and hands the engine back.

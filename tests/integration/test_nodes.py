@@ -77,10 +77,10 @@ async def test_placement_cgroups_and_scale_out(
         assert time.monotonic() < deadline, text[-2000:]
         await asyncio.sleep(0.2)
     assert "nimbus_nodes_ready 3.0" in text
-    # ...and at the maximum the call gets a clear 503.
+    # ...and at the maximum the call gets a clear 429 (it was not run; retry later).
     await api.deploy("d", SOURCE, memory_mb=384)
-    status, body, _ = await api.invoke("d")
-    assert status == 503, body
+    status, body, headers = await api.invoke("d")
+    assert status == 429 and headers["Retry-After"], body
     assert "maximum of 3 nodes" in body["error"]["message"]
 
 
