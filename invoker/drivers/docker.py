@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -40,6 +41,7 @@ from invoker.drivers.engine import Engine, hardened
 from invoker.drivers.readiness import wait_for_unix_socket
 
 T = TypeVar("T")
+log = logging.getLogger("nimbus.docker")
 
 SOCKET_DIR_IN_CONTAINER = "/run/nimbus"
 API_DIR_IN_CONTAINER = "/run/nimbus-api"
@@ -277,12 +279,15 @@ class DockerDriver:
     async def close(self) -> None:
         """Sweep what was started and not destroyed, remove the netns holders, close the client."""
         await self._engine.settle()
-        for name in list(self._started):
-            await self._call(self._remove_quietly, name)
+        # One refusal (a container whose filesystem the engine cannot unmount) must not
+        # stop the sweep of the others.
+        for name in [*self._started, *self._holders.values()]:
+            try:
+                await self._call(self._remove_quietly, name)
+            except (docker.errors.DockerException, RequestException, OSError) as exc:
+                log.warning("cannot remove %s: %s", name, exc)
             remove_socket_dir(self._socket_dir(name))
         self._started.clear()
-        for holder in list(self._holders.values()):
-            await self._call(self._remove_quietly, holder)
         self._holders.clear()
         await self._engine.close()
 
