@@ -24,19 +24,23 @@ from gateway.auth import hash_key, load_token_secret, mint_activation_token
 from gateway.buckets import EventSink, setup_buckets
 from gateway.config import Config
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, RUN_DIR, TOKEN_SECRET, Platform
-from gateway.middleware import authenticate, errors
+from gateway.middleware import authenticate, errors, guard
+from gateway.quotas import QUOTAS, Quotas
 from gateway.routes import (
     activations,
+    api_keys,
     billing,
     functions,
     health,
     invoke,
+    limits,
     tenants,
     triggers,
 )
 from gateway.routes import (
     nodes as node_routes,
 )
+from gateway.server import connection_limits
 from invoker.api import RUNTIMES, FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.docker_hosts import (
@@ -55,10 +59,12 @@ from invoker.nodes import LocalProvider, NodePool, NodePoolConfig, PoolProvider,
 from invoker.placement import Limits as PlacementLimits
 from invoker.placement import policy_by_name as placement_policy_by_name
 from invoker.pool import Limits
+from invoker.retention import RetentionSweeper
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import NodeLease, Store
 from invoker.store.factory import open_store
+from invoker.tenant_limits import LimitDefaults
 from invoker.vmpool import Flavor, Node
 
 log = logging.getLogger("nimbus.gateway")
@@ -176,6 +182,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     removed = await invoker.start()
     if removed:
         log.info("removed %d containers left by a previous run", removed)
+    await app[QUOTAS].start(store, invoker.pool)  # tenants' limits before any call runs
     dispatcher = Dispatcher(
         store,
         invoker,
@@ -183,6 +190,7 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
         billing_step_ms=config.billing_step_ms,
         owner=gateway_id(config.data_dir),
         lease_s=config.async_lease_s,
+        backlog_for=app[QUOTAS].backlog,
     )
     requeued = await dispatcher.start()
     if requeued:
@@ -197,13 +205,19 @@ async def _platform(app: web.Application) -> AsyncIterator[None]:
     schedules = asyncio.create_task(
         app[PLATFORM].triggers.schedule_loop(config.schedule_interval_s), name="nimbus-schedules"
     )
+    retention = RetentionSweeper(
+        store, config.activation_retention_days, config.retention_sweep_interval_s
+    )
+    retention.start()
     try:
         yield
     finally:
+        await retention.close()
         schedules.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await schedules
         await dispatcher.close()
+        await app[QUOTAS].close()
         await invoker.close()
         await client.close()
         await driver.close()
@@ -371,11 +385,19 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
     `on_object_event` also hears every bucket object event (bucket triggers always do).
     """
     app = web.Application(
-        middlewares=[metrics.measure, errors, authenticate],
-        client_max_size=config.max_body_bytes,
+        middlewares=[metrics.measure, errors, guard, authenticate],
+        client_max_size=config.max_body_bytes,  # a backstop: routes cap bodies (requests.py)
+        handler_args=connection_limits(),
     )
     app[CONFIG] = config
     app[PLATFORM] = Platform()
+    app[QUOTAS] = Quotas(
+        LimitDefaults(
+            concurrency=config.max_in_flight_per_tenant,
+            rate_per_s=config.tenant_rate_per_s or None,
+            backlog=config.tenant_backlog,
+        )
+    )
     registry = CollectorRegistry()
     app[metrics.REGISTRY] = registry
     app[metrics.HTTP_DURATION] = metrics.http_histogram(registry)
@@ -388,6 +410,8 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
     for module in (
         health,
         tenants,
+        api_keys,
+        limits,
         functions,
         invoke,
         activations,

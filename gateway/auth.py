@@ -23,10 +23,16 @@ KEY_PREFIX = "nmb_"
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the tenant every request acts inside, and whether it holds the admin key."""
+    """Who is calling: the tenant every request acts inside, and whether it holds the admin key.
+
+    `via_token` is True for a function's short-lived activation token: it acts as the
+    tenant but may not manage the tenant's API keys (a leaked token must expire, not mint
+    a key that never does).
+    """
 
     tenant: str
     admin: bool = False
+    via_token: bool = False
 
 
 def new_key() -> str:
@@ -49,14 +55,20 @@ def is_admin_hash(hashed: str, admin_hash: str) -> bool:
     return bool(admin_hash) and hmac.compare_digest(hashed, admin_hash)
 
 
+# Keys and tokens are printable ASCII without spaces (RFC 6750 allows less); anything else
+# (`nmb_é`, control characters, undecodable bytes) is no key at all, never an encoding error.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]{1,4096}")
+
+
 def bearer_token(header: str | None) -> str | None:
-    """The key from an ``Authorization: Bearer <key>`` header."""
+    """The key from an ``Authorization: Bearer <key>`` header; None when absent or malformed."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not _TOKEN_CHARS.fullmatch(token):
         return None
-    return token.strip()
+    return token
 
 
 ACTIVATION_PREFIX = "nmb_act_"

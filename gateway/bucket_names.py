@@ -55,7 +55,7 @@ class BucketNotEmpty(BucketError):
 def check_bucket_name(name: str) -> str:
     """An S3-style bucket name: 3-63 of lowercase letters, digits, '-', '.'."""
     if (
-        not BUCKET_NAME.match(name)
+        not BUCKET_NAME.fullmatch(name)
         or ".." in name
         or ".-" in name
         or "-." in name

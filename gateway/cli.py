@@ -247,7 +247,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run gateway and invoker in this process until interrupted."""
     from gateway import server
     from gateway.app import create_app
-    from gateway.config import Config
+    from gateway.config import Config, retention_days
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -286,6 +286,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 host_flavors(hosts)
         except HostsFileError as exc:
             raise CliError(f"docker hosts: {exc}") from exc
+    try:
+        retention = retention_days(args.activation_retention_days, env)
+    except ValueError as exc:
+        raise CliError(f"activation retention: {exc}") from exc
     config = Config(
         data_dir=data_dir,
         host=args.host,
@@ -306,6 +310,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stem_cells=(("python:3.11", 128, args.stem_cells),) if args.stem_cells else (),
         keep_alive_s=args.keep_alive or 600.0,
         keep_alive_policy="fixed" if args.keep_alive else args.keep_alive_policy,
+        activation_retention_days=retention,
     )
     if driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
@@ -377,6 +382,12 @@ def parser() -> argparse.ArgumentParser:
         "--public-metrics", action="store_true", help="serve /metrics without the admin key"
     )
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.add_argument(
+        "--activation-retention-days",
+        type=float,
+        help="delete activations (results, logs) older than this; 0 keeps them "
+        "(default: $NIMBUS_ACTIVATION_RETENTION_DAYS, else 7); usage records are kept",
+    )
     serve.set_defaults(func=cmd_serve)
 
     images = sub.add_parser("images", help="runtime images")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +69,13 @@ class Config:
     schedule_interval_s: float = 1.0
     pool_memory_mb: int = 0  # 0: three quarters of this machine's memory
     max_containers_per_function: int = 32
-    max_in_flight_per_tenant: int = 100
+    max_in_flight_per_tenant: int = 100  # a tenant's default concurrency (admins set others)
+    # Activations (results and logs) older than this are swept (0: kept forever); usage
+    # records, the bill, are always kept (invoker/retention.py).
+    activation_retention_days: float = 7.0
+    retention_sweep_interval_s: float = 3600.0
+    tenant_backlog: int = 1000  # a tenant's default async calls queued or running
+    tenant_rate_per_s: float = 0.0  # a tenant's default invokes per second; 0: unlimited
 
     @property
     def owner(self) -> str:
@@ -77,3 +85,16 @@ class Config:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "nimbus.db"
+
+
+def retention_days(flag: float | None, env: Mapping[str, str]) -> float:
+    """The activation retention in days: the flag, else $NIMBUS_ACTIVATION_RETENTION_DAYS,
+    else 7. 0 keeps activations forever. Raises ValueError for anything else."""
+    raw = flag if flag is not None else env.get("NIMBUS_ACTIVATION_RETENTION_DAYS", "7")
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ValueError(f"not a number of days: {raw!r}") from None
+    if not math.isfinite(days) or days < 0:
+        raise ValueError(f"must be 0 (keep forever) or more days, got {raw!r}")
+    return days

@@ -136,7 +136,7 @@ def _parse_field(raw: str, field: _Field) -> frozenset[int]:
 def _timezone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a directory, too long
         raise CronError(f"timezone {tz!r} is not a known IANA timezone: {exc}") from None
 
 

@@ -17,13 +17,16 @@ from gateway.auth import (
     is_admin_hash,
     verify_activation_token,
 )
-from gateway.errors import ApiError
+from gateway.errors import ApiError, from_http_exception
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, TOKEN_SECRET
+from gateway.openapi import unknown_query_parameter
+from gateway.requests import check_content_length
+from invoker.store.errors import STORAGE_FULL_MESSAGE, is_storage_full
 
 log = logging.getLogger("nimbus.gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/v1/openapi.json"})
 CALLER = web.RequestKey("caller", Caller)
 
 
@@ -49,16 +52,37 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return exc.response()
-    except web.HTTPRequestEntityTooLarge as exc:
-        # The issue's contract for an oversized body is a 400 that names the field.
-        return ApiError(400, f"the request body is too large: {exc.text}", field="body").response()
+    except web.RequestPayloadError as exc:  # a body read outside requests.read_body
+        return ApiError(400, f"the request body could not be read: {exc}", field="body").response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return ApiError(exc.status, exc.reason).response(headers=dict(exc.headers))
-    except Exception:
+        return from_http_exception(exc, request.method, request.path[:200]).response()
+    except Exception as exc:
+        if is_storage_full(exc):  # an operator's problem, rolled back: say so, not 500
+            log.error("storage full on %s %s: %s", request.method, request.path, exc)
+            full = ApiError(503, STORAGE_FULL_MESSAGE, type="platform_error")
+            return full.response(headers={"Retry-After": "30"})
         log.exception("unhandled error on %s %s", request.method, request.path)
         return ApiError(500, "internal error; the platform log has the details").response()
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what no handler should see, before authentication and before any body is read.
+
+    An unknown path is a 404 and a wrong method a 405 (with `Allow`), key or no key; a
+    query parameter the route does not take is a 400 naming it; a `Content-Length` over
+    the route's body cap is a 400 naming `body`.
+    """
+    routing_error = request.match_info.http_exception
+    if routing_error is not None:
+        raise routing_error
+    unknown = unknown_query_parameter(request)
+    if unknown is not None:
+        raise ApiError(400, f"unknown query parameter {unknown!r}", field=unknown)
+    check_content_length(request)
+    return await handler(request)
 
 
 @web.middleware
@@ -72,12 +96,16 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)
     key = bearer_token(request.headers.get("Authorization"))
     if key is None:
-        raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'")
+        raise ApiError(401, "missing or malformed API key: send 'Authorization: Bearer <key>'")
     if key.startswith(ACTIVATION_PREFIX):
         tenant = verify_activation_token(request.app[TOKEN_SECRET], key, time.time())
-        if tenant is None:
+        # A token outlives nothing: once its tenant is deleted it is as invalid as a forgery.
+        # (The admin's own functions belong to no stored tenant: it always exists.)
+        if tenant is None or (
+            tenant != ADMIN_TENANT and not await request.app[PLATFORM].tenant_is_live(tenant)
+        ):
             raise ApiError(401, "invalid or expired activation token")
-        request[CALLER] = Caller(tenant=tenant)
+        request[CALLER] = Caller(tenant=tenant, via_token=True)
         return await handler(request)
     hashed = hash_key(key)
     if is_admin_hash(hashed, request.app[ADMIN_HASH]):

@@ -6,33 +6,31 @@ import ast
 import base64
 import binascii
 import io
-import json
 import re
 import zipfile
 from typing import Any
 
 from gateway.errors import bad_request
+from gateway.requests import reject_unknown
 from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, RUNTIMES, TIMEOUT_S_RANGE
 from invoker.store.base import FunctionDraft
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HANDLER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FUNCTION_FIELDS = {
-    "runtime",
-    "handler",
-    "code",
-    "memory_mb",
-    "timeout_s",
-    "concurrency",
-    "env",
-    "network",
-}
+# The fields of a `PUT /v1/functions/{name}` body; the OpenAPI document is checked against it.
+FUNCTION_FIELDS = frozenset(
+    {"runtime", "handler", "code", "memory_mb", "timeout_s", "concurrency", "env", "network"}
+)
+CODE_FIELDS = frozenset({"source", "zip"})
+TENANT_FIELDS = frozenset({"name"})  # POST /v1/tenants
+NODE_FIELDS = frozenset({"flavor"})  # POST /v1/nodes
+MAX_UNZIPPED_BYTES = 512 * 2**20
 
 
 def check_function_name(name: str) -> str:
     """A function name: letters, digits, `_.-`, at most 64 characters."""
-    if not FUNCTION_NAME.match(name):
+    if not FUNCTION_NAME.fullmatch(name):
         raise bad_request(
             "name must be 1-64 characters of letters, digits, '_', '.', '-', "
             "starting with a letter or digit",
@@ -66,10 +64,10 @@ def _env(body: dict[str, Any]) -> dict[str, str]:
     if not isinstance(env, dict):
         raise bad_request("env must be an object of string values", "env")
     for key, value in env.items():
-        if not ENV_NAME.match(key) or key.startswith("NIMBUS_"):
+        if not ENV_NAME.fullmatch(key) or key.startswith("NIMBUS_"):
             raise bad_request(f"env name {key!r} is not allowed", f"env.{key}")
-        if not isinstance(value, str):
-            raise bad_request(f"env value of {key} must be a string", f"env.{key}")
+        if not isinstance(value, str) or "\0" in value:
+            raise bad_request(f"env value of {key} must be a string without NUL", f"env.{key}")
     return dict(env)
 
 
@@ -97,13 +95,17 @@ def _check_handler_in_source(source: str, handler: str, field: str) -> None:
         tree = ast.parse(source)
     except SyntaxError as exc:
         raise bad_request(f"code does not parse: {exc.msg} (line {exc.lineno})", field) from exc
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
+        raise bad_request(f"code does not parse: {exc}", field) from None
     if not _defines(tree, func):
         raise bad_request(f"handler {handler!r}: module {module!r} defines no {func!r}", "handler")
 
 
 def _code(body: dict[str, Any], handler: str, max_bytes: int) -> tuple[str, bytes]:
     code = body.get("code")
-    if not isinstance(code, dict) or len(code) != 1 or not ({"source", "zip"} & code.keys()):
+    if isinstance(code, dict):
+        reject_unknown(code, CODE_FIELDS, prefix="code.")
+    if not isinstance(code, dict) or len(code) != 1:
         raise bad_request('code must be {"source": "..."} or {"zip": "<base64>"}', "code")
     if "source" in code:
         source = code["source"]
@@ -136,6 +138,13 @@ def _check_handler_in_zip(data: bytes, handler: str) -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         names = set(archive.namelist())
+        # testzip inflates every member: refuse a zip bomb before spending the CPU on it.
+        unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > MAX_UNZIPPED_BYTES:
+            raise bad_request(
+                f"code.zip unpacks to {unpacked} bytes, over the {MAX_UNZIPPED_BYTES} limit",
+                "code.zip",
+            )
         if archive.testzip() is not None:
             raise zipfile.BadZipFile("a member is corrupt")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
@@ -156,16 +165,16 @@ def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) ->
     check_function_name(name)
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object", "body")
-    unknown = sorted(set(body) - FUNCTION_FIELDS)
-    if unknown:
-        raise bad_request(f"unknown field {unknown[0]!r}", unknown[0])
+    reject_unknown(body, FUNCTION_FIELDS)
     runtime = body.get("runtime", "python:3.11")
+    if not isinstance(runtime, str):
+        raise bad_request("runtime must be a string such as 'python:3.11'", "runtime")
     if runtime not in RUNTIMES:
         raise bad_request(
             f"unknown runtime {runtime!r}; available: {', '.join(sorted(RUNTIMES))}", "runtime"
         )
     handler = body.get("handler")
-    if not isinstance(handler, str) or not HANDLER.match(handler):
+    if not isinstance(handler, str) or not HANDLER.fullmatch(handler):
         raise bad_request("handler must look like 'module.function'", "handler")
     code_kind, code = _code(body, handler, max_code_bytes)
     network = body.get("network", False)
@@ -196,17 +205,4 @@ def limit_param(raw: str | None, *, default: int = 50, maximum: int = 1000) -> i
         raise bad_request("limit must be an integer", "limit") from None
     if not 1 <= value <= maximum:
         raise bad_request(f"limit must be between 1 and {maximum}", "limit")
-    return value
-
-
-def event_body(raw: bytes) -> dict[str, Any]:
-    """The invoke body: a JSON object (empty body = {})."""
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise bad_request(f"the body is not valid JSON: {exc}", "body") from exc
-    if not isinstance(value, dict):
-        raise bad_request("the event must be a JSON object", "body")
     return value

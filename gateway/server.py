@@ -11,11 +11,24 @@ import asyncio
 import contextlib
 import os
 import signal
+from typing import Any
 
 from aiohttp import web
 from aiohttp.log import access_logger
 
 from gateway.keys import RUN_DIR
+
+# A connection has this long, from when it opens or from its previous response, to send a
+# whole request head; then it is closed. aiohttp's keep-alive timer does exactly this: it
+# closes a connection whose handler still waits for a complete request (slow or partial
+# headers alike, so 200 slow-header connections hold nothing for long), and an idle
+# keep-alive connection after the same time (Node.js also keeps idle connections 5 s).
+HEADER_TIMEOUT_S = 5.0
+
+
+def connection_limits() -> dict[str, Any]:
+    """aiohttp request-handler settings for every connection (`handler_args` of the app)."""
+    return {"keepalive_timeout": HEADER_TIMEOUT_S}
 
 
 def api_socket_path(app: web.Application) -> str:

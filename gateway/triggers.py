@@ -1,7 +1,9 @@
 """Triggers and rules: validation, firing, schedules, bucket events and S3-style webhooks.
 
 A fire becomes one async activation per enabled rule of the trigger, through the
-durable queue, so a fired event is never lost once accepted.
+durable queue, so a fired event is never lost once accepted. A fire the tenant's backlog
+has no room for enqueues nothing: an API fire or a webhook answers 429, a schedule or
+bucket event (nobody to answer) is dropped and counted.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import re
 import secrets
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.cron import CronError, CronSchedule
 from gateway.errors import bad_request
-from invoker.dispatcher import Dispatcher
+from gateway.quotas import backlog_full
+from invoker.dispatcher import BacklogFull, Dispatcher
 from invoker.store.base import Rule, Store, Trigger
 
 log = logging.getLogger("nimbus.triggers")
@@ -43,7 +46,7 @@ def hash_secret(token: str) -> str:
 
 def check_name(name: str, field: str = "name") -> str:
     """Trigger and rule names: like function names."""
-    if not TRIGGER_NAME.match(name):
+    if not TRIGGER_NAME.fullmatch(name):
         raise bad_request(
             f"{field} must be 1-64 letters, digits, '_', '.', '-', starting with a letter or digit",
             field,
@@ -148,9 +151,12 @@ def s3_events(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         if not isinstance(record, dict) or not isinstance(record.get("s3"), dict):
             continue
         s3 = record["s3"]
-        bucket = (s3.get("bucket") or {}).get("name")
-        obj = s3.get("object") or {}
-        if not isinstance(bucket, str) or not isinstance(obj.get("key"), str):
+        bucket = s3.get("bucket")
+        bucket = bucket.get("name") if isinstance(bucket, dict) else None
+        obj = s3.get("object")
+        if not isinstance(bucket, str) or not isinstance(obj, dict):
+            continue
+        if not isinstance(obj.get("key"), str):
             continue
         name = str(record.get("eventName", ""))
         kind = "object.deleted" if "ObjectRemoved" in name else "object.created"
@@ -178,8 +184,23 @@ class TriggerEngine:
     wall: Callable[[], float] = time.time
 
     async def fire(self, trigger: Trigger, event: Mapping[str, Any]) -> list[str]:
-        """Submit one async call per enabled rule of `trigger`; returns activation ids."""
-        ids = []
+        """Submit one async call per enabled rule of `trigger`; returns activation ids.
+
+        Raises a 429 ApiError, enqueueing nothing, when the tenant's backlog has no room
+        for them all: whoever fired it (an API call, a webhook) is told to retry.
+        """
+        return await self.fire_events(trigger, [event])
+
+    async def fire_events(self, trigger: Trigger, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Fire `trigger` once per event, all or nothing (429 past the tenant's backlog)."""
+        try:
+            return await self._submit(trigger, events)
+        except BacklogFull as exc:
+            raise backlog_full(exc) from None
+
+    async def _submit(self, trigger: Trigger, events: Sequence[Mapping[str, Any]]) -> list[str]:
+        """One async call per enabled rule and event, in one transaction. Raises BacklogFull."""
+        specs = []
         for rule in await self.store.list_rules(trigger.tenant, trigger.name):
             if not rule.enabled:
                 continue
@@ -187,14 +208,27 @@ class TriggerEngine:
             if stored is None:
                 log.warning("rule %s names a missing function %s", rule.name, rule.function)
                 continue
-            ids.append(await self.dispatcher.submit(stored.spec, event, trigger=trigger.name))
-        return ids
+            specs.append(stored.spec)
+        calls = [(spec, event) for event in events for spec in specs]
+        return await self.dispatcher.submit_many(calls, trigger=trigger.name)
+
+    async def _fire_unattended(self, trigger: Trigger, event: Mapping[str, Any]) -> None:
+        """Fire for a schedule or a bucket event, where nobody waits to be told to retry.
+
+        Past the tenant's backlog the event is dropped: logged, and counted in the store
+        (`dropped_trigger_events` of GET /v1/tenants/{name}/limits).
+        """
+        try:
+            await self._submit(trigger, [event])
+        except BacklogFull as exc:
+            log.warning("dropped an event of trigger %s: %s", trigger.name, exc)
+            await self.store.add_dropped_events(trigger.tenant, 1, self.wall())
 
     async def object_event(self, tenant: str, event: dict[str, Any]) -> None:
         """An object changed in a tenant's bucket: fire the matching bucket triggers."""
         for trigger in await self.store.list_triggers(tenant, "bucket"):
             if bucket_matches(trigger, event):
-                await self.fire(trigger, event)
+                await self._fire_unattended(trigger, event)
 
     async def run_schedules(self, now: float) -> int:
         """Fire every schedule trigger with a slot due; returns how many fired."""
@@ -211,15 +245,17 @@ class TriggerEngine:
             slot = schedule.due(datetime.fromtimestamp(last, tz=UTC), moment)
             if slot is None:
                 continue
-            # Record the slot first: after a crash in between, a fire is skipped, never doubled.
-            await self.store.mark_fired(trigger.tenant, trigger.name, slot.timestamp())
+            # Claim the slot first: after a crash in between, a fire is skipped, never doubled;
+            # another gateway (or a later slot) that claimed it already wins.
+            if not await self.store.mark_fired(trigger.tenant, trigger.name, slot.timestamp()):
+                continue
             event = {
                 "type": "schedule.fired",
                 "trigger": trigger.name,
                 "scheduled_time": slot.isoformat().replace("+00:00", "Z"),
                 "payload": trigger.config.get("payload", {}),
             }
-            await self.fire(trigger, event)
+            await self._fire_unattended(trigger, event)
             fired += 1
         return fired
 

@@ -11,6 +11,13 @@ A claim is a lease held by this gateway's owner id and renewed while the call ru
 gateways sharing one database never take each other's live calls: a restart requeues
 only its own, and a gateway that dies for good has its calls claimed again once its
 leases run out.
+
+Claims are fair between tenants (`invoker.fairness`): the tenant with the fewest calls
+running goes first, and the last free slot is kept for a tenant with nothing running
+here, so a tenant with a thousand calls queued does not hold up another's one call. Each
+tenant's calls
+queued or running are bounded by its backlog limit (`backlog_for`): a submit past it
+raises `BacklogFull` and stores nothing.
 """
 
 from __future__ import annotations
@@ -19,17 +26,31 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from invoker import metering
 from invoker.api import Activation, ActivationIds, FunctionSpec, InvokeRequest, InvokeResult, Status
+from invoker.fairness import claim_plan
 from invoker.records import activation_from
 from invoker.service import Invoker, Throttled
 from invoker.store.base import LEASE_S, QueuedCall, Store
 
 log = logging.getLogger("nimbus.dispatcher")
+
+BACKLOG_RETRY_AFTER_S = 1.0  # a slot frees often; the caller should come back soon
+
+
+class BacklogFull(Exception):
+    """The tenant's async backlog has no room for the call(s): nothing was enqueued."""
+
+    def __init__(self, tenant: str, backlog: int) -> None:
+        super().__init__(f"tenant {tenant!r} has {backlog} async calls queued or running")
+        self.tenant = tenant
+        self.backlog = backlog
+        self.retry_after_s = BACKLOG_RETRY_AFTER_S
 
 
 @dataclass(frozen=True)
@@ -84,11 +105,13 @@ class Dispatcher:
         wall: Callable[[], float] = time.time,
         owner: str = "",
         lease_s: float = LEASE_S,
+        backlog_for: Callable[[str], int | None] = lambda tenant: None,
     ) -> None:
         self._store = store
+        self._backlog_for = backlog_for  # a tenant's backlog limit (None: unbounded)
         self._owner = owner
         self._lease_s = lease_s
-        self._claimed: dict[asyncio.Task[None], str] = {}  # running call -> activation id
+        self._claimed: dict[asyncio.Task[None], QueuedCall] = {}  # running here
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._invoker = invoker
         self._policy = policy or RetryPolicy()
@@ -124,14 +147,30 @@ class Dispatcher:
     async def submit(
         self, spec: FunctionSpec, args: Mapping[str, Any], *, trigger: str | None = None
     ) -> str:
-        """Accept a call durably and return its activation id; it runs soon after."""
-        activation_id = self._ids.next()
-        await self._store.enqueue(
-            pending_activation(activation_id, spec, trigger), args, self._wall()
-        )
-        self.depth += 1
-        self._wake.set()
+        """Accept a call durably and return its activation id; it runs soon after.
+
+        Raises BacklogFull (nothing stored) when the tenant's backlog has no room.
+        """
+        (activation_id,) = await self.submit_many([(spec, args)], trigger=trigger)
         return activation_id
+
+    async def submit_many(
+        self, calls: Sequence[tuple[FunctionSpec, Mapping[str, Any]]], *, trigger: str | None
+    ) -> list[str]:
+        """Accept calls of one tenant atomically: every one, or (BacklogFull) none."""
+        if not calls:
+            return []
+        tenant = calls[0][0].tenant
+        assert all(spec.tenant == tenant for spec, _ in calls), "one tenant per submit"
+        pending = [
+            (pending_activation(self._ids.next(), spec, trigger), args) for spec, args in calls
+        ]
+        backlog = self._backlog_for(tenant)
+        if not await self._store.enqueue_all(pending, self._wall(), backlog=backlog):
+            raise BacklogFull(tenant, backlog or 0)
+        self.depth += len(pending)
+        self._wake.set()
+        return [activation.id for activation, _ in pending]
 
     async def _drain(self) -> None:
         while True:
@@ -144,16 +183,17 @@ class Dispatcher:
                 await self._sleep()
 
     async def _claim(self) -> int:
-        free = self._max - len(self._running)
-        if free <= 0:
+        held = Counter(call.tenant for call in self._claimed.values())
+        limit, skip = claim_plan(self._max - len(self._running), self._max, held)
+        if limit <= 0:
             return 0
         calls = await self._store.claim(
-            self._wall(), free, owner=self._owner, lease_s=self._lease_s
+            self._wall(), limit, owner=self._owner, lease_s=self._lease_s, skip=skip
         )
         for call in calls:
             task = asyncio.create_task(self._run(call), name=f"async-{call.activation_id}")
             self._running.add(task)
-            self._claimed[task] = call.activation_id
+            self._claimed[task] = call
             task.add_done_callback(self._done)
         return len(calls)
 
@@ -168,7 +208,9 @@ class Dispatcher:
             await asyncio.sleep(self._lease_s / 3)
             try:
                 await self._store.renew(
-                    self._owner, list(self._claimed.values()), self._wall() + self._lease_s
+                    self._owner,
+                    [call.activation_id for call in self._claimed.values()],
+                    self._wall() + self._lease_s,
                 )
             except Exception:  # the next beat tries again; a lease has two more to spare
                 log.exception("renewing async call leases failed")

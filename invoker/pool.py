@@ -131,6 +131,7 @@ class Pool:
         self.slots: dict[str, Slot] = {}
         self._stats = _Stats()
         self._tenant_in_flight: dict[str, int] = {}
+        self.tenant_caps: dict[str, int] = {}  # per-tenant in-flight limits an admin set
         self._waiting: dict[FunctionKey, int] = {}
 
     # ---- views ----
@@ -169,7 +170,8 @@ class Pool:
     def decide(self, demand: Demand, now: float) -> Decision:
         """Where the next call of `demand.key` runs. Commits a Warm/Specialise choice."""
         tenant = demand.key[0]
-        if self.tenant_in_flight(tenant) >= self.limits.max_in_flight_per_tenant:
+        cap = self.tenant_caps.get(tenant, self.limits.max_in_flight_per_tenant)
+        if self.tenant_in_flight(tenant) >= cap:
             return Reject("tenant in-flight quota reached", retry_after_s=1.0)
         mine = [s for s in self.of(demand.key) if not s.retired]
         ready = [s for s in mine if s.state in (State.IDLE, State.BUSY) and s.free > 0]

@@ -104,6 +104,12 @@ else
         rm -f "$exec_root/containerd/containerd.pid" "$exec_root/containerd/containerd.sock" \
             "$exec_root/containerd/containerd.sock.ttrpc" "$exec_root/containerd/containerd-debug.sock"
     fi
+    # A dockerd stopped while it was starting a container can exit with that container's
+    # root filesystem still mounted: the next dockerd then cannot remove the container
+    # ("device or resource busy") and it stays `dead` for good. Nothing uses it now.
+    while read -r merged; do
+        umount "$merged" 2>/dev/null || umount -l "$merged" 2>/dev/null || true
+    done < <(awk -v root="$data_root/overlay2/" 'index($5, root) == 1 { print $5 }' /proc/self/mountinfo)
     if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Hltn "sport = :$port" 2>/dev/null)" ]; then
         die "something else listens on TCP port $port: $(ss -Hltnp "sport = :$port" 2>/dev/null)"
     fi

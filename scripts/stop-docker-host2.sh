@@ -6,6 +6,8 @@
 #   NIMBUS_HOST2_PORT    TCP port on 127.0.0.1 (default 23760)
 #   NIMBUS_HOST2_CERTS   TLS material (default /var/lib/nimbus-docker2-certs)
 #   NIMBUS_DOCKER_WAIT   seconds to wait after SIGTERM before SIGKILL (default 30)
+#   NIMBUS_HOST2_KEEP_CONTAINERS=1  stop the engine as `systemctl stop docker` would: its
+#                        containers are stopped by dockerd but not removed (a restart test)
 set -euo pipefail
 
 log() { printf '[stop-docker-host2] %s\n' "$*"; }
@@ -32,7 +34,9 @@ stop_proc() {
     sleep 1
 }
 
-if find_proc dockerd "--data-root=$data_root" >/dev/null; then
+if [ "${NIMBUS_HOST2_KEEP_CONTAINERS:-0}" = 1 ]; then
+    log "keeping the engine's containers (NIMBUS_HOST2_KEEP_CONTAINERS=1)"
+elif find_proc dockerd "--data-root=$data_root" >/dev/null; then
     if ids="$(docker2 ps -aq 2>/dev/null)"; then
         if [ -n "$ids" ]; then
             log "removing $(wc -w <<<"$ids") container(s)"

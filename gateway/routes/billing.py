@@ -37,8 +37,14 @@ def _query(request: web.Request) -> tuple[float, float, str]:
     return start, end, group_by
 
 
+FORMATS = ("json", "csv")
+
+
 def _wants_csv(request: web.Request) -> bool:
-    return "text/csv" in request.headers.get("Accept", "") or request.query.get("format") == "csv"
+    fmt = request.query.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise bad_request(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", "format")
+    return "text/csv" in request.headers.get("Accept", "") or fmt == "csv"
 
 
 def _respond(request: web.Request, report: Report) -> web.Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import time
 
 from aiohttp import web
@@ -10,6 +10,7 @@ from aiohttp import web
 from gateway.errors import bad_request, not_found
 from gateway.keys import CONFIG, PLATFORM
 from gateway.middleware import caller
+from gateway.requests import json_body
 from gateway.schemas import check_function_name, function_draft
 
 routes = web.RouteTableDef()
@@ -19,12 +20,10 @@ routes = web.RouteTableDef()
 async def put_function(request: web.Request) -> web.Response:
     """Create (201) or update (200) a function; the body carries `version` and `code_sha256`."""
     who = caller(request)
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise bad_request(f"the body is not valid JSON: {exc}", "body") from exc
-    draft = function_draft(
+    body = await json_body(request)
+    # Off the loop: checking a zip inflates it, parsing source walks it.
+    draft = await asyncio.to_thread(
+        function_draft,
         who.tenant,
         request.match_info["name"],
         body,

@@ -7,10 +7,13 @@ import math
 from aiohttp import web
 
 from gateway.errors import ApiError, bad_request, not_found
-from gateway.keys import CONFIG, PLATFORM
+from gateway.keys import PLATFORM
 from gateway.middleware import caller
-from gateway.schemas import check_function_name, event_body
+from gateway.quotas import QUOTAS, backlog_full
+from gateway.requests import json_object
+from gateway.schemas import check_function_name
 from invoker.api import InvokeRequest, Status
+from invoker.dispatcher import BacklogFull
 from invoker.service import Throttled
 
 routes = web.RouteTableDef()
@@ -39,18 +42,17 @@ async def invoke(request: web.Request) -> web.Response:
     """Run the function on the JSON event in the body and answer with its result."""
     who = caller(request)
     name = check_function_name(request.match_info["name"])
-    limit = request.app[CONFIG].max_event_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise bad_request(f"the event is over the {limit} byte limit", "body")
-    raw = await request.read()
-    if len(raw) > limit:
-        raise bad_request(f"the event is over the {limit} byte limit", "body")
-    event = event_body(raw)
+    request.app[QUOTAS].check_rate(who.tenant)  # 429 past the tenant's rate: sync and async
+    # Capped at max_event_bytes (gateway/requests.py BODY_LIMITS), strict JSON.
+    event = await json_object(request, empty_ok=True)
     stored = await request.app[PLATFORM].function(who.tenant, name)
     if stored is None:
         raise not_found(f"function {name!r}")
     if _is_async(request):
-        activation_id = await request.app[PLATFORM].dispatcher.submit(stored.spec, event)
+        try:
+            activation_id = await request.app[PLATFORM].dispatcher.submit(stored.spec, event)
+        except BacklogFull as exc:
+            raise backlog_full(exc) from None
         return web.json_response(
             {"activation_id": activation_id, "status": "pending"},
             status=202,

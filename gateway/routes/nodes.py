@@ -9,7 +9,8 @@ from aiohttp import web
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.keys import PLATFORM
 from gateway.middleware import require_admin
-from gateway.requests import json_object
+from gateway.requests import json_object, reject_unknown
+from gateway.schemas import NODE_FIELDS
 from invoker.nodes import NoCapacity
 from invoker.vmpool import Node
 
@@ -62,6 +63,7 @@ async def add_node(request: web.Request) -> web.Response:
     if pool is None:
         raise ApiError(409, "this deployment has no VM pool (vm_provider is none)")
     body = await json_object(request)
+    reject_unknown(body, NODE_FIELDS)
     name = body.get("flavor")
     if not isinstance(name, str):
         raise bad_request("flavor must name a flavor", "flavor")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from invoker.api import Activation, FunctionSpec
 from invoker.metering import UsageRecord
+from invoker.store.lifecycle import LifecycleStore
+from invoker.tenant_limits import TenantLimits
 
 LEASE_S = 30.0
 """How long a claimed async call is its gateway's without a renewal (renewed every third)."""
@@ -136,8 +138,11 @@ class FunctionDraft:
     network: bool
 
 
-class Store(Protocol):
-    """Durable state. Every method is a coroutine and never blocks the event loop."""
+class Store(LifecycleStore, Protocol):
+    """Durable state. Every method is a coroutine and never blocks the event loop.
+
+    Tenant deletion, API keys and activation history are `LifecycleStore`'s.
+    """
 
     async def open(self) -> None:
         """Create the schema if needed."""
@@ -153,7 +158,7 @@ class Store(Protocol):
         ...
 
     async def tenant_for_key(self, key_hash: str) -> str | None:
-        """The tenant whose API key hashes to `key_hash`."""
+        """The tenant whose API key (any of its keys) hashes to `key_hash`."""
         ...
 
     # functions and code
@@ -200,15 +205,47 @@ class Store(Protocol):
 
     # the durable queue of async calls
     async def enqueue(
-        self, activation: Activation, args: Mapping[str, Any], not_before: float
-    ) -> None:
-        """Accept an async call: its pending activation and its queue entry, atomically."""
+        self,
+        activation: Activation,
+        args: Mapping[str, Any],
+        not_before: float,
+        *,
+        backlog: int | None = None,
+    ) -> bool:
+        """Accept an async call: its pending activation and its queue entry, atomically.
+
+        With `backlog`, only while the tenant's calls queued or running stay within it:
+        False, and nothing stored, when the call would pass it.
+        """
+        ...
+
+    async def enqueue_all(
+        self,
+        calls: Sequence[tuple[Activation, Mapping[str, Any]]],
+        not_before: float,
+        *,
+        backlog: int | None = None,
+    ) -> bool:
+        """Accept several calls of one tenant atomically: all, or (past `backlog`) none."""
+        ...
+
+    async def queue_backlog(self, tenant: str) -> int:
+        """The tenant's async calls queued or running."""
         ...
 
     async def claim(
-        self, now: float, limit: int, *, owner: str = "", lease_s: float = LEASE_S
+        self,
+        now: float,
+        limit: int,
+        *,
+        owner: str = "",
+        lease_s: float = LEASE_S,
+        skip: Collection[str] = (),
     ) -> list[QueuedCall]:
-        """Mark up to `limit` due calls running (oldest first) and return them.
+        """Mark up to `limit` due calls running, fair between tenants, and return them.
+
+        The order is `invoker.fairness.fair_order`: the tenant with the fewest calls
+        running goes first, each tenant's calls oldest first. `skip`'s tenants get none.
 
         Each claim is a lease of `lease_s` held by `owner` (a gateway), which renews it while
         the call runs; a running call whose lease ran out (its gateway died) is due again.
@@ -252,6 +289,27 @@ class Store(Protocol):
 
     async def next_due(self) -> float | None:
         """When the earliest queued call is due, if any."""
+        ...
+
+    # limits an admin sets per tenant (None fields: the platform default)
+    async def get_tenant_limits(self, tenant: str) -> TenantLimits | None:
+        """What an admin set for the tenant (fields None: defaults); None: no such tenant."""
+        ...
+
+    async def list_tenant_limits(self) -> dict[str, TenantLimits]:
+        """Every tenant's limits that an admin set."""
+        ...
+
+    async def put_tenant_limits(self, tenant: str, limits: TenantLimits, now: float) -> bool:
+        """Replace the tenant's limits; False (nothing stored) when there is no such tenant."""
+        ...
+
+    async def add_dropped_events(self, tenant: str, count: int, now: float) -> None:
+        """Count trigger events dropped because the tenant's backlog was full."""
+        ...
+
+    async def dropped_events(self, tenant: str) -> int:
+        """Trigger events dropped so far because the tenant's backlog was full."""
         ...
 
     async def get_activation(self, tenant: str, activation_id: str) -> Activation | None:
@@ -300,8 +358,10 @@ class Store(Protocol):
         """Remove a trigger and the rules that name it."""
         ...
 
-    async def mark_fired(self, tenant: str, name: str, slot: float) -> None:
-        """Remember the schedule slot a trigger last fired for."""
+    async def mark_fired(self, tenant: str, name: str, slot: float) -> bool:
+        """Claim a schedule slot for firing; False when this or a later slot is claimed
+        (another gateway fired it, or a later one), so a slot fires once and never moves
+        the trigger's last fire backwards."""
         ...
 
     async def put_rule(self, rule: Rule) -> bool:

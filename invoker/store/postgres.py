@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -37,7 +37,12 @@ from invoker.store.base import (
     StoredFunction,
     Trigger,
 )
+from invoker.store.errors import StoreFull
+from invoker.store.lifecycle import activation_size
+from invoker.store.postgres_activations import PostgresActivations
+from invoker.store.postgres_limits import PostgresLimits, fair_due, has_room
 from invoker.store.postgres_schema import SCHEMA
+from invoker.store.postgres_tenants import LIFECYCLE_SCHEMA, PostgresTenants
 from invoker.store.rows import (
     activation_from_row,
     function_from_row,
@@ -64,15 +69,15 @@ RETURNING *, (xmax = 0) AS inserted
 _ACTIVATION_UPSERT = """
 INSERT INTO activations (id, tenant, function, version, status, result, error, logs, start,
     "end", duration_ms, init_ms, wait_ms, cold_start, memory_mb, node, trigger,
-    peak_memory_mb, cpu_seconds, attempts, dead_letter)
+    peak_memory_mb, cpu_seconds, attempts, dead_letter, size)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-    $19, $20, $21)
+    $19, $20, $21, $22)
 ON CONFLICT (id) DO UPDATE SET status = excluded.status, result = excluded.result,
     error = excluded.error, logs = excluded.logs, start = excluded.start,
     "end" = excluded."end", duration_ms = excluded.duration_ms, init_ms = excluded.init_ms,
     wait_ms = excluded.wait_ms, cold_start = excluded.cold_start, node = excluded.node,
     peak_memory_mb = excluded.peak_memory_mb, cpu_seconds = excluded.cpu_seconds,
-    attempts = excluded.attempts, dead_letter = excluded.dead_letter
+    attempts = excluded.attempts, dead_letter = excluded.dead_letter, size = excluded.size
 """
 
 _USAGE_INSERT = """
@@ -95,6 +100,15 @@ def _rowcount(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+@asynccontextmanager
+async def _full_as_store_full() -> AsyncIterator[None]:
+    """PostgreSQL's disk_full (rolled back) as the store's typed StoreFull."""
+    try:
+        yield
+    except asyncpg.DiskFullError as exc:
+        raise StoreFull(str(exc)) from exc
+
+
 async def _save_activation(
     con: Any, activation: Activation, usage: Mapping[str, Any] | None
 ) -> None:
@@ -102,6 +116,8 @@ async def _save_activation(
     a = activation
     # A text column cannot hold NUL; a function's error message can. Keep the record.
     error = None if a.error is None else a.error.replace("\x00", "\ufffd")
+    result = None if a.result is None else json.dumps(a.result)
+    logs = json.dumps(a.logs)
     await con.execute(
         _ACTIVATION_UPSERT,
         a.id,
@@ -109,9 +125,9 @@ async def _save_activation(
         a.function,
         a.version,
         a.status.value,
-        None if a.result is None else json.dumps(a.result),
+        result,
         error,
-        json.dumps(a.logs),
+        logs,
         a.start,
         a.end,
         a.duration_ms,
@@ -125,6 +141,7 @@ async def _save_activation(
         a.cpu_seconds,
         a.attempts,
         a.dead_letter,
+        activation_size(result, logs, error),
     )
     if usage is not None:
         # One usage record per attempt: a retried async call ran (and is billed) each time.
@@ -138,7 +155,7 @@ async def _save_activation(
         )
 
 
-class PostgresStore:
+class PostgresStore(PostgresLimits, PostgresTenants, PostgresActivations):
     """The Store protocol over a PostgreSQL database, shareable by several gateways.
 
     `schema`, when given, is created if missing and put first on every connection's
@@ -157,13 +174,15 @@ class PostgresStore:
     async def _tx(self) -> AsyncIterator[Any]:
         """A pooled connection inside one transaction: commit, or roll back on error."""
         assert self._pool is not None, "store is not open"
-        async with self._pool.acquire() as con, con.transaction():
+        async with _full_as_store_full(), self._pool.acquire() as con, con.transaction():
             yield con
 
-    def _conn(self) -> Any:
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
         """A pooled connection for a single statement (its own implicit transaction)."""
         assert self._pool is not None, "store is not open"
-        return self._pool.acquire()
+        async with _full_as_store_full(), self._pool.acquire() as con:
+            yield con
 
     async def open(self) -> None:
         """Connect and create the schema and tables if needed (safe from several gateways)."""
@@ -178,6 +197,7 @@ class PostgresStore:
                 if self._schema is not None:
                     await con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(self._schema)}")
                 await con.execute(SCHEMA)
+                await con.execute(LIFECYCLE_SCHEMA)
         except BaseException:
             await self._pool.close()
             self._pool = None
@@ -188,26 +208,6 @@ class PostgresStore:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-
-    # tenants
-
-    async def create_tenant(self, name: str, key_hash: str) -> bool:
-        """Add a tenant; False when the name (or the key) is taken."""
-        async with self._conn() as con:
-            inserted = await con.fetchval(
-                "INSERT INTO tenants (name, key_hash, created) "
-                "VALUES ($1, $2, extract(epoch FROM now())) ON CONFLICT DO NOTHING "
-                "RETURNING name",
-                name,
-                key_hash,
-            )
-        return inserted is not None
-
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        """The tenant whose API key hashes to `key_hash`."""
-        async with self._conn() as con:
-            name = await con.fetchval("SELECT name FROM tenants WHERE key_hash = $1", key_hash)
-        return None if name is None else str(name)
 
     # functions
 
@@ -315,39 +315,59 @@ class PostgresStore:
             await _save_activation(con, activation, usage)
 
     async def enqueue(
-        self, activation: Activation, args: Mapping[str, Any], not_before: float
-    ) -> None:
+        self,
+        activation: Activation,
+        args: Mapping[str, Any],
+        not_before: float,
+        *,
+        backlog: int | None = None,
+    ) -> bool:
         """Accept an async call: its pending activation and its queue entry, atomically."""
+        return await self.enqueue_all([(activation, args)], not_before, backlog=backlog)
+
+    async def enqueue_all(
+        self,
+        calls: Sequence[tuple[Activation, Mapping[str, Any]]],
+        not_before: float,
+        *,
+        backlog: int | None = None,
+    ) -> bool:
+        """Accept calls of one tenant, all or none (none past its `backlog`); True if taken."""
         async with self._tx() as con:
-            await _save_activation(con, activation, None)
-            await con.execute(
-                "INSERT INTO queue (activation_id, tenant, function, args, trigger, attempts, "
-                "not_before, state, created) VALUES ($1, $2, $3, $4, $5, 0, $6, 'queued', $6)",
-                activation.id,
-                activation.tenant,
-                activation.function,
-                json.dumps(dict(args)),
-                activation.trigger,
-                float(not_before),
-            )
+            if calls and not await has_room(con, calls[0][0].tenant, len(calls), backlog):
+                return False
+            for activation, args in calls:
+                await _save_activation(con, activation, None)
+                await con.execute(
+                    "INSERT INTO queue (activation_id, tenant, function, args, trigger, "
+                    "attempts, not_before, state, created) "
+                    "VALUES ($1, $2, $3, $4, $5, 0, $6, 'queued', $6)",
+                    activation.id,
+                    activation.tenant,
+                    activation.function,
+                    json.dumps(dict(args)),
+                    activation.trigger,
+                    float(not_before),
+                )
+        return True
 
     async def claim(
-        self, now: float, limit: int, *, owner: str = "", lease_s: float = LEASE_S
+        self,
+        now: float,
+        limit: int,
+        *,
+        owner: str = "",
+        lease_s: float = LEASE_S,
+        skip: Collection[str] = (),
     ) -> list[QueuedCall]:
-        """Mark up to `limit` due calls running (oldest first) under `owner`'s lease.
+        """Mark up to `limit` due calls running (fair between tenants) under `owner`'s lease.
 
         Rows another gateway is claiming are skipped, not waited for: each call goes to
         exactly one claimer. A running call whose lease ran out (its gateway died without
         renewing it) is due again.
         """
         async with self._tx() as con:
-            rows = await con.fetch(
-                "SELECT * FROM queue WHERE (state = 'queued' AND not_before <= $1) "
-                "OR (state = 'running' AND lease_until < $1) "
-                "ORDER BY not_before, created LIMIT $2 FOR UPDATE SKIP LOCKED",
-                float(now),
-                limit,
-            )
+            rows = await fair_due(con, now, limit, skip)
             if not rows:
                 return []
             ids = [r["activation_id"] for r in rows]
@@ -613,15 +633,17 @@ class PostgresStore:
             await con.execute("DELETE FROM rules WHERE tenant = $1 AND trigger = $2", tenant, name)
         return _rowcount(status) == 1
 
-    async def mark_fired(self, tenant: str, name: str, slot: float) -> None:
-        """Remember the schedule slot a trigger last fired for."""
+    async def mark_fired(self, tenant: str, name: str, slot: float) -> bool:
+        """Claim a schedule slot for firing; False when this or a later slot is claimed."""
         async with self._conn() as con:
-            await con.execute(
-                "UPDATE triggers SET last_fire = $1 WHERE tenant = $2 AND name = $3",
+            status = await con.execute(
+                "UPDATE triggers SET last_fire = $1 WHERE tenant = $2 AND name = $3 "
+                "AND (last_fire IS NULL OR last_fire < $1)",
                 float(slot),
                 tenant,
                 name,
             )
+        return bool(status.endswith(" 1"))
 
     async def put_rule(self, rule: Rule) -> bool:
         """Create or replace a rule (keeping its created time); True when created."""

@@ -85,6 +85,16 @@ CREATE TABLE IF NOT EXISTS queue (
 ALTER TABLE queue ADD COLUMN IF NOT EXISTS claimed_by TEXT;
 ALTER TABLE queue ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
+CREATE INDEX IF NOT EXISTS queue_fair ON queue (state, tenant, not_before, created);
+CREATE TABLE IF NOT EXISTS tenant_limits (
+    tenant TEXT PRIMARY KEY,
+    concurrency INTEGER,
+    rate_per_s DOUBLE PRECISION,
+    burst INTEGER,
+    backlog INTEGER,
+    dropped_events BIGINT NOT NULL DEFAULT 0,
+    updated DOUBLE PRECISION NOT NULL
+);
 CREATE TABLE IF NOT EXISTS triggers (
     tenant TEXT NOT NULL,
     name TEXT NOT NULL,

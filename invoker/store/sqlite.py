@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +29,8 @@ from invoker.store.base import (
     StoredFunction,
     Trigger,
 )
+from invoker.store.errors import StoreFull, is_storage_full
+from invoker.store.lifecycle import activation_size
 from invoker.store.rows import (
     activation_from_row,
     function_from_row,
@@ -36,7 +38,10 @@ from invoker.store.rows import (
     rule_from_row,
     trigger_from_row,
 )
+from invoker.store.sqlite_activations import SqliteActivations, migrate_activations
+from invoker.store.sqlite_limits import SqliteLimits, fair_due, has_room
 from invoker.store.sqlite_schema import SCHEMA
+from invoker.store.sqlite_tenants import TENANTS_SCHEMA, SqliteTenants
 
 T = TypeVar("T")
 log = logging.getLogger("nimbus.store")
@@ -48,18 +53,19 @@ def _save_activation(
     """Upsert an activation and, for a finished attempt, append its usage record."""
     a = activation
     result = None if a.result is None else json.dumps(a.result)
+    logs = json.dumps(a.logs)
     db.execute(
         "INSERT INTO activations (id, tenant, function, version, status, result, error, "
         "logs, start, end, duration_ms, init_ms, wait_ms, cold_start, memory_mb, node, "
-        "trigger, peak_memory_mb, cpu_seconds, attempts, dead_letter, seq) "
+        "trigger, peak_memory_mb, cpu_seconds, attempts, dead_letter, seq, size) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?, "
-        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM activations)) "
+        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM activations), ?) "
         "ON CONFLICT(id) DO UPDATE SET status=excluded.status, result=excluded.result, "
         "error=excluded.error, logs=excluded.logs, start=excluded.start, "
         "end=excluded.end, duration_ms=excluded.duration_ms, init_ms=excluded.init_ms, "
         "wait_ms=excluded.wait_ms, cold_start=excluded.cold_start, node=excluded.node, "
         "peak_memory_mb=excluded.peak_memory_mb, cpu_seconds=excluded.cpu_seconds, "
-        "attempts=excluded.attempts, dead_letter=excluded.dead_letter",
+        "attempts=excluded.attempts, dead_letter=excluded.dead_letter, size=excluded.size",
         (
             a.id,
             a.tenant,
@@ -68,7 +74,7 @@ def _save_activation(
             a.status.value,
             result,
             a.error,
-            json.dumps(a.logs),
+            logs,
             a.start,
             a.end,
             a.duration_ms,
@@ -82,6 +88,7 @@ def _save_activation(
             a.cpu_seconds,
             a.attempts,
             int(a.dead_letter),
+            activation_size(result, logs, a.error),
         ),
     )
     if usage is not None:
@@ -104,8 +111,9 @@ def _log_failure(future: Future[Any]) -> None:
         log.error("a queued store write failed", exc_info=future.exception())
 
 
-class SqliteStore:
-    """The Store protocol over one SQLite file."""
+class SqliteStore(SqliteLimits, SqliteTenants, SqliteActivations):
+    """The Store protocol over one SQLite file (tenant limits, tenants and keys, activation
+    history from the mixins)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -116,8 +124,13 @@ class SqliteStore:
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._db is not None, "store is not open"
-        with self._db:  # one transaction per call: commit, or roll back on error
-            return fn(self._db)
+        try:
+            with self._db:  # one transaction per call: commit, or roll back on error
+                return fn(self._db)
+        except sqlite3.OperationalError as exc:
+            if is_storage_full(exc):  # rolled back: callers answer it, not as a bug
+                raise StoreFull(str(exc)) from exc
+            raise
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         self._submit_pending()  # queued writes go first, so this call sees them
@@ -143,6 +156,8 @@ class SqliteStore:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             db.row_factory = sqlite3.Row
+            # Before the first table: a new store can give freed pages back (retention).
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
@@ -151,6 +166,8 @@ class SqliteStore:
             for column, kind in (("claimed_by", "TEXT"), ("lease_until", "REAL")):
                 if column not in columns:  # a store made before leases
                     db.execute(f"ALTER TABLE queue ADD COLUMN {column} {kind}")
+            db.executescript(TENANTS_SCHEMA)
+            migrate_activations(db)
             db.isolation_level = "DEFERRED"  # back to implicit transactions for `with db:`
             self._db = db
 
@@ -167,30 +184,6 @@ class SqliteStore:
         self._submit_pending()
         await asyncio.get_running_loop().run_in_executor(self._pool, shut)
         self._pool.shutdown(wait=True)
-
-    # tenants
-
-    async def create_tenant(self, name: str, key_hash: str) -> bool:
-        """Add a tenant; False when the name is taken."""
-
-        def q(db: sqlite3.Connection) -> bool:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO tenants (name, key_hash, created) "
-                "VALUES (?, ?, strftime('%s','now'))",
-                (name, key_hash),
-            )
-            return cur.rowcount == 1
-
-        return await self._run(q)
-
-    async def tenant_for_key(self, key_hash: str) -> str | None:
-        """The tenant whose API key hashes to `key_hash`."""
-
-        def q(db: sqlite3.Connection) -> str | None:
-            row = db.execute("SELECT name FROM tenants WHERE key_hash = ?", (key_hash,)).fetchone()
-            return None if row is None else str(row["name"])
-
-        return await self._run(q)
 
     # functions
 
@@ -331,40 +324,60 @@ class SqliteStore:
             asyncio.get_running_loop().call_soon(self._submit_pending)
 
     async def enqueue(
-        self, activation: Activation, args: Mapping[str, Any], not_before: float
-    ) -> None:
+        self,
+        activation: Activation,
+        args: Mapping[str, Any],
+        not_before: float,
+        *,
+        backlog: int | None = None,
+    ) -> bool:
         """Accept an async call: its pending activation and its queue entry, atomically."""
+        return await self.enqueue_all([(activation, args)], not_before, backlog=backlog)
 
-        def q(db: sqlite3.Connection) -> None:
-            _save_activation(db, activation, None)
-            db.execute(
-                "INSERT INTO queue (activation_id, tenant, function, args, trigger, attempts, "
-                "not_before, state, created) VALUES (?,?,?,?,?,0,?, 'queued', ?)",
-                (
-                    activation.id,
-                    activation.tenant,
-                    activation.function,
-                    json.dumps(dict(args)),
-                    activation.trigger,
-                    not_before,
-                    not_before,
-                ),
-            )
+    async def enqueue_all(
+        self,
+        calls: Sequence[tuple[Activation, Mapping[str, Any]]],
+        not_before: float,
+        *,
+        backlog: int | None = None,
+    ) -> bool:
+        """Accept calls of one tenant, all or none (none past its `backlog`); True if taken."""
 
-        await self._run(q)
+        def q(db: sqlite3.Connection) -> bool:
+            if calls and not has_room(db, calls[0][0].tenant, len(calls), backlog):
+                return False
+            for activation, args in calls:
+                _save_activation(db, activation, None)
+                db.execute(
+                    "INSERT INTO queue (activation_id, tenant, function, args, trigger, "
+                    "attempts, not_before, state, created) VALUES (?,?,?,?,?,0,?, 'queued', ?)",
+                    (
+                        activation.id,
+                        activation.tenant,
+                        activation.function,
+                        json.dumps(dict(args)),
+                        activation.trigger,
+                        not_before,
+                        not_before,
+                    ),
+                )
+            return True
+
+        return await self._run(q)
 
     async def claim(
-        self, now: float, limit: int, *, owner: str = "", lease_s: float = LEASE_S
+        self,
+        now: float,
+        limit: int,
+        *,
+        owner: str = "",
+        lease_s: float = LEASE_S,
+        skip: Collection[str] = (),
     ) -> list[QueuedCall]:
-        """Mark up to `limit` due calls running (oldest first) under a lease; return them."""
+        """Mark up to `limit` due calls running (fair between tenants) under a lease."""
 
         def q(db: sqlite3.Connection) -> list[QueuedCall]:
-            rows = db.execute(
-                "SELECT * FROM queue WHERE (state = 'queued' AND not_before <= ?) "
-                "OR (state = 'running' AND lease_until < ?) "
-                "ORDER BY not_before, created LIMIT ?",
-                (now, now, limit),
-            ).fetchall()
+            rows = fair_due(db, now, limit, skip)
             out = []
             for r in rows:
                 # A call taken over from a lapsed lease lost an attempt with its gateway:
@@ -654,16 +667,18 @@ class SqliteStore:
 
         return await self._run(q)
 
-    async def mark_fired(self, tenant: str, name: str, slot: float) -> None:
-        """Remember the schedule slot a trigger last fired for."""
+    async def mark_fired(self, tenant: str, name: str, slot: float) -> bool:
+        """Claim a schedule slot for firing; False when this or a later slot is claimed."""
 
-        def q(db: sqlite3.Connection) -> None:
-            db.execute(
-                "UPDATE triggers SET last_fire = ? WHERE tenant = ? AND name = ?",
-                (slot, tenant, name),
+        def q(db: sqlite3.Connection) -> bool:
+            cur = db.execute(
+                "UPDATE triggers SET last_fire = ? WHERE tenant = ? AND name = ? "
+                "AND (last_fire IS NULL OR last_fire < ?)",
+                (slot, tenant, name, slot),
             )
+            return cur.rowcount == 1
 
-        await self._run(q)
+        return await self._run(q)
 
     async def put_rule(self, rule: Rule) -> bool:
         """Create or replace a rule; True when created."""

@@ -56,7 +56,6 @@ CREATE TABLE IF NOT EXISTS activations (
     dead_letter INTEGER NOT NULL DEFAULT 0,
     seq INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
 CREATE INDEX IF NOT EXISTS activations_by_seq ON activations (seq);
 CREATE TABLE IF NOT EXISTS usage (
     activation_id TEXT NOT NULL,
@@ -80,6 +79,16 @@ CREATE TABLE IF NOT EXISTS queue (
     lease_until REAL
 );
 CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
+CREATE INDEX IF NOT EXISTS queue_fair ON queue (state, tenant, not_before, created);
+CREATE TABLE IF NOT EXISTS tenant_limits (
+    tenant TEXT PRIMARY KEY,
+    concurrency INTEGER,
+    rate_per_s REAL,
+    burst INTEGER,
+    backlog INTEGER,
+    dropped_events INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS triggers (
     tenant TEXT NOT NULL,
     name TEXT NOT NULL,

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,40 +17,16 @@ import aiohttp
 import docker
 import pytest
 
-from invoker.docker_hosts import DockerHost
-from invoker.drivers.docker_remote import engine_client
-from tests.conftest import OWNERS, Running, start_platform
+from tests.conftest import Running, start_platform
+from tests.engine2 import CERTS, PORT, ours, running_engine2
 
-ROOT = Path(__file__).resolve().parents[2]
-PORT = int(os.environ.get("NIMBUS_HOST2_PORT", "23760"))
-CERTS = Path(os.environ.get("NIMBUS_HOST2_CERTS", "/var/lib/nimbus-docker2-certs")) / "client"
 SOURCE = "import socket\ndef handler(e):\n    return {'host': socket.gethostname(), 'e': e}\n"
 
 
 @pytest.fixture(scope="module")
 def engine2() -> Iterator[docker.DockerClient]:
-    """The second engine, started if it is not running (root, like `make test`)."""
-    primary_bridge = Path("/sys/class/net/docker0")
-    had_bridge = primary_bridge.exists()
-    done = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "ensure-docker-host2.sh")],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"the second Docker engine did not start:\n{done.stdout}{done.stderr}")
-    # dockerd deletes `docker0` on some flags; the primary engine's builds need it.
-    assert primary_bridge.exists() or not had_bridge, "starting engine 2 removed docker0"
-    host = DockerHost("vm-2", f"tcp://127.0.0.1:{PORT}", CERTS)
-    client = engine_client(host)
-    yield client
-    # Whatever a failed test left on engine 2 (its own cleanup sweeps only engine 1).
-    for container in client.api.containers(all=True, filters={"label": "io.nimbus.managed"}):
-        if (container.get("Labels") or {}).get("io.nimbus.managed") in OWNERS:
-            with contextlib.suppress(docker.errors.APIError):
-                client.api.remove_container(container["Id"], force=True)
-    client.close()
+    """The second engine, started if it is not running (tests/engine2.py)."""
+    yield from running_engine2()
 
 
 def hosts_file(tmp_path: Path) -> Path:
@@ -85,12 +59,6 @@ async def node_of(running: Running, headers: dict[str, str]) -> str:
         "GET", f"/v1/activations/{headers['X-Nimbus-Activation-Id']}"
     )
     return str(act["node"])
-
-
-def ours(client: docker.DockerClient, owner: str) -> list[dict]:
-    """Function containers of this platform on an engine (not the netns holders)."""
-    found = client.api.containers(filters={"label": f"io.nimbus.managed={owner}"})
-    return [c for c in found if "io.nimbus.role" not in (c.get("Labels") or {})]
 
 
 async def test_functions_spread_over_two_engines(

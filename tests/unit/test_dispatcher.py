@@ -1,13 +1,17 @@
-"""The dispatcher gives up on a call whose every attempt was lost with its gateway."""
+"""The dispatcher gives up on a call whose every attempt was lost with its gateway, and a
+tenant's flood of async calls neither holds up another tenant's call nor passes its backlog."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
-from invoker.api import Status
-from invoker.dispatcher import Dispatcher, RetryPolicy, pending_activation
+import pytest
+
+from invoker.api import InvokeResult, Status
+from invoker.dispatcher import BacklogFull, Dispatcher, RetryPolicy, pending_activation
 from invoker.store.base import FunctionDraft
 from invoker.store.sqlite import SqliteStore
 
@@ -71,4 +75,86 @@ async def test_a_call_that_took_down_every_gateway_is_given_up(tmp_path: Path) -
         assert NeverRun.calls == 0
         assert await store.queue_depth() == 0  # off the queue: dead-lettered, not lost
     finally:
+        await store.close()
+
+
+class Gated:
+    """An invoker whose calls of one tenant block until released; records who ran when."""
+
+    def __init__(self, blocked: str) -> None:
+        self.blocked = blocked
+        self.release = asyncio.Event()
+        self.started: list[str] = []
+
+    async def invoke(self, request: Any) -> InvokeResult:
+        self.started.append(request.function.tenant)
+        if request.function.tenant == self.blocked:
+            await self.release.wait()
+        now = time.time()
+        return InvokeResult(
+            request.activation_id,
+            Status.SUCCESS,
+            "ok",
+            None,
+            [],
+            now,
+            now,
+            1.0,
+            0.0,
+            0.0,
+            False,
+            128,
+        )
+
+
+def draft_of(tenant: str) -> FunctionDraft:
+    code = b"def handler(e):\n    return 1\n"
+    return FunctionDraft(
+        tenant, "f", "python:3.11", "main.handler", "source", code, 128, 5.0, 1, {}, False
+    )
+
+
+async def test_a_tenants_flood_leaves_a_slot_for_another_tenants_call(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    await store.open()
+    invoker = Gated(blocked="ann")
+    dispatcher = Dispatcher(
+        store,
+        invoker,
+        max_in_flight=4,
+        poll_s=0.05,
+        backlog_for={"ann": 30}.get,  # type: ignore[arg-type]
+    )
+    await dispatcher.start()
+    try:
+        ann, _ = await store.put_function(draft_of("ann"), T0)
+        bob, _ = await store.put_function(draft_of("bob"), T0)
+        flood = [await dispatcher.submit(ann.spec, {"i": i}) for i in range(30)]
+        with pytest.raises(BacklogFull):  # the 31st has no room: nothing is stored
+            await dispatcher.submit(ann.spec, {"i": 30})
+        for _ in range(100):  # ann fills every slot but the last, and waits there
+            if len(invoker.started) == 3:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert invoker.started == ["ann"] * 3
+        mine = await dispatcher.submit(bob.spec, {})  # bob's call takes the kept slot at once
+        for _ in range(100):
+            got = await store.get_activation("bob", mine)
+            if got is not None and got.status is Status.SUCCESS:
+                break
+            await asyncio.sleep(0.01)
+        assert got is not None and got.status is Status.SUCCESS
+        assert invoker.started == ["ann"] * 3 + ["bob"]
+        invoker.release.set()
+        for _ in range(300):
+            if await store.queue_depth() == 0:
+                break
+            await asyncio.sleep(0.02)
+        for aid in flood:  # and ann's calls all ran, once each
+            done = await store.get_activation("ann", aid)
+            assert done is not None and done.status is Status.SUCCESS and done.attempts == 1
+        assert invoker.started.count("ann") == 30
+    finally:
+        await dispatcher.close()
         await store.close()

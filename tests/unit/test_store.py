@@ -739,15 +739,26 @@ async def test_marking_fired_touches_only_that_trigger(store: Store) -> None:
     await store.put_trigger(trigger("nightly"))
     await store.put_trigger(trigger("hourly"))
     await store.put_trigger(trigger("nightly", tenant="globex"))
-    await store.mark_fired("acme", "nightly", T0 + 3 * 3600)
-    await store.mark_fired("acme", "nightly", T0 + 27 * 3600)
-    await store.mark_fired("acme", "missing", T0)  # nothing to mark, no error
+    assert await store.mark_fired("acme", "nightly", T0 + 3 * 3600) is True
+    assert await store.mark_fired("acme", "nightly", T0 + 27 * 3600) is True
+    assert await store.mark_fired("acme", "missing", T0) is False  # nothing to mark, no error
     fired = {(t.tenant, t.name): t.last_fire for t in await store.list_triggers(None)}
     assert fired == {
         ("acme", "hourly"): None,
         ("acme", "nightly"): T0 + 27 * 3600,
         ("globex", "nightly"): None,
     }
+
+
+async def test_a_schedule_slot_is_claimed_once_and_never_moves_back(store: Store) -> None:
+    # Two gateways (or a loop and a late caller) racing for one slot: one wins, and an
+    # earlier slot can never overwrite a later one.
+    await store.put_trigger(trigger("nightly"))
+    assert await store.mark_fired("acme", "nightly", T0 + 3600) is True
+    assert await store.mark_fired("acme", "nightly", T0 + 3600) is False
+    assert await store.mark_fired("acme", "nightly", T0 + 60) is False
+    (fired,) = [t.last_fire for t in await store.list_triggers("acme")]
+    assert fired == T0 + 3600
 
 
 async def test_a_replaced_rule_keeps_its_created_time(store: Store) -> None:

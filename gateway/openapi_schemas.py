@@ -1,0 +1,320 @@
+"""JSON Schemas (OpenAPI 3.1) of the API's bodies, built from the validators' own constants.
+
+Request schemas take their field names, patterns and ranges from `gateway/schemas.py`,
+`gateway/triggers.py` and `invoker/api.py`, so the document cannot drift from what the
+handlers accept (tests/unit/test_openapi.py checks the field sets too). Response schemas
+describe what the handlers send; they allow extra fields so that adding one is not a break.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.auth import TENANT_NAME
+from gateway.billing import GROUP_BY
+from gateway.schemas import (
+    CODE_FIELDS,
+    ENV_NAME,
+    FUNCTION_FIELDS,
+    FUNCTION_NAME,
+    HANDLER,
+    NODE_FIELDS,
+    TENANT_FIELDS,
+)
+from gateway.triggers import BUCKET_EVENTS, FIELDS, TRIGGER_NAME, TYPES
+from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, RUNTIMES, TIMEOUT_S_RANGE, Status
+from invoker.tenant_limits import LIMIT_FIELDS
+
+Schema = dict[str, Any]
+
+STRING: Schema = {"type": "string"}
+NUMBER: Schema = {"type": "number"}
+INTEGER: Schema = {"type": "integer"}
+BOOLEAN: Schema = {"type": "boolean"}
+ANY: Schema = {}  # any JSON value
+
+
+def ref(name: str) -> Schema:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """`schema` or null (OpenAPI 3.1 spelling)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def obj(
+    properties: dict[str, Schema], *, required: tuple[str, ...] = (), closed: bool = False
+) -> Schema:
+    """An object schema; `closed` (request bodies) refuses fields not listed."""
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def array(items: Schema) -> Schema:
+    """An array of `items`."""
+    return {"type": "array", "items": items}
+
+
+def _range(kind: str, bounds: tuple[int, int]) -> Schema:
+    return {"type": kind, "minimum": bounds[0], "maximum": bounds[1]}
+
+
+# --- path parameters ---------------------------------------------------------------------
+
+FUNCTION_NAME_SCHEMA: Schema = {"type": "string", "pattern": FUNCTION_NAME.pattern}
+TRIGGER_NAME_SCHEMA: Schema = {"type": "string", "pattern": TRIGGER_NAME.pattern}
+TENANT_NAME_SCHEMA: Schema = {"type": "string", "pattern": TENANT_NAME.pattern}
+BUCKET_NAME_SCHEMA: Schema = {"type": "string", "minLength": 3, "maxLength": 63}
+
+# --- request bodies ----------------------------------------------------------------------
+
+_CODE_SOURCE = obj(
+    {"source": {"type": "string", "minLength": 1}}, required=("source",), closed=True
+)
+_CODE_ZIP = obj(
+    {"zip": {"type": "string", "contentEncoding": "base64"}}, required=("zip",), closed=True
+)
+
+FUNCTION_PUT = obj(
+    {
+        "runtime": {"type": "string", "enum": sorted(RUNTIMES), "default": "python:3.11"},
+        "handler": {"type": "string", "pattern": HANDLER.pattern},
+        "code": {"oneOf": [_CODE_SOURCE, _CODE_ZIP]},
+        "memory_mb": {**_range("integer", MEMORY_MB_RANGE), "default": 128},
+        "timeout_s": {**_range("number", TIMEOUT_S_RANGE), "default": 30},
+        "concurrency": {**_range("integer", CONCURRENCY_RANGE), "default": 1},
+        "env": {
+            "type": "object",
+            "propertyNames": {"pattern": ENV_NAME.pattern, "not": {"pattern": "^NIMBUS_"}},
+            "additionalProperties": STRING,
+        },
+        "network": {"type": "boolean", "default": False},
+    },
+    required=("handler", "code"),
+    closed=True,
+)
+FUNCTION_PUT["examples"] = [
+    {
+        "runtime": "python:3.11",
+        "handler": "main.handler",
+        "code": {"source": "def handler(event):\n    return event\n"},
+    }
+]
+
+TENANT_CREATE = obj({"name": TENANT_NAME_SCHEMA}, required=("name",), closed=True)
+TENANT_CREATE["examples"] = [{"name": "team-a"}]
+_LIMIT_NUMBER = {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000}
+_LIMIT_INTEGER = {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+TENANT_LIMITS_PUT = obj(
+    {f: nullable(_LIMIT_NUMBER if f == "rate_per_s" else _LIMIT_INTEGER) for f in LIMIT_FIELDS},
+    closed=True,
+)
+NODE_CREATE = obj({"flavor": STRING}, required=("flavor",), closed=True)
+NODE_CREATE["examples"] = [{"flavor": "small"}]
+
+_TRIGGER_PROPERTIES: dict[str, Schema] = {
+    "webhook": BOOLEAN,
+    "rotate_webhook": BOOLEAN,
+    "cron": STRING,
+    "timezone": {"type": "string", "default": "UTC"},
+    "payload": {"type": "object"},
+    "bucket": {"type": "string", "minLength": 1},
+    "events": {
+        "type": "array",
+        "items": {"type": "string", "enum": list(BUCKET_EVENTS)},
+        "minItems": 1,
+    },
+    "prefix": STRING,
+    "suffix": STRING,
+}
+_TRIGGER_REQUIRED = {"http": (), "schedule": ("cron",), "bucket": ("bucket",)}
+
+
+def _trigger_variant(kind: str) -> Schema:
+    fields = sorted(FIELDS[kind] - {"type"})
+    properties = {"type": {"const": kind}, **{f: _TRIGGER_PROPERTIES[f] for f in fields}}
+    return obj(properties, required=("type", *_TRIGGER_REQUIRED[kind]), closed=True)
+
+
+TRIGGER_PUT: Schema = {"oneOf": [_trigger_variant(kind) for kind in TYPES]}
+TRIGGER_PUT["examples"] = [{"type": "http"}, {"type": "schedule", "cron": "*/5 * * * *"}]
+RULE_FIELDS = ("trigger", "function", "enabled")
+RULE_PUT = obj(
+    {"trigger": TRIGGER_NAME_SCHEMA, "function": FUNCTION_NAME_SCHEMA, "enabled": BOOLEAN},
+    required=("trigger", "function"),
+    closed=True,
+)
+EVENT: Schema = {"type": "object", "description": "any JSON object; the function's event"}
+
+# --- responses ---------------------------------------------------------------------------
+
+ERROR = obj(
+    {
+        "error": obj(
+            {
+                "message": STRING,
+                "field": STRING,
+                "type": STRING,
+                "activation_id": STRING,
+            },
+            required=("message",),
+        )
+    },
+    required=("error",),
+)
+
+FUNCTION = obj(
+    {
+        "name": STRING,
+        "version": INTEGER,
+        "runtime": STRING,
+        "handler": STRING,
+        "code_sha256": STRING,
+        "code_kind": {"type": "string", "enum": ["source", "zip"]},
+        "code_size": INTEGER,
+        "memory_mb": INTEGER,
+        "timeout_s": NUMBER,
+        "concurrency": INTEGER,
+        "env": {"type": "object", "additionalProperties": STRING},
+        "network": BOOLEAN,
+        "created": NUMBER,
+        "updated": NUMBER,
+    },
+    required=("name", "version", "runtime", "handler", "code_sha256", "memory_mb"),
+)
+
+ACTIVATION = obj(
+    {
+        "activation_id": STRING,
+        "function": STRING,
+        "version": INTEGER,
+        "status": {"type": "string", "enum": [s.value for s in Status]},
+        "result": ANY,
+        "error": nullable(STRING),
+        "logs": array(STRING),
+        "start": nullable(NUMBER),
+        "end": nullable(NUMBER),
+        "duration_ms": nullable(NUMBER),
+        "init_ms": nullable(NUMBER),
+        "wait_ms": nullable(NUMBER),
+        "cold_start": nullable(BOOLEAN),
+        "memory_mb": INTEGER,
+        "node": nullable(STRING),
+        "trigger": nullable(STRING),
+        "peak_memory_mb": nullable(NUMBER),
+        "cpu_seconds": nullable(NUMBER),
+        "attempts": INTEGER,
+        "dead_letter": BOOLEAN,
+    },
+    required=("activation_id", "function", "status"),
+)
+
+TRIGGER = obj(
+    {
+        "name": STRING,
+        "type": {"type": "string", "enum": list(TYPES)},
+        "webhook": BOOLEAN,
+        "webhook_url": STRING,
+        "last_fire": nullable(NUMBER),
+        "created": NUMBER,
+        "updated": NUMBER,
+    },
+    required=("name", "type", "webhook"),
+)
+RULE = obj(
+    {
+        "name": STRING,
+        "trigger": STRING,
+        "function": STRING,
+        "enabled": BOOLEAN,
+        "created": NUMBER,
+        "updated": NUMBER,
+    },
+    required=("name", "trigger", "function", "enabled"),
+)
+
+_MONEY = {"type": "string", "description": "a decimal, exact"}
+REPORT_LINE = obj(
+    {
+        "key": STRING,
+        "invocations": INTEGER,
+        "billed_gb_seconds": _MONEY,
+        "free_requests": INTEGER,
+        "free_gb_seconds": _MONEY,
+        "request_cost": _MONEY,
+        "compute_cost": _MONEY,
+        "total": _MONEY,
+    },
+    required=("key", "invocations", "total"),
+)
+REPORT = obj(
+    {
+        "tenant": STRING,
+        "group_by": {"type": "string", "enum": list(GROUP_BY)},
+        "from": STRING,
+        "to": STRING,
+        "currency": STRING,
+        "lines": array(ref("ReportLine")),
+        "total": ref("ReportLine"),
+    },
+    required=("tenant", "group_by", "from", "to", "lines", "total"),
+)
+
+NODE = obj(
+    {
+        "id": STRING,
+        "flavor": STRING,
+        "state": STRING,
+        "price_per_hour": NUMBER,
+        "capacity": {"type": "object"},
+        "allocated": {"type": "object"},
+        "utilisation": {"type": "object"},
+        "containers": array(STRING),
+    },
+    required=("id", "flavor", "state"),
+)
+
+BUCKET = obj({"name": STRING, "created": NUMBER}, required=("name",))
+OBJECT_INFO = obj(
+    {
+        "bucket": STRING,
+        "key": STRING,
+        "size": INTEGER,
+        "content_type": STRING,
+        "etag": STRING,
+        "created": NUMBER,
+        "updated": NUMBER,
+    },
+    required=("bucket", "key", "size", "etag"),
+)
+
+COMPONENTS: dict[str, Schema] = {
+    "Error": ERROR,
+    "Function": FUNCTION,
+    "Activation": ACTIVATION,
+    "Trigger": TRIGGER,
+    "Rule": RULE,
+    "ReportLine": REPORT_LINE,
+    "Report": REPORT,
+    "Node": NODE,
+    "Bucket": BUCKET,
+    "ObjectInfo": OBJECT_INFO,
+}
+
+# Request-body field sets the handlers enforce, by the schema that documents them: the
+# OpenAPI test compares each schema's properties with these.
+VALIDATED_FIELDS: dict[str, frozenset[str]] = {
+    "FunctionPut": FUNCTION_FIELDS,
+    "FunctionPut.code": CODE_FIELDS,
+    "TenantCreate": TENANT_FIELDS,
+    "NodeCreate": NODE_FIELDS,
+    "TenantLimitsPut": frozenset(LIMIT_FIELDS),
+    "RulePut": frozenset(RULE_FIELDS),
+    **{f"TriggerPut.{kind}": frozenset(FIELDS[kind]) for kind in TYPES},
+}
