@@ -94,7 +94,7 @@ async def nimbus(data_dir: Path, call_timeout: float, **overrides: Any) -> Async
         timeout=aiohttp.ClientTimeout(total=call_timeout),
     )
     try:
-        yield Gateway(f"http://127.0.0.1:{port}", http, app[PLATFORM].invoker, config.owner)
+        yield Gateway(f"http://127.0.0.1:{port}", http, app[PLATFORM].ops.invoker, config.owner)
     finally:
         await http.close()
         await runner.cleanup()

@@ -11,8 +11,7 @@ from gateway.cache import TtlCache
 from gateway.config import Config
 from gateway.triggers import TriggerEngine
 from invoker.api import ActivationIds
-from invoker.dispatcher import Dispatcher
-from invoker.service import Invoker
+from invoker.operations import Operations
 from invoker.store.base import Store, StoredFunction
 from invoker.store.lifecycle import DeletedTenant
 
@@ -26,8 +25,7 @@ class Platform:
 
     def __init__(self) -> None:
         self._store: Store | None = None
-        self._invoker: Invoker | None = None
-        self._dispatcher: Dispatcher | None = None
+        self._ops: Operations | None = None
         self._triggers: TriggerEngine | None = None
         self.ids = ActivationIds()
         self.functions: TtlCache[tuple[str, str], StoredFunction | None] = TtlCache(2.0)
@@ -35,10 +33,11 @@ class Platform:
         self.live_tenants: TtlCache[str, bool | None] = TtlCache(KEY_CACHE_TTL_S)
         self._cursor_key: bytes | None = None
 
-    def bind(self, store: Store, invoker: Invoker, dispatcher: Dispatcher) -> None:
+    def bind(self, store: Store, ops: Operations) -> None:
         """Called once by the app's startup context."""
-        self._store, self._invoker, self._dispatcher = store, invoker, dispatcher
-        self._triggers = TriggerEngine(store, dispatcher)
+        self._store, self._ops = store, ops
+        self._triggers = TriggerEngine(store, ops)
+        ops.on_change(lambda tenant, name: self.functions.invalidate((tenant, name)))
 
     @property
     def triggers(self) -> TriggerEngine:
@@ -47,10 +46,11 @@ class Platform:
         return self._triggers
 
     @property
-    def dispatcher(self) -> Dispatcher:
-        if self._dispatcher is None:
+    def ops(self) -> Operations:
+        """What the handlers may ask of the invoker."""
+        if self._ops is None:
             raise RuntimeError("the platform has not started")
-        return self._dispatcher
+        return self._ops
 
     @property
     def store(self) -> Store:
@@ -95,15 +95,10 @@ class Platform:
             self._cursor_key = await self.store.secret("activation-cursors")
         return self._cursor_key
 
-    @property
-    def invoker(self) -> Invoker:
-        if self._invoker is None:
-            raise RuntimeError("the platform has not started")
-        return self._invoker
-
 
 CONFIG = web.AppKey("config", Config)
 PLATFORM = web.AppKey("platform", Platform)
 ADMIN_HASH = web.AppKey("admin_hash", str)
 TOKEN_SECRET = web.AppKey("token_secret", bytes)
 RUN_DIR = web.AppKey("run_dir", Path)
+STORE = web.AppKey("store", Store)

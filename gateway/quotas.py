@@ -17,14 +17,13 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
 from gateway.errors import ApiError
 from gateway.ratelimit import RateLimiter
 from invoker.dispatcher import BacklogFull
-from invoker.pool import Pool
 from invoker.store.base import Store
 from invoker.tenant_limits import EffectiveLimits, LimitDefaults, TenantLimits, resolve
 
@@ -67,13 +66,16 @@ class Quotas:
         self._own: dict[str, TenantLimits] = {}
         self._rates = RateLimiter()
         self._store: Store | None = None
-        self._pool: Pool | None = None
+        self._set_caps: Callable[[Mapping[str, int]], None] | None = None
         self._changes = 0  # puts by this gateway, so a reload never undoes a newer one
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self, store: Store, pool: Pool) -> None:
-        """Load every tenant's limits, then keep reloading them in the background."""
-        self._store, self._pool = store, pool
+    async def start(self, store: Store, set_caps: Callable[[Mapping[str, int]], None]) -> None:
+        """Load every tenant's limits, then keep reloading them in the background.
+
+        `set_caps` hands the container pool each tenant's limit on calls in flight.
+        """
+        self._store, self._set_caps = store, set_caps
         await self.reload()
         self._task = asyncio.create_task(self._reload_loop(), name="nimbus-quotas")
 
@@ -99,10 +101,10 @@ class Quotas:
 
     def _apply(self, own: dict[str, TenantLimits]) -> None:
         self._own = own
-        if self._pool is not None:
-            self._pool.tenant_caps = {
-                t: limits.concurrency for t, limits in own.items() if limits.concurrency
-            }
+        if self._set_caps is not None:
+            self._set_caps(
+                {t: limits.concurrency for t, limits in own.items() if limits.concurrency}
+            )
 
     async def _reload_loop(self) -> None:
         while True:

@@ -53,17 +53,14 @@ async def delete_tenant(app: web.Application, name: str) -> bool:
     platform = app[PLATFORM]
     if not await platform.store.tenant_exists(name):
         return False
-    running = {c.spec.name for c in platform.invoker.containers(name) if c.spec is not None}
     stored = {f.spec.name for f in await platform.store.list_functions(name)}
-    for function in running | stored:
-        platform.invoker.forget(name, function)
+    functions = await platform.ops.forget_tenant(name, stored)
     deleted = await platform.store.delete_tenant(name, time.time())
     if deleted is None:  # deleted meanwhile by another request
         return False
     platform.forget_tenant(name, deleted)
     objects = await delete_buckets(app[BUCKETS], name)
-    for function in running | stored | set(deleted.functions):
-        await platform.invoker.retire(name, function)
+    await platform.ops.retire(name, functions | set(deleted.functions))
     log.info("deleted tenant %s (%d functions, %d objects)", name, len(stored), objects)
     return True
 

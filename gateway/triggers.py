@@ -24,7 +24,8 @@ from typing import Any
 from gateway.cron import CronError, CronSchedule
 from gateway.errors import bad_request
 from gateway.quotas import backlog_full
-from invoker.dispatcher import BacklogFull, Dispatcher
+from invoker.dispatcher import BacklogFull
+from invoker.operations import Operations
 from invoker.store.base import Rule, Store, Trigger
 
 log = logging.getLogger("nimbus.triggers")
@@ -180,7 +181,7 @@ class TriggerEngine:
     """Fires triggers: every enabled rule gets an async activation."""
 
     store: Store
-    dispatcher: Dispatcher
+    calls: Operations
     wall: Callable[[], float] = time.time
 
     async def fire(self, trigger: Trigger, event: Mapping[str, Any]) -> list[str]:
@@ -210,7 +211,7 @@ class TriggerEngine:
                 continue
             specs.append(stored.spec)
         calls = [(spec, event) for event in events for spec in specs]
-        return await self.dispatcher.submit_many(calls, trigger=trigger.name)
+        return await self.calls.submit_many(calls, trigger=trigger.name)
 
     async def _fire_unattended(self, trigger: Trigger, event: Mapping[str, Any]) -> None:
         """Fire for a schedule or a bucket event, where nobody waits to be told to retry.

@@ -101,8 +101,6 @@ class InvokeRequest:
     args: Mapping[str, Any]
     trigger: str | None = None
     attempt: int = 1
-    deferred: bool = False
-    """True for queued calls: the dispatcher records the attempt with its queue update."""
 
 
 @dataclass(frozen=True)
@@ -176,3 +174,12 @@ class Activation:
             "attempts": self.attempts,
             "dead_letter": self.dead_letter,
         }
+
+
+class Throttled(Exception):
+    """A limit was reached; the call was not accepted (answer 429 with Retry-After)."""
+
+    def __init__(self, reason: str, retry_after_s: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s

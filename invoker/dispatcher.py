@@ -31,11 +31,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from invoker import metering
-from invoker.api import Activation, ActivationIds, FunctionSpec, InvokeRequest, InvokeResult, Status
+from invoker.api import (
+    Activation,
+    ActivationIds,
+    FunctionSpec,
+    InvokeRequest,
+    InvokeResult,
+    Status,
+    Throttled,
+)
 from invoker.fairness import claim_plan
-from invoker.records import activation_from
-from invoker.service import Invoker, Throttled
+from invoker.recorder import record_of
+from invoker.service import Invoker
 from invoker.store.base import LEASE_S, QueuedCall, Store
 
 log = logging.getLogger("nimbus.dispatcher")
@@ -274,20 +281,18 @@ class Dispatcher:
             args=call.args,
             trigger=call.trigger,
             attempt=attempt,
-            deferred=True,
         )
         try:
-            result = await self._invoker.invoke(request)
+            await self._invoker.invoke(request, recorder=self)  # the attempt is ours to record
         except Throttled as exc:
             await self._store.defer(
                 call.activation_id, self._wall() + exc.retry_after_s, owner=self._owner
             )
-            return
-        await self._record(request, result)
 
-    async def _record(self, request: InvokeRequest, result: InvokeResult) -> None:
-        usage = metering.meter(result, request.function, step_ms=self._step_ms).to_row()
-        activation = activation_from(request, result)
+    async def record(self, request: InvokeRequest, result: InvokeResult) -> None:
+        """Record an attempt with its queue update: done, retried later, or dead-lettered."""
+        done = record_of(request, result, step_ms=self._step_ms)
+        activation, usage = done.activation, done.usage
         retry_at = None
         if result.status is not Status.SUCCESS:
             retry_at = self._policy.retry_at(request.attempt, self._wall())

@@ -16,12 +16,12 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from invoker import metering, replies
-from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status
+from invoker import replies
+from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status, Throttled
 from invoker.containers import (
     Container,
     Failure,
@@ -42,7 +42,8 @@ from invoker.metrics import InvokerMetrics
 from invoker.nodes import NoCapacity, NodePool, host_memory_mb
 from invoker.placement import NodeState
 from invoker.pool import Cold, Limits, Pool, Reject, Slot, Specialise, State, Wait
-from invoker.records import CallTiming, activation_from, outcome_of
+from invoker.recorder import Recorder, StoreRecorder
+from invoker.records import CallTiming, outcome_of
 from invoker.runtime_client import ReplyTooLarge, RuntimeClient, RuntimeError_, RunTimeout
 from invoker.store.base import Store
 
@@ -52,15 +53,6 @@ log = logging.getLogger("nimbus.invoker")
 TRANSPORT_SLACK_S = 0.5
 INIT_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 60.0  # bounds a caller's wait for a container being started
-
-
-class Throttled(Exception):
-    """A limit was reached; the call was not accepted (answer 429 with Retry-After)."""
-
-    def __init__(self, reason: str, retry_after_s: float) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -116,6 +108,7 @@ class Invoker:
         self._metrics = metrics
         self._token_for = token_for
         self.nodes = nodes
+        self._recorder = StoreRecorder(store, step_ms=config.billing_step_ms)
 
     @property
     def driver(self) -> ContainerDriver:
@@ -181,6 +174,10 @@ class Invoker:
             raise
         self._saved_at = self._clock()
         return len(states)
+
+    def set_tenant_caps(self, caps: Mapping[str, int]) -> None:
+        """Per-tenant limits on calls in flight, as an admin set them (others: default)."""
+        self.pool.tenant_caps = dict(caps)
 
     def forget(self, tenant: str, name: str) -> None:
         """The function is deleted: drop what keep-alive learned of it."""
@@ -294,8 +291,16 @@ class Invoker:
 
     # ---- the call path ----
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult:
-        """Run one call to completion and record its activation. Raises Throttled."""
+    async def invoke(
+        self, request: InvokeRequest, recorder: Recorder | None = None
+    ) -> InvokeResult:
+        """Run one call to completion and record it through `recorder` (by default this
+        invoker's own, for synchronous calls). Raises Throttled (nothing recorded)."""
+        result = await self._call(request)
+        await (recorder or self._recorder).record(request, result)
+        return result
+
+    async def _call(self, request: InvokeRequest) -> InvokeResult:
         spec = request.function
         demand = demand_of(spec)
         wall_start, t0 = self._wall(), self._clock()
@@ -637,9 +642,4 @@ class Invoker:
         )
         if self._metrics is not None:
             self._metrics.observe(spec, outcome)
-        if not request.deferred:
-            record = metering.meter(outcome, spec, step_ms=self._config.billing_step_ms)
-            await self._store.save_activation(
-                activation_from(request, outcome), record.to_row(), wait=False
-            )
         return outcome

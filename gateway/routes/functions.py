@@ -29,17 +29,14 @@ async def put_function(request: web.Request) -> web.Response:
         body,
         max_code_bytes=request.app[CONFIG].max_code_bytes,
     )
-    largest = request.app[PLATFORM].invoker.largest_container_mb()
+    largest = request.app[PLATFORM].ops.largest_container_mb()
     if draft.memory_mb > largest:
         raise bad_request(
             f"memory_mb {draft.memory_mb} is more than the largest node holds ({largest} MB)",
             "memory_mb",
         )
-    stored, created = await request.app[PLATFORM].store.put_function(draft, time.time())
-    request.app[PLATFORM].functions.invalidate((who.tenant, draft.name))
-    if not created:
-        # Warm containers hold the old code: drain them so the next call runs the new version.
-        await request.app[PLATFORM].invoker.retire(who.tenant, draft.name)
+    # Warm containers of an earlier version drain, so the next call runs this one.
+    stored, created = await request.app[PLATFORM].ops.deploy(draft, time.time())
     return web.json_response(stored.to_json(), status=201 if created else 200)
 
 
@@ -67,11 +64,6 @@ async def delete_function(request: web.Request) -> web.Response:
     """Delete a function; its containers go away."""
     who = caller(request)
     name = check_function_name(request.match_info["name"])
-    # Forget first: a keep-alive save while the store deletes the function would otherwise
-    # write its history back.
-    request.app[PLATFORM].invoker.forget(who.tenant, name)
-    if not await request.app[PLATFORM].store.delete_function(who.tenant, name):
+    if not await request.app[PLATFORM].ops.delete(who.tenant, name):
         raise not_found(f"function {name!r}")
-    request.app[PLATFORM].functions.invalidate((who.tenant, name))
-    await request.app[PLATFORM].invoker.retire(who.tenant, name)
     return web.json_response({"deleted": name})

@@ -15,7 +15,7 @@ routes = web.RouteTableDef()
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """200 while the gateway serves; says which container driver runs functions."""
-    return web.json_response({"ok": True, "driver": request.app[PLATFORM].invoker.driver.name})
+    return web.json_response({"ok": True, "driver": request.app[PLATFORM].ops.driver_name})
 
 
 @routes.get("/v1/openapi.json")

@@ -12,9 +12,8 @@ from gateway.middleware import caller
 from gateway.quotas import QUOTAS, backlog_full
 from gateway.requests import json_object
 from gateway.schemas import check_function_name
-from invoker.api import InvokeRequest, Status
+from invoker.api import InvokeRequest, Status, Throttled
 from invoker.dispatcher import BacklogFull
-from invoker.service import Throttled
 
 routes = web.RouteTableDef()
 
@@ -50,7 +49,7 @@ async def invoke(request: web.Request) -> web.Response:
         raise not_found(f"function {name!r}")
     if _is_async(request):
         try:
-            activation_id = await request.app[PLATFORM].dispatcher.submit(stored.spec, event)
+            activation_id = await request.app[PLATFORM].ops.submit(stored.spec, event)
         except BacklogFull as exc:
             raise backlog_full(exc) from None
         return web.json_response(
@@ -63,7 +62,7 @@ async def invoke(request: web.Request) -> web.Response:
         )
     activation_id = request.app[PLATFORM].ids.next()
     try:
-        result = await request.app[PLATFORM].invoker.invoke(
+        result = await request.app[PLATFORM].ops.invoke(
             InvokeRequest(activation_id=activation_id, function=stored.spec, args=event)
         )
     except Throttled as exc:

@@ -12,12 +12,13 @@ from gateway.middleware import require_admin
 from gateway.requests import json_object, reject_unknown
 from gateway.schemas import NODE_FIELDS
 from invoker.nodes import NoCapacity
+from invoker.operations import NoPool, UnknownFlavor
 from invoker.vmpool import Node
 
 routes = web.RouteTableDef()
 
 
-def _node_json(node: Node, containers: list[str]) -> dict[str, Any]:
+def _node_json(node: Node, containers: tuple[str, ...] | list[str]) -> dict[str, Any]:
     vcpu, memory = node.allocated
     return {
         "id": node.id,
@@ -30,7 +31,7 @@ def _node_json(node: Node, containers: list[str]) -> dict[str, Any]:
             "vcpu": round(vcpu / node.flavor.vcpu, 4) if node.flavor.vcpu else None,
             "memory": round(memory / node.flavor.memory_mb, 4),
         },
-        "containers": containers,
+        "containers": list(containers),
     }
 
 
@@ -38,19 +39,18 @@ def _node_json(node: Node, containers: list[str]) -> dict[str, Any]:
 async def list_nodes(request: web.Request) -> web.Response:
     """Every node with its capacity, allocation, utilisation and containers."""
     require_admin(request)
-    pool = request.app[PLATFORM].invoker.nodes
-    if pool is None:
+    report = request.app[PLATFORM].ops.nodes_report()
+    if report is None:
         return web.json_response({"provider": "none", "nodes": []})
-    nodes = [_node_json(n, list(pool.containers_on(n.id))) for n in pool.nodes.values()]
-    ready, _ = pool.packing()
     return web.json_response(
         {
-            "provider": pool.provider.name,
-            "enforced": pool.provider.enforced,
-            "nodes": nodes,
+            "provider": report.provider,
+            "enforced": report.enforced,
+            "nodes": [_node_json(v.node, v.containers) for v in report.nodes],
             # How tightly the fleet is packed: ready nodes vs what a fresh packing of the
-            # same containers needs (null when ready nodes differ in size).
-            "packing": {"nodes_ready": ready, "nodes_needed": await pool.nodes_needed()},
+            # same containers needed at the last consolidation round (null before the
+            # first round, or when ready nodes differ in size).
+            "packing": {"nodes_ready": report.nodes_ready, "nodes_needed": report.nodes_needed},
         }
     )
 
@@ -59,21 +59,18 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def add_node(request: web.Request) -> web.Response:
     """Provision a node of a flavor: `{"flavor": "small"}`."""
     require_admin(request)
-    pool = request.app[PLATFORM].invoker.nodes
-    if pool is None:
-        raise ApiError(409, "this deployment has no VM pool (vm_provider is none)")
     body = await json_object(request)
     reject_unknown(body, NODE_FIELDS)
     name = body.get("flavor")
     if not isinstance(name, str):
         raise bad_request("flavor must name a flavor", "flavor")
     try:
-        pool.flavor(name)
-    except KeyError:
-        known = ", ".join(f.name for f in pool.flavors)
+        node = await request.app[PLATFORM].ops.add_node(name)
+    except NoPool as exc:
+        raise ApiError(409, str(exc)) from None
+    except UnknownFlavor as exc:
+        known = ", ".join(exc.known)
         raise bad_request(f"unknown flavor {name!r}; known: {known}", "flavor") from None
-    try:
-        node = await pool.add(name)
     except NoCapacity as exc:
         raise ApiError(409, str(exc)) from None
     return web.json_response(_node_json(node, []), status=201)
@@ -83,10 +80,8 @@ async def add_node(request: web.Request) -> web.Response:
 async def remove_node(request: web.Request) -> web.Response:
     """Drain a node, then release it once its running calls have finished."""
     require_admin(request)
-    pool = request.app[PLATFORM].invoker.nodes
     node_id = request.match_info["id"]
-    if pool is None or node_id not in pool.nodes:
+    state = await request.app[PLATFORM].ops.drain_node(node_id)
+    if state is None:
         raise not_found(f"node {node_id!r}")
-    await request.app[PLATFORM].invoker.drain_node(node_id)
-    state = pool.nodes[node_id].state.value if node_id in pool.nodes else "released"
     return web.json_response({"id": node_id, "state": state}, status=202)

@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import Running, start_platform
 from tests.engine2 import CERTS, PORT, ours, running_engine2
+from tests.integration.test_nodes import packing_settles
 
 SOURCE = "import socket\ndef handler(e):\n    return {'host': socket.gethostname(), 'e': e}\n"
 
@@ -111,7 +112,7 @@ async def test_functions_spread_over_two_engines(
 
         _, listing, _ = await api.call("GET", "/v1/nodes")
         assert listing["provider"] == "docker-hosts"
-        assert listing["packing"] == {"nodes_ready": 2, "nodes_needed": 2}
+        assert await packing_settles(api, {"nodes_ready": 2, "nodes_needed": 2})
         status, body, _ = await api.call("POST", "/v1/nodes", {"flavor": "small"})
         assert status == 400 and "known: tiny" in body["error"]["message"]
         # Both engines full for another 384 MB, and the list has no third: a clear 429.

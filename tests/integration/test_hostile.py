@@ -327,7 +327,7 @@ async def test_network_functions_reach_neither_the_host_nor_other_tenants(
 
 async def test_platform_failures_do_not_show_host_details(platform: Running) -> None:
     api = platform.api
-    invoker = platform.app[PLATFORM].invoker
+    invoker = platform.app[PLATFORM].ops.invoker
     real_create = invoker.driver.create
 
     async def failing(spec):  # what an engine error looks like, paths and all

@@ -19,7 +19,7 @@ async def test_histories_survive_a_restart_and_go_with_the_function(
         await running.api.deploy("ticker", "def handler(e):\n    return 1\n")
         for _ in range(4):
             assert (await running.api.invoke("ticker"))[0] == 200
-        learned = running.app[PLATFORM].invoker.keep_alive.export_state(key)
+        learned = running.app[PLATFORM].ops.invoker.keep_alive.export_state(key)
         assert learned is not None and learned["calls"] == 4
     finally:
         await running.api.session.close()
@@ -27,7 +27,7 @@ async def test_histories_survive_a_restart_and_go_with_the_function(
 
     runner, running = await start_platform(data, keep_alive_policy="budget", stem_cells=())
     try:
-        policy = running.app[PLATFORM].invoker.keep_alive
+        policy = running.app[PLATFORM].ops.invoker.keep_alive
         assert policy.export_state(key) == learned
         assert (await running.api.invoke("ticker"))[0] == 200
         assert (policy.export_state(key) or {})["calls"] == 5  # and it goes on learning
@@ -40,7 +40,7 @@ async def test_histories_survive_a_restart_and_go_with_the_function(
 
     runner, running = await start_platform(data, keep_alive_policy="budget", stem_cells=())
     try:  # a deleted function's history is gone from the store too
-        assert running.app[PLATFORM].invoker.keep_alive.export_state(key) is None
+        assert running.app[PLATFORM].ops.invoker.keep_alive.export_state(key) is None
     finally:
         await running.api.session.close()
         await runner.cleanup()

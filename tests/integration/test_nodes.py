@@ -64,9 +64,9 @@ async def test_placement_cgroups_and_scale_out(
     assert status == 200
     third = await node_of(api, headers)
     assert third not in (first, second) and len(await nodes(api)) == 3
-    # 256, 384 and 384 MB on 512 MB nodes: no two share a node, so all three are needed.
-    _, listing, _ = await api.call("GET", "/v1/nodes")
-    assert listing["packing"] == {"nodes_ready": 3, "nodes_needed": 3}
+    # 256, 384 and 384 MB on 512 MB nodes: no two share a node, so all three are needed
+    # (as the next consolidation round plans it: reading the nodes never runs the planner).
+    assert await packing_settles(api, {"nodes_ready": 3, "nodes_needed": 3})
     # The same figures for Grafana, from the consolidation round that runs every second.
     deadline = time.monotonic() + 10
     while True:
@@ -123,3 +123,15 @@ async def test_node_admin_api(platform: Running) -> None:
     assert (await api.call("DELETE", "/v1/nodes/nope"))[0] == 404
     tenant = await api.tenant("curious")
     assert (await api.call("GET", "/v1/nodes", key=tenant))[0] == 403
+
+
+async def packing_settles(api: Api, expected: dict[str, int], timeout_s: float = 10.0) -> bool:
+    """True once GET /v1/nodes reports `expected` packing (a round runs every second)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _, listing, _ = await api.call("GET", "/v1/nodes")
+        if listing["packing"] == expected:
+            return True
+        if time.monotonic() >= deadline:
+            raise AssertionError(listing["packing"])
+        await asyncio.sleep(0.1)

@@ -60,7 +60,7 @@ async def test_fifty_concurrent_calls_within_the_container_limit(
     async def watch() -> None:
         nonlocal peak
         while True:
-            peak = max(peak, len(platform.app[PLATFORM].invoker.containers(name="busy")))
+            peak = max(peak, len(platform.app[PLATFORM].ops.invoker.containers(name="busy")))
             await asyncio.sleep(0.01)
 
     watcher = asyncio.create_task(watch())
@@ -78,7 +78,7 @@ async def test_fifty_concurrent_calls_within_the_container_limit(
 @pytest.mark.platform(stem_cells=(("python:3.11", 128, 2),))
 async def test_stem_cells_serve_first_calls_and_are_refilled(platform: Running) -> None:
     api = platform.api
-    invoker = platform.app[PLATFORM].invoker
+    invoker = platform.app[PLATFORM].ops.invoker
     await eventually(lambda: invoker.container_states()["prewarm"] == 2)
     await api.deploy("fast", "def handler(e):\n    return 'hi'\n")
     status, _, headers = await api.invoke("fast")

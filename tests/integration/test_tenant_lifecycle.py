@@ -58,7 +58,7 @@ async def test_deleting_a_tenant_removes_everything_it_owns(platform: Running) -
     assert (await api.invoke("keep", key=bystander))[1] == "kept"
     token = mint_activation_token(platform.app[TOKEN_SECRET], "doomed", time.time() + 300)
     assert (await api.call("GET", "/v1/functions", key=token))[0] == 200
-    invoker = platform.app[PLATFORM].invoker
+    invoker = platform.app[PLATFORM].ops.invoker
     assert invoker.containers("doomed")
 
     status, body, _ = await api.call("DELETE", "/v1/tenants/doomed")

@@ -23,7 +23,7 @@ class NeverRun:
 
     calls = 0
 
-    async def invoke(self, request: Any) -> Any:
+    async def invoke(self, request: Any, recorder: Any = None) -> Any:
         NeverRun.calls += 1
         raise AssertionError("a call that lost every attempt was run again")
 
@@ -86,10 +86,18 @@ class Gated:
         self.release = asyncio.Event()
         self.started: list[str] = []
 
-    async def invoke(self, request: Any) -> InvokeResult:
+    async def invoke(self, request: Any, recorder: Any = None) -> InvokeResult:
+        """Like the invoker: run, then record through the caller's recorder."""
         self.started.append(request.function.tenant)
         if request.function.tenant == self.blocked:
             await self.release.wait()
+        result = self.result(request)
+        if recorder is not None:
+            await recorder.record(request, result)
+        return result
+
+    @staticmethod
+    def result(request: Any) -> InvokeResult:
         now = time.time()
         return InvokeResult(
             request.activation_id,

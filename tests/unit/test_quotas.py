@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,15 @@ def demand(tenant: str) -> Demand:
     return Demand((tenant, "f", 1), "python:3.11", 128, 1, stem_ok=False)
 
 
+def caps_into(pool: Pool) -> Callable[[Mapping[str, int]], None]:
+    """What the gateway hands the quotas: a way to set the pool's per-tenant caps."""
+
+    def set_caps(caps: Mapping[str, int]) -> None:
+        pool.tenant_caps = dict(caps)
+
+    return set_caps
+
+
 async def test_limits_load_apply_at_once_and_outlive_the_gateway(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "db.sqlite")
     await store.open()
@@ -33,7 +43,7 @@ async def test_limits_load_apply_at_once_and_outlive_the_gateway(tmp_path: Path)
     await store.put_tenant_limits("bob", TenantLimits(backlog=7), 0.0)
     pool = Pool(Limits(max_in_flight_per_tenant=100))
     quotas = Quotas(LimitDefaults(concurrency=100, backlog=1000), refresh_s=3600)
-    await quotas.start(store, pool)
+    await quotas.start(store, caps_into(pool))
     try:
         assert (quotas.backlog("ann"), quotas.backlog("bob")) == (1000, 7)  # loaded at start
         assert await quotas.put("ann", TenantLimits(concurrency=1, rate_per_s=1, burst=2))
@@ -66,7 +76,7 @@ async def test_the_rate_is_checked_per_tenant_with_retry_after(tmp_path: Path) -
     store = SqliteStore(tmp_path / "db.sqlite")
     await store.open()
     await store.create_tenant("ann", "h-ann")
-    await quotas.start(store, Pool(Limits()))
+    await quotas.start(store, caps_into(Pool(Limits())))
     try:
         await quotas.put("ann", TenantLimits(rate_per_s=0.5, burst=2))
         quotas.check_rate("ann")

@@ -1,0 +1,164 @@
+"""The invoker's composition root: driver, node pool, invoker and dispatcher, from settings.
+
+`assembled` builds every part in order and tears them down in reverse (an exit stack, not
+hand-written sequencing). The gateway opens the store (it reads it too), then enters this
+context once and talks to what it yields through `invoker.operations.Operations` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from invoker.api import FunctionSpec
+from invoker.dispatcher import Dispatcher, RetryPolicy
+from invoker.drivers.select import make_driver
+from invoker.keepalive import KeepAlivePolicy, policy_by_name
+from invoker.metrics import InvokerMetrics
+from invoker.node_setup import lease_local_node, open_node_pool
+from invoker.nodes import host_memory_mb
+from invoker.operations import Operations
+from invoker.pool import Limits
+from invoker.runtime_client import RuntimeClient
+from invoker.service import Invoker, InvokerConfig
+from invoker.settings import InvokerSettings
+from invoker.store.base import NodeLease, Store
+
+log = logging.getLogger("nimbus.invoker")
+
+# A unix socket path must fit in 108 bytes; container directories add about 40.
+MAX_RUN_DIR_CHARS = 64
+
+
+def run_dir_for(data_dir: Path) -> Path:
+    """Where container sockets live: under the data dir when the path is short enough."""
+    preferred = data_dir.resolve() / "run"
+    if len(str(preferred)) <= MAX_RUN_DIR_CHARS:
+        preferred.mkdir(parents=True, exist_ok=True)
+        return preferred
+    return Path(tempfile.mkdtemp(prefix="nimbus-run-"))
+
+
+def gateway_id(data_dir: Path) -> str:
+    """This gateway's id, kept in its data dir: the same across its restarts, and unlike
+    the data dir's path, different from every other gateway's (async call leases use it)."""
+    path = data_dir / "gateway.id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    new = f"gw-{uuid.uuid4().hex}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(new + "\n")
+    os.replace(tmp, path)  # whole or absent, even if we die here
+    return new
+
+
+def keep_alive_policy(settings: InvokerSettings) -> KeepAlivePolicy:
+    """The configured policy; `fixed` takes its TTL from `keep_alive_s`."""
+    if settings.keep_alive_policy == "fixed":
+        return policy_by_name("fixed", ttl_s=settings.keep_alive_s)
+    return policy_by_name(settings.keep_alive_policy)
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the assembly needs from outside the invoker's settings."""
+
+    store: Store
+    run_dir: Path
+    registry: CollectorRegistry
+    token_for: Callable[[FunctionSpec, float], str]
+    local_price_per_hour: str = "0"  # the price of this machine as a node, for the books
+    backlog_for: Callable[[str], int | None] = lambda tenant: None  # no limit
+    prepare: Callable[[Invoker], Awaitable[None]] | None = None
+    """Runs once the invoker has started, before the dispatcher claims any call."""
+
+
+@contextlib.asynccontextmanager
+async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[Operations]:
+    """Start the invoker's parts; yield the gateway's view of them; stop them in reverse."""
+    store = wiring.store
+    async with contextlib.AsyncExitStack() as stack:
+        # Last out: let the lease writes that closing the node pool queued reach the store.
+        stack.push_async_callback(asyncio.sleep, 0)
+        driver, k8s_client, fleet = await asyncio.to_thread(make_driver, settings, wiring.run_dir)
+        stack.push_async_callback(driver.close)
+        client = RuntimeClient()
+        stack.push_async_callback(client.close)
+        nodes = await open_node_pool(store, settings, k8s_client, fleet)
+        lease = None
+        if nodes is not None:
+            stack.push_async_callback(nodes.close)
+        else:
+            lease = await lease_local_node(store, wiring.local_price_per_hour)
+            stack.push_async_callback(_end_lease, store, lease)
+        invoker_metrics = InvokerMetrics(wiring.registry, label_cap=settings.metrics_label_cap)
+        invoker = Invoker(
+            driver,
+            client,
+            store,
+            _invoker_config(settings, wiring.run_dir, lease.id if lease is not None else "local"),
+            metrics=invoker_metrics,
+            keep_alive=keep_alive_policy(settings),
+            token_for=wiring.token_for,
+            nodes=nodes,
+        )
+        removed = await invoker.start()
+        stack.push_async_callback(invoker.close)
+        if removed:
+            log.info("removed %d containers left by a previous run", removed)
+        if wiring.prepare is not None:
+            await wiring.prepare(invoker)
+        dispatcher = Dispatcher(
+            store,
+            invoker,
+            policy=RetryPolicy(retries=settings.async_retries, backoff_s=settings.async_backoff_s),
+            billing_step_ms=settings.billing_step_ms,
+            owner=gateway_id(settings.data_dir),
+            lease_s=settings.async_lease_s,
+            backlog_for=wiring.backlog_for,
+        )
+        requeued = await dispatcher.start()
+        stack.push_async_callback(dispatcher.close)
+        if requeued:
+            log.info("requeued %d async calls a previous run had in flight", requeued)
+        invoker_metrics.watch(
+            invoker.container_states,
+            nodes=nodes.gauges if nodes is not None else list,
+            queue_depth=lambda: dispatcher.depth,
+            packing=nodes.packing if nodes is not None else lambda: (0, None),
+        )
+        yield Operations(store, invoker, dispatcher)
+
+
+def _invoker_config(settings: InvokerSettings, run_dir: Path, node: str) -> InvokerConfig:
+    limits = Limits(
+        memory_mb=settings.pool_memory_mb or host_memory_mb() * 3 // 4,
+        max_per_function=settings.max_containers_per_function,
+        max_in_flight_per_tenant=settings.max_in_flight_per_tenant,
+        max_wait_s=settings.max_wait_s,
+    )
+    return InvokerConfig(
+        owner=settings.owner,
+        limits=limits,
+        billing_step_ms=settings.billing_step_ms,
+        node=node,
+        stem_cells=settings.stem_cells,
+        reap_interval_s=settings.reap_interval_s,
+        api_socket_dir=str(run_dir / "api"),
+    )
+
+
+async def _end_lease(store: Store, lease: NodeLease) -> None:
+    await store.save_node_lease(replace(lease, down_at=time.time()))

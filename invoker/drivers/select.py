@@ -1,0 +1,81 @@
+"""The container driver a deployment runs functions with, chosen by its settings."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from kubernetes.client import ApiClient
+
+from invoker.api import RUNTIMES
+from invoker.docker_hosts import hosts_from_urls, load_docker_hosts
+from invoker.drivers.base import ContainerDriver
+from invoker.drivers.fleet import Fleet, open_fleet
+from invoker.settings import InvokerSettings
+
+log = logging.getLogger("nimbus.invoker")
+
+
+def make_driver(
+    settings: InvokerSettings, run_dir: Path
+) -> tuple[ContainerDriver, ApiClient | None, Fleet | None]:
+    """The container driver by name; `auto` takes Docker wherever an engine answers.
+
+    Blocking (it pings Docker and hashes the runtime recipes): call it off the loop.
+    Returns the Kubernetes API client too, which the cluster node provider shares, and
+    with the `docker-hosts` provider the fleet of engines, which it enlists as nodes.
+    """
+    from invoker.drivers.docker import DockerDriver, engine_answers
+    from invoker.drivers.process import ProcessDriver
+    from invoker.images import image_tag, runtime_dir
+
+    if settings.vm_provider == "docker-hosts":
+        return _docker_hosts_driver(settings, run_dir)
+    name = settings.driver
+    if name == "auto":
+        name = "docker" if engine_answers() else "process"
+        if name == "process":
+            log.warning("no Docker engine answers: using the process driver (no isolation)")
+    if name == "docker":
+        # Hash the runtime recipes once: image_tag reads every file of the runtime.
+        tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
+        return DockerDriver(run_dir, tags.__getitem__), None, None
+    if name == "process":
+        return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py"), None, None
+    if name == "kubernetes":
+        from invoker.drivers.kubernetes import (
+            KubernetesDriver,
+            KubernetesDriverConfig,
+            load_api_client,
+        )
+
+        client = load_api_client()
+        k8s = KubernetesDriverConfig(
+            namespace=settings.k8s_namespace, runtime_class=settings.k8s_runtime_class or None
+        )
+        prefix = settings.k8s_image_prefix
+        driver = KubernetesDriver(client, config=k8s, image_for=lambda rt: prefix + rt)
+        return driver, client, None
+    raise ValueError(f"unknown driver {name!r}; choose auto, docker, process or kubernetes")
+
+
+def _docker_hosts_driver(
+    settings: InvokerSettings, run_dir: Path
+) -> tuple[ContainerDriver, None, Fleet]:
+    """One engine per VM from the hosts file, each reached by its own driver."""
+    from invoker.images import image_tag
+
+    if settings.driver not in ("auto", "docker"):
+        raise ValueError("vm_provider docker-hosts runs containers with Docker: driver docker")
+    if settings.docker_hosts_file is not None:
+        hosts = load_docker_hosts(settings.docker_hosts_file)
+    elif settings.docker_hosts_urls:
+        hosts = hosts_from_urls(settings.docker_hosts_urls, settings.docker_cert_path)
+    else:
+        raise ValueError(
+            "vm_provider docker-hosts needs its engines: --docker-hosts FILE or a "
+            "comma-separated list of DOCKER_HOST URLs"
+        )
+    tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
+    fleet = open_fleet(hosts, run_dir, settings.owner, tags.__getitem__, tuple(RUNTIMES))
+    return fleet.driver, None, fleet

@@ -1,0 +1,159 @@
+"""What the gateway may ask of the invoker: operations, never its attributes.
+
+Handlers call these (deploy, delete, invoke, submit, nodes, ...) and get plain values
+back; the order a use case needs (forget what keep-alive learned before the store deletes,
+retire containers after) lives here, once. Reads are cheap: the nodes report is what the
+last consolidation round planned, not a fresh plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from invoker.api import FunctionSpec, InvokeRequest, InvokeResult
+from invoker.dispatcher import Dispatcher
+from invoker.service import Invoker
+from invoker.store.base import FunctionDraft, Store, StoredFunction
+from invoker.vmpool import Node
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One node as an operator reads it."""
+
+    node: Node
+    containers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class NodesReport:
+    """The VM pool: its provider, its nodes, and how tightly they are packed."""
+
+    provider: str
+    enforced: bool
+    nodes: tuple[NodeView, ...]
+    nodes_ready: int
+    nodes_needed: int | None  # what a fresh packing needed at the last consolidation round
+
+
+class UnknownFlavor(KeyError):
+    """No node flavor of that name; `known` lists the pool's own."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(name)
+        self.known = tuple(known)
+
+
+class NoPool(Exception):
+    """This deployment has no VM pool (vm_provider none)."""
+
+
+class Operations:
+    """The invoker's parts behind one narrow face, as the assembly built them."""
+
+    def __init__(self, store: Store, invoker: Invoker, dispatcher: Dispatcher) -> None:
+        self._store = store
+        self.invoker = invoker  # for the assembly and tests; handlers use the methods
+        self._dispatcher = dispatcher
+        self._changed: list[Callable[[str, str], None]] = []
+
+    def on_change(self, listener: Callable[[str, str], None]) -> None:
+        """Call `listener(tenant, name)` whenever a function is deployed or deleted."""
+        self._changed.append(listener)
+
+    def _notify(self, tenant: str, name: str) -> None:
+        for listener in self._changed:
+            listener(tenant, name)
+
+    # ---- functions ----
+
+    def largest_container_mb(self) -> int:
+        """The most memory one container can ever get here."""
+        return self.invoker.largest_container_mb()
+
+    async def deploy(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
+        """Store a new version; warm containers of the old one drain. (stored, created)."""
+        stored, created = await self._store.put_function(draft, now)
+        self._notify(draft.tenant, draft.name)
+        if not created:
+            await self.invoker.retire(draft.tenant, draft.name)
+        return stored, created
+
+    async def delete(self, tenant: str, name: str) -> bool:
+        """Delete a function and its containers; False when there is none."""
+        # Forget first: a keep-alive save while the store deletes the function would
+        # otherwise write its history back.
+        self.invoker.forget(tenant, name)
+        if not await self._store.delete_function(tenant, name):
+            return False
+        self._notify(tenant, name)
+        await self.invoker.retire(tenant, name)
+        return True
+
+    async def forget_tenant(self, tenant: str, functions: set[str]) -> set[str]:
+        """A tenant is being deleted: forget what keep-alive learned of its functions
+        (and of any still running); returns every function name to retire afterwards."""
+        running = {c.spec.name for c in self.invoker.containers(tenant) if c.spec is not None}
+        for function in running | functions:
+            self.invoker.forget(tenant, function)
+        return running | functions
+
+    async def retire(self, tenant: str, names: set[str]) -> None:
+        """Remove the containers of these functions (idle now, busy when done)."""
+        for name in names:
+            await self.invoker.retire(tenant, name)
+
+    # ---- calls ----
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        """Run a call now and record it. Raises Throttled."""
+        return await self.invoker.invoke(request)
+
+    async def submit(
+        self, spec: FunctionSpec, args: Mapping[str, Any], *, trigger: str | None = None
+    ) -> str:
+        """Queue a call durably; its activation id. Raises BacklogFull."""
+        return await self._dispatcher.submit(spec, args, trigger=trigger)
+
+    async def submit_many(
+        self, calls: Sequence[tuple[FunctionSpec, Mapping[str, Any]]], *, trigger: str | None
+    ) -> list[str]:
+        """Queue calls of one tenant atomically. Raises BacklogFull."""
+        return await self._dispatcher.submit_many(calls, trigger=trigger)
+
+    @property
+    def driver_name(self) -> str:
+        """Which container driver runs functions."""
+        return self.invoker.driver.name
+
+    # ---- nodes (admin) ----
+
+    def nodes_report(self) -> NodesReport | None:
+        """The pool as it stands; None without a VM pool."""
+        pool = self.invoker.nodes
+        if pool is None:
+            return None
+        ready, needed = pool.packing()
+        views = tuple(NodeView(n, tuple(pool.containers_on(n.id))) for n in pool.nodes.values())
+        return NodesReport(pool.provider.name, pool.provider.enforced, views, ready, needed)
+
+    async def add_node(self, flavor: str) -> Node:
+        """Provision a node of a named flavor. UnknownFlavor, NoPool, NoCapacity."""
+        pool = self.invoker.nodes
+        if pool is None:
+            raise NoPool("this deployment has no VM pool (vm_provider is none)")
+        try:
+            pool.flavor(flavor)
+        except KeyError:
+            raise UnknownFlavor(flavor, [f.name for f in pool.flavors]) from None
+        return await pool.add(flavor)
+
+    async def drain_node(self, node_id: str) -> str | None:
+        """Drain a node (released once its calls end); its state after, None if unknown."""
+        pool = self.invoker.nodes
+        if pool is None or node_id not in pool.nodes:
+            return None
+        await self.invoker.drain_node(node_id)
+        return pool.nodes[node_id].state.value if node_id in pool.nodes else "released"
