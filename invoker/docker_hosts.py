@@ -183,6 +183,29 @@ def hosts_from_urls(urls: str, cert_path: Path | None = None) -> list[DockerHost
     return parse_docker_hosts({"host": entries}, Path.cwd())
 
 
+def listed_hosts(
+    hosts_file: Path | None, urls: str, cert_path: Path | None = None
+) -> list[DockerHost]:
+    """The engines a deployment lists: its hosts file, else its DOCKER_HOST URLs.
+
+    The one place a configured list is read, by the driver at start-up and by `nimbus
+    serve` before it starts anything. When every host gives its size, the flavor names
+    are checked too, so a wrong list fails here rather than when nodes are enlisted.
+    """
+    if hosts_file is not None:
+        hosts = load_docker_hosts(hosts_file)
+    elif urls:
+        hosts = hosts_from_urls(urls, cert_path)
+    else:
+        raise HostsFileError(
+            "vm_provider docker-hosts needs its engines: --docker-hosts FILE or a "
+            "comma-separated list of DOCKER_HOST URLs"
+        )
+    if all(h.vcpu is not None and h.memory_mb is not None for h in hosts):
+        host_flavors(hosts)
+    return hosts
+
+
 def host_flavors(hosts: Sequence[DockerHost]) -> tuple[Flavor, ...]:
     """The distinct node sizes the hosts offer, in file order.
 

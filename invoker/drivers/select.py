@@ -8,7 +8,7 @@ from pathlib import Path
 from kubernetes.client import ApiClient
 
 from invoker.api import RUNTIMES
-from invoker.docker_hosts import hosts_from_urls, load_docker_hosts
+from invoker.docker_hosts import listed_hosts
 from invoker.drivers.base import ContainerDriver
 from invoker.drivers.fleet import Fleet, open_fleet
 from invoker.settings import InvokerSettings
@@ -67,15 +67,9 @@ def _docker_hosts_driver(
 
     if settings.driver not in ("auto", "docker"):
         raise ValueError("vm_provider docker-hosts runs containers with Docker: driver docker")
-    if settings.docker_hosts_file is not None:
-        hosts = load_docker_hosts(settings.docker_hosts_file)
-    elif settings.docker_hosts_urls:
-        hosts = hosts_from_urls(settings.docker_hosts_urls, settings.docker_cert_path)
-    else:
-        raise ValueError(
-            "vm_provider docker-hosts needs its engines: --docker-hosts FILE or a "
-            "comma-separated list of DOCKER_HOST URLs"
-        )
+    hosts = listed_hosts(
+        settings.docker_hosts_file, settings.docker_hosts_urls, settings.docker_cert_path
+    )
     tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
     fleet = open_fleet(hosts, run_dir, settings.owner, tags.__getitem__, tuple(RUNTIMES))
     return fleet.driver, None, fleet

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.packaging import PackagingError, build_zip, platform_tags
+from gateway.cli.packaging import PackagingError, build_zip, platform_tags
 
 
 def make_function(directory: Path, requirements: str | None) -> Path:

@@ -1,4 +1,5 @@
-"""Deployment zips for `nimbus deploy DIR`: the directory plus its vendored dependencies.
+"""What `nimbus deploy PATH` uploads: a file's source, a zip, or a directory's deployment
+zip (the directory plus its vendored dependencies).
 
 A function directory with a `requirements.txt` gets its dependencies installed, as wheels
 only, for the runtime rather than for the machine that deploys: CPython 3.11 (Debian
@@ -13,6 +14,7 @@ processed; packages that rely on them need their paths set up by the function.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import platform
@@ -25,7 +27,13 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["PackagingError", "build_zip", "platform_tags", "vendor_requirements"]
+__all__ = [
+    "PackagingError",
+    "build_zip",
+    "package_code",
+    "platform_tags",
+    "vendor_requirements",
+]
 
 Progress = Callable[[str], None]
 
@@ -239,3 +247,15 @@ def build_zip(
     data = buf.getvalue()
     progress(f"packaged {len(entries)} files, {len(data) / 2**20:.1f} MiB zipped")
     return data
+
+
+def package_code(path: Path, progress: Progress = _quiet) -> dict[str, str]:
+    """The `code` of a deploy body: a file becomes `{"source"}`; a .zip, or a directory
+    packaged by `build_zip` (its requirements.txt vendored), becomes `{"zip"}`."""
+    if path.is_dir():
+        return {"zip": base64.b64encode(build_zip(path, progress)).decode()}
+    if path.suffix == ".zip":
+        return {"zip": base64.b64encode(path.read_bytes()).decode()}
+    if path.is_file():
+        return {"source": path.read_text()}
+    raise PackagingError(f"{path}: no such file or directory")

@@ -1,0 +1,230 @@
+"""`nimbus serve`: its flags and NIMBUS_* variables become the platform's `Config`, checked
+before anything starts; then the gateway and invoker run in this process.
+
+A flag wins over its variable, which wins over the default. A wrong price book, driver,
+engine list or retention fails here on one line, with nothing started or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+    from gateway.pricebook import PriceBook
+
+DRIVERS = ["auto", "docker", "process", "kubernetes"]
+VM_PROVIDERS = ["local", "docker-hosts", "kubernetes", "none"]
+
+
+def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`nimbus serve` and its flags."""
+    serve = sub.add_parser("serve", help="run the gateway and invoker")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--data-dir", default=".nimbus/data")
+    serve.add_argument(
+        "--driver", choices=DRIVERS, help="container driver (default: $NIMBUS_DRIVER or auto)"
+    )
+    serve.add_argument(
+        "--vm-provider",
+        choices=VM_PROVIDERS,
+        help="node pool (default: $NIMBUS_VM_PROVIDER, else local; kubernetes with the "
+        "kubernetes driver; docker-hosts when a hosts file is given)",
+    )
+    serve.add_argument(
+        "--docker-hosts",
+        metavar="FILE|URLS",
+        help="Docker engines, one per VM: a TOML/JSON hosts file, or comma-separated "
+        "DOCKER_HOST URLs with TLS from $DOCKER_CERT_PATH (docs/docker-hosts.md); "
+        "default $NIMBUS_DOCKER_HOSTS",
+    )
+    serve.add_argument(
+        "--placement", default="best-fit", help="placement policy (docs/performance.md)"
+    )
+    serve.add_argument(
+        "--stem-cells", type=int, default=2, help="prewarmed python:3.11 128 MB containers"
+    )
+    serve.add_argument(
+        "--keep-alive-policy",
+        default="budget",
+        choices=["budget", "hybrid", "fixed"],
+        help="how long idle containers stay warm (default: budget, see docs/performance.md)",
+    )
+    serve.add_argument(
+        "--keep-alive", type=float, help="a fixed keep-alive in seconds (implies fixed policy)"
+    )
+    serve.add_argument("--price-book", help="TOML or JSON price book (default: AWS list prices)")
+    serve.add_argument(
+        "--public-metrics", action="store_true", help="serve /metrics without the admin key"
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.add_argument(
+        "--activation-retention-days",
+        type=float,
+        help="delete activations (results, logs) older than this; 0 keeps them "
+        "(default: $NIMBUS_ACTIVATION_RETENTION_DAYS, else 7); usage records are kept",
+    )
+    serve.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run gateway and invoker in this process until interrupted."""
+    # The server's dependencies load only for `serve`: the other commands start quickly.
+    from gateway import server
+    from gateway.app import create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = serve_config(args, os.environ)
+    if config.driver == "process":
+        print("warning: the process driver runs functions with no isolation", file=sys.stderr)
+    raise_open_files_limit()
+    print(
+        f"nimbus: serving on http://{args.host}:{args.port} (data: {config.data_dir})", flush=True
+    )
+    server.run(create_app(config), args.host, args.port, access_log=args.access_log)
+    return 0
+
+
+def serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+    """The platform's `Config` from `serve`'s flags and the environment.
+
+    Raises CliError for a wrong setting. Only once all are right does it touch the data
+    dir, to read (or make) the admin key.
+    """
+    from gateway.config import Config
+
+    data_dir = Path(args.data_dir)
+    prices = _price_book(args.price_book or env.get("NIMBUS_PRICE_BOOK"))
+    driver = args.driver or env.get("NIMBUS_DRIVER") or "auto"
+    if driver not in DRIVERS:
+        raise CliError(f"unknown driver {driver!r}; choose {', '.join(DRIVERS)}")
+    engines = _engines(args.docker_hosts or env.get("NIMBUS_DOCKER_HOSTS") or "", env)
+    retention = _retention_days(args.activation_retention_days, env)
+    return Config(
+        data_dir=data_dir,
+        host=args.host,
+        port=args.port,
+        admin_key=admin_key_for(data_dir, env),
+        driver=driver,
+        vm_provider=args.vm_provider
+        or env.get("NIMBUS_VM_PROVIDER")
+        or _default_vm_provider(driver, engines),
+        docker_hosts_file=engines.hosts_file,
+        docker_hosts_urls=engines.urls,
+        docker_cert_path=engines.cert_path,
+        placement_policy=args.placement,
+        k8s_namespace=env.get("NIMBUS_K8S_NAMESPACE") or "nimbus-functions",
+        k8s_runtime_class=env.get("NIMBUS_K8S_RUNTIME_CLASS", ""),
+        k8s_image_prefix=env.get("NIMBUS_K8S_IMAGE_PREFIX") or "nimbus/",
+        store_url=env.get("NIMBUS_STORE_URL", ""),
+        price_book=prices,
+        public_metrics=args.public_metrics,
+        stem_cells=(("python:3.11", 128, args.stem_cells),) if args.stem_cells else (),
+        keep_alive_s=args.keep_alive or 600.0,
+        keep_alive_policy="fixed" if args.keep_alive else args.keep_alive_policy,
+        activation_retention_days=retention,
+    )
+
+
+def _price_book(path: str | None) -> PriceBook:
+    from gateway.pricebook import PriceBook, PriceBookError, load_price_book
+
+    try:
+        return load_price_book(path) if path else PriceBook()
+    except (PriceBookError, OSError) as exc:
+        raise CliError(f"price book: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Engines:
+    """`--docker-hosts` as the settings take it: a hosts file or a list of URLs."""
+
+    hosts_file: Path | None
+    urls: str
+    cert_path: Path | None  # $DOCKER_CERT_PATH: TLS material for tcp:// URLs
+
+    @property
+    def listed(self) -> bool:
+        """Whether any engines were given."""
+        return self.hosts_file is not None or bool(self.urls)
+
+
+def docker_hosts_value(value: str, cert_path: Path | None) -> Engines:
+    """Pure: a hosts file, unless the value holds `://` and names no file (a URL list)."""
+    if not value:
+        return Engines(None, "", cert_path)
+    if "://" in value and not Path(value).exists():
+        return Engines(None, value, cert_path)
+    return Engines(Path(value), "", cert_path)
+
+
+def _engines(value: str, env: Mapping[str, str]) -> Engines:
+    """The engines of `--docker-hosts`, read now so a wrong list fails before start-up;
+    the invoker reads them again, the same way (`invoker.docker_hosts.listed_hosts`)."""
+    cert = env.get("DOCKER_CERT_PATH")
+    engines = docker_hosts_value(value, Path(cert) if cert else None)
+    if engines.listed:
+        from invoker.docker_hosts import HostsFileError, listed_hosts
+
+        try:
+            listed_hosts(engines.hosts_file, engines.urls, engines.cert_path)
+        except HostsFileError as exc:
+            raise CliError(f"docker hosts: {exc}") from exc
+    return engines
+
+
+def _default_vm_provider(driver: str, engines: Engines) -> str:
+    if engines.listed:
+        return "docker-hosts"
+    return "kubernetes" if driver == "kubernetes" else "local"
+
+
+def _retention_days(flag: float | None, env: Mapping[str, str]) -> float:
+    from gateway.config import retention_days
+
+    try:
+        return retention_days(flag, env)
+    except ValueError as exc:
+        raise CliError(f"activation retention: {exc}") from exc
+
+
+def admin_key_for(data_dir: Path, env: Mapping[str, str] = os.environ) -> str:
+    """NIMBUS_ADMIN_KEY, or the key kept in the data dir (generated on first use)."""
+    from_env = env.get("NIMBUS_ADMIN_KEY")
+    if from_env:
+        return from_env
+    path = data_dir / "admin.key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = "nmb_admin_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+def raise_open_files_limit() -> None:
+    """Each warm container holds a socket: lift the soft open-files limit to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass
