@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry
 
 from gateway import metrics
 from gateway.auth import hash_key, load_token_secret, mint_activation_token
-from gateway.buckets import EventSink, setup_buckets
 from gateway.config import Config
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, RUN_DIR, STORE, TOKEN_SECRET, Platform
 from gateway.middleware import authenticate, errors, guard
@@ -36,11 +35,15 @@ from gateway.routes import (
     triggers,
 )
 from gateway.routes import (
+    buckets as bucket_routes,
+)
+from gateway.routes import (
     nodes as node_routes,
 )
 from gateway.server import connection_limits
 from invoker.api import FunctionSpec
 from invoker.assemble import Wiring, assembled, run_dir_for
+from invoker.objects.model import EventSink
 from invoker.retention import RetentionSweeper
 from invoker.service import Invoker
 from invoker.store.factory import open_store
@@ -174,5 +177,5 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
             await on_object_event(tenant, event)
         await app[PLATFORM].triggers.object_event(tenant, event)
 
-    setup_buckets(app, config.data_dir, object_event, config.max_object_bytes)
+    bucket_routes.setup(app, config, object_event)  # after _store: same database
     return app

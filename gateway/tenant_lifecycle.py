@@ -24,14 +24,15 @@ import time
 
 from aiohttp import web
 
-from gateway.bucket_names import MAX_LIST_LIMIT, BucketNotEmpty, NoSuchBucket
-from gateway.buckets import BUCKETS, BucketStore
 from gateway.keys import PLATFORM
+from gateway.routes.buckets import BUCKETS
+from invoker.objects.names import MAX_LIST_LIMIT, BucketNotEmpty, NoSuchBucket
+from invoker.objects.service import ObjectStore
 
 log = logging.getLogger("nimbus.gateway")
 
 
-async def delete_buckets(buckets: BucketStore, tenant: str) -> int:
+async def delete_buckets(buckets: ObjectStore, tenant: str) -> int:
     """Delete every object and bucket of the tenant; returns how many objects went."""
     removed = 0
     for bucket in await buckets.list_buckets(tenant):

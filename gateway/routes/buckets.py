@@ -1,13 +1,17 @@
-"""Buckets and objects of the built-in object store."""
+"""Buckets and objects over HTTP; the object store itself is `invoker.objects`."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from gateway.bucket_names import (
+from gateway.config import Config
+from gateway.errors import ApiError, bad_request, not_found
+from gateway.middleware import caller
+from invoker.objects.model import EventSink, chunks
+from invoker.objects.names import (
     BucketError,
     BucketNotEmpty,
     InvalidInput,
@@ -15,9 +19,10 @@ from gateway.bucket_names import (
     check_bucket_name,
     check_key,
 )
-from gateway.buckets import BUCKETS
-from gateway.errors import ApiError, bad_request, not_found
-from gateway.middleware import caller
+from invoker.objects.opening import open_objects
+from invoker.objects.service import ObjectStore
+
+BUCKETS = web.AppKey("buckets", ObjectStore)
 
 routes = web.RouteTableDef()
 
@@ -168,12 +173,12 @@ async def get_object(request: web.Request) -> web.StreamResponse:
         response.last_modified = info.updated
         await response.prepare(request)
         if request.method != "HEAD":
-            async for chunk in store.read_chunks(source, READ_CHUNK):
+            async for chunk in chunks(source, READ_CHUNK):
                 await response.write(chunk)
         await response.write_eof()
         return response
     finally:
-        await store.close_file(source)
+        await source.close()
 
 
 @routes.delete("/v1/buckets/{bucket}/objects/{key:.+}")
@@ -185,3 +190,26 @@ async def delete_object(request: web.Request) -> web.StreamResponse:
     if not await request.app[BUCKETS].delete_object(who.tenant, bucket, key):
         raise not_found(f"object {key!r} in bucket {bucket!r}")
     return web.json_response({"deleted": key, "bucket": bucket})
+
+
+def setup(app: web.Application, config: Config, on_event: EventSink) -> None:
+    """Serve the bucket routes from the object store of the configured store, open while
+    the app runs. Call it after the main store's cleanup context is added: a new SQLite
+    store file gets the main store's settings first."""
+    objects = open_objects(
+        config.store_url,
+        config.data_dir,
+        max_object_bytes=config.max_object_bytes,
+        on_event=on_event,
+    )
+    app[BUCKETS] = objects
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        await objects.open()
+        try:
+            yield
+        finally:
+            await objects.close()
+
+    app.cleanup_ctx.append(lifetime)
+    app.add_routes(routes)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from invoker.store.base import Store
+from invoker.store.location import store_location
 from invoker.store.sqlite import SqliteStore
-
-DEFAULT_DB_NAME = "nimbus.db"
 
 
 def open_store(url: str | None, data_dir: Path) -> Store:
@@ -22,25 +20,10 @@ def open_store(url: str | None, data_dir: Path) -> Store:
 
     Raises ValueError for any other scheme. Does no I/O.
     """
-    if not url:
-        return SqliteStore(data_dir / DEFAULT_DB_NAME)
-    scheme, sep, rest = url.partition(":")
-    if not sep:
-        raise ValueError("store URL has no scheme; use sqlite: or postgresql://")
-    scheme = scheme.lower()
-    if scheme == "sqlite":
-        path = rest[2:] if rest.startswith("//") else rest
-        if not path:
-            return SqliteStore(data_dir / DEFAULT_DB_NAME)
-        return SqliteStore(data_dir / path)  # an absolute path replaces data_dir
-    if scheme in ("postgresql", "postgres"):
-        # Imported here so a SQLite gateway never loads asyncpg.
-        from invoker.store.postgres import PostgresStore
+    where = store_location(url, data_dir)
+    if where.sqlite_path is not None:
+        return SqliteStore(where.sqlite_path)
+    # Imported here so a SQLite gateway never loads asyncpg.
+    from invoker.store.postgres import PostgresStore
 
-        parts = urlsplit(url)
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        schema = next((v for k, v in query if k == "nimbus_schema"), None)
-        rest_query = urlencode([(k, v) for k, v in query if k != "nimbus_schema"])
-        return PostgresStore(urlunsplit(parts._replace(query=rest_query)), schema=schema)
-    # Never echo the URL here: it may carry a password.
-    raise ValueError(f"unknown store URL scheme {scheme!r}; use sqlite: or postgresql://")
+    return PostgresStore(where.postgres_url, schema=where.schema)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gateway.packaging import build_zip
+from gateway.cli.packaging import build_zip
 from tests.conftest import Api
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,15 +21,15 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.app import create_app
-from gateway.bucket_names import (
+from gateway.config import MAX_OBJECT_BYTES, Config
+from invoker.objects.names import (
     BucketNotEmpty,
     InvalidInput,
     check_bucket_name,
     check_key,
     prefix_upper_bound,
 )
-from gateway.buckets import MAX_OBJECT_BYTES, BucketStore
-from gateway.config import Config
+from invoker.objects.opening import BLOB_DIR, open_objects
 from tests.conftest import ADMIN_KEY, Api, free_port
 
 Events = list[tuple[str, dict[str, Any]]]
@@ -91,8 +91,13 @@ class Bucketed:
 
     def object_files(self) -> list[Path]:
         """Every object file on disk (temp files excluded)."""
-        root = self.data_dir / "objects"
-        return [f for d in root.iterdir() if d.name != "tmp" for f in d.iterdir()]
+        return object_files(self.data_dir)
+
+
+def object_files(data_dir: Path) -> list[Path]:
+    """The files holding objects' bytes (temp files excluded)."""
+    root = data_dir / BLOB_DIR
+    return [f for f in root.rglob("*") if f.is_file() and f.parent.name != "_tmp"]
 
 
 @pytest.fixture
@@ -448,36 +453,36 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 async def test_startup_sweep_removes_orphans_and_keeps_objects(data_dir: Path) -> None:
-    store = BucketStore(data_dir)
+    store = open_objects(None, data_dir, max_object_bytes=MAX_OBJECT_BYTES)
     await store.open()
     await store.create_bucket("t", "photos")
     await store.put_object("t", "photos", "kept", b"kept bytes", "text/plain")
     await store.close()
+    [kept] = object_files(data_dir)
 
-    # What a crash can leave: a half-written temp file, and a file whose row never committed.
-    (data_dir / "objects" / "tmp" / "dead.part").write_bytes(b"half")
-    shard = data_dir / "objects" / "ab"
+    # What a crash can leave: a half-written temp file, and bytes whose row never committed.
+    (data_dir / BLOB_DIR / "_tmp" / "dead.part").write_bytes(b"half")
+    orphan = hashlib.sha256(b"orphan").hexdigest()
+    shard = data_dir / BLOB_DIR / "t" / orphan[:2]
     shard.mkdir(exist_ok=True)
-    (shard / ("ab" + "0" * 30)).write_bytes(b"orphan")
+    (shard / orphan).write_bytes(b"orphan")
 
-    store = BucketStore(data_dir)
+    store = open_objects(None, data_dir, max_object_bytes=MAX_OBJECT_BYTES)
     await store.open()
     try:
         opened = await store.open_object("t", "photos", "kept")
         assert opened is not None
         info, source = opened
-        assert source.read() == b"kept bytes" and info.content_type == "text/plain"
-        await store.close_file(source)
-        found = await store.get_object("t", "photos", "kept")
-        assert found is not None and found[1].read_bytes() == b"kept bytes"
-        leftovers = sorted(p.name for p in (data_dir / "objects").rglob("*") if p.is_file())
-        assert leftovers == [found[1].name]
+        assert await source.read(100) == b"kept bytes" and info.content_type == "text/plain"
+        await source.close()
+        leftovers = sorted(p for p in (data_dir / BLOB_DIR).rglob("*") if p.is_file())
+        assert leftovers == [kept]
     finally:
         await store.close()
 
 
 async def test_store_refuses_bad_input_and_non_empty_delete(data_dir: Path) -> None:
-    store = BucketStore(data_dir, max_object_bytes=10)
+    store = open_objects(None, data_dir, max_object_bytes=10)
     await store.open()
     try:
         assert await store.create_bucket("t", "box") is True
@@ -500,13 +505,15 @@ async def test_a_failing_listener_does_not_undo_the_put(data_dir: Path) -> None:
     async def broken(tenant: str, event: dict[str, Any]) -> None:
         raise RuntimeError("listener down")
 
-    store = BucketStore(data_dir, on_event=broken, clock=lambda: 1234.5)
+    store = open_objects(None, data_dir, max_object_bytes=10, on_event=broken, clock=lambda: 1234.5)
     await store.open()
     try:
         await store.create_bucket("t", "box")
         info = await store.put_object("t", "box", "k", b"v", "text/plain")
         assert (info.created, info.updated) == (1234.5, 1234.5)
-        assert await store.get_object("t", "box", "k") is not None
+        opened = await store.open_object("t", "box", "k")
+        assert opened is not None
+        await opened[1].close()
     finally:
         await store.close()
 

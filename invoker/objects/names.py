@@ -1,6 +1,7 @@
 """What the object store accepts: bucket names, keys, prefixes, content types, limits.
 
-Pure validation and its errors; `buckets.BucketStore` and the routes use both.
+Pure validation and its errors; the object store (`invoker.objects.service`) and the
+HTTP routes use both.
 """
 
 from __future__ import annotations
