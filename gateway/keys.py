@@ -13,7 +13,7 @@ from gateway.triggers import TriggerEngine
 from invoker.api import ActivationIds
 from invoker.operations import Operations
 from invoker.store.base import Store, StoredFunction
-from invoker.store.lifecycle import DeletedTenant
+from invoker.store.tenants import DeletedTenant
 
 KEY_CACHE_TTL_S = 10.0
 """How long a gateway trusts what it learned of a key or tenant: a key revoked (or a tenant

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from invoker.store.lifecycle import LifecycleStore
+from invoker.store.activations import ActivationStore
 
 log = logging.getLogger("nimbus.retention")
 
@@ -36,7 +36,7 @@ class RetentionSweeper:
 
     def __init__(
         self,
-        store: LifecycleStore,
+        store: ActivationStore,
         days: float,
         interval_s: float = DEFAULT_SWEEP_INTERVAL_S,
         *,

@@ -22,7 +22,7 @@ from gateway.errors import ApiError, bad_request, not_found
 from gateway.keys import PLATFORM
 from gateway.middleware import caller
 from gateway.schemas import FUNCTION_NAME, limit_param
-from invoker.store.lifecycle import Removal
+from invoker.store.activations import Removal
 
 routes = web.RouteTableDef()
 

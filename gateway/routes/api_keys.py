@@ -15,7 +15,7 @@ from gateway.auth import Caller, hash_key, new_key
 from gateway.errors import ApiError, not_found
 from gateway.keys import PLATFORM
 from gateway.middleware import caller
-from invoker.store.lifecycle import MAX_KEYS_PER_TENANT, LastKeyError, TooManyKeysError
+from invoker.store.tenants import MAX_KEYS_PER_TENANT, LastKeyError, TooManyKeysError
 
 routes = web.RouteTableDef()
 

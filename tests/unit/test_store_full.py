@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from invoker.store.errors import StoreFull, is_storage_full
-from invoker.store.postgres import _full_as_store_full
+from invoker.store.postgres.connection import full_as_store_full
 from invoker.store.sqlite import SqliteStore
 
 
@@ -74,9 +74,9 @@ async def test_a_full_sqlite_store_refuses_with_store_full_and_loses_nothing(
 
 async def test_postgres_disk_full_is_store_full() -> None:
     with pytest.raises(StoreFull) as caught:
-        async with _full_as_store_full():
+        async with full_as_store_full():
             raise asyncpg.DiskFullError("could not extend file")
     assert isinstance(caught.value.__cause__, asyncpg.DiskFullError)
     with pytest.raises(asyncpg.UniqueViolationError):  # anything else passes through
-        async with _full_as_store_full():
+        async with full_as_store_full():
             raise asyncpg.UniqueViolationError("duplicate key")

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from invoker.store.base import Store
-from invoker.store.lifecycle import (
+from invoker.store.base import (
     MAX_KEYS_PER_TENANT,
     RECORD_OVERHEAD_BYTES,
     LastKeyError,
     Removal,
+    Store,
     TooManyKeysError,
     dumped_size,
     fit_page,

@@ -1,68 +1,27 @@
-"""What the store's tenant, key and activation-lifecycle methods take and return. Pure.
+"""The store's activation history and usage records: what a call left behind.
 
-Shared by both dialects (`sqlite_tenants.py`, `sqlite_activations.py` and their Postgres
-twins): the value types, the rule that fits activations into a byte budget, and how the
-usage records of a deleted tenant are filed.
+An activation is written as it moves along (pending, running, its outcome), each finished
+attempt with its usage record in the same transaction. Listings page newest first within
+a byte budget (`fit_page`); deletion never touches calls still queued or running, and
+never usage records (the bill).
 """
 
 from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from invoker.api import Activation
-
-MAX_KEYS_PER_TENANT = 10
-"""A tenant holds at most this many API keys at once (rotation needs two)."""
+from invoker.metering import UsageRecord
 
 RECORD_OVERHEAD_BYTES = 1024
 """What an activation's JSON costs in a listing besides its result, error and logs."""
 
 DELETE_BATCH = 500
 """Activations deleted per transaction: a big delete never holds the store for long."""
-
-
-@dataclass(frozen=True)
-class TenantInfo:
-    """A tenant as the admin sees it: never its keys."""
-
-    name: str
-    created: float
-
-    def to_json(self) -> dict[str, Any]:
-        """As the API shows it."""
-        return {"name": self.name, "created": self.created}
-
-
-@dataclass(frozen=True)
-class KeyInfo:
-    """One of a tenant's API keys, without the key (which is stored only hashed)."""
-
-    key_id: str
-    created: float
-
-    def to_json(self) -> dict[str, Any]:
-        """As the API shows it."""
-        return {"key_id": self.key_id, "created": self.created}
-
-
-class LastKeyError(Exception):
-    """Revoking this key would leave the tenant with no way to log in."""
-
-
-class TooManyKeysError(Exception):
-    """The tenant already holds `MAX_KEYS_PER_TENANT` keys."""
-
-
-@dataclass(frozen=True)
-class DeletedTenant:
-    """What deleting a tenant removed that caches in front of the store may still hold."""
-
-    key_hashes: tuple[str, ...]
-    functions: tuple[str, ...]
 
 
 class Removal(enum.StrEnum):
@@ -125,61 +84,26 @@ def page_end(seqs: Sequence[int], count: int) -> int | None:
     return seqs[count - 1] if 0 < count < len(seqs) else None
 
 
-def usage_tombstone(tenant: str, now: float) -> str:
-    """The `tenant` column a deleted tenant's usage records are filed under.
+class ActivationStore(Protocol):
+    """Activations, newest first per tenant, and the usage records of finished attempts."""
 
-    The records themselves stay unchanged (the provider's books: `GET /v1/admin/billing`
-    still shows them under the tenant's name); only the column that a tenant's own bill
-    selects by moves, so a tenant later created with the same name never sees them. `#`
-    is not allowed in tenant names: no live tenant can match.
-    """
-    return f"{tenant}#deleted-{int(now)}"
+    async def save_activation(
+        self, activation: Activation, usage: Mapping[str, Any] | None = None, *, wait: bool = True
+    ) -> None:
+        """Insert or replace an activation, with its usage record when it has ended.
 
-
-class LifecycleStore(Protocol):
-    """The store's part for tenants' lifecycle, API keys and activation history.
-
-    `base.Store` extends it; both dialects implement it (`sqlite_tenants.py`,
-    `sqlite_activations.py`, `postgres_tenants.py`, `postgres_activations.py`).
-    """
-
-    async def tenant_exists(self, name: str) -> bool:
-        """Whether the tenant exists (it may have been deleted)."""
-        ...
-
-    async def list_tenants(self) -> list[TenantInfo]:
-        """Every tenant, by name."""
-        ...
-
-    async def delete_tenant(self, name: str, now: float) -> DeletedTenant | None:
-        """Delete a tenant and all it owns (keys, functions, unshared code, activations,
-        queued calls, triggers, rules, limits, keep-alive state) at once; None if none.
-
-        Its usage records stay, filed under `usage_tombstone` (the provider's
-        books); a tenant later created with the same name starts empty.
+        `wait=False` may return before the write is durable; later store calls see it.
         """
         ...
 
-    async def add_key(self, tenant: str, key_hash: str, now: float) -> KeyInfo | None:
-        """Another API key for the tenant; None without such a tenant.
-
-        Raises `TooManyKeysError` at `MAX_KEYS_PER_TENANT`.
-        """
+    async def get_activation(self, tenant: str, activation_id: str) -> Activation | None:
+        """One activation, only within its tenant."""
         ...
 
-    async def list_keys(self, tenant: str) -> list[KeyInfo]:
-        """The tenant's keys (ids and created times, never hashes), oldest first."""
-        ...
-
-    async def revoke_key(self, tenant: str, key_id: str) -> str | None:
-        """Remove a key: its hash, or None if the tenant has no such key.
-
-        Raises `LastKeyError` instead of removing the tenant's last key.
-        """
-        ...
-
-    async def secret(self, name: str) -> bytes:
-        """A random 32-byte secret by name, made on first use, shared by every gateway."""
+    async def list_activations(
+        self, tenant: str, function: str | None, limit: int
+    ) -> list[Activation]:
+        """A tenant's newest activations first, optionally of one function."""
         ...
 
     async def list_activations_page(
@@ -209,4 +133,10 @@ class LifecycleStore(Protocol):
     async def reclaim_space(self) -> int:
         """Give the space deleted rows freed back to the file system where the backend
         needs telling (SQLite); returns the pages that were free."""
+        ...
+
+    async def list_usage(
+        self, tenant: str | None, start_from: float, start_to: float
+    ) -> list[UsageRecord]:
+        """Usage records with `start_from <= start < start_to`, of one tenant or (None) all."""
         ...

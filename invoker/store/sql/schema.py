@@ -1,18 +1,37 @@
-"""The PostgreSQL store's tables: what `postgres.PostgresStore` creates when it opens.
+"""The store's tables, written once for both dialects (each fills in its column types).
 
-Every statement is idempotent (IF NOT EXISTS), so opening an existing store is safe;
-columns added since a store was made are added on open.
+Every statement is idempotent (IF NOT EXISTS), so opening an existing store is safe. A
+dialect's schema module adds its own indexes and brings a store made by an older version
+up to date (`invoker.store.sqlite.schema`, `invoker.store.postgres.schema`).
 """
 
-SCHEMA = """
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ColumnTypes:
+    """A dialect's names for the column types the tables use (TEXT and INTEGER are the
+    same in both)."""
+
+    real: str  # a float8
+    blob: str  # bytes
+    boolean: str
+    false: str  # the boolean false, as a default
+    bigint: str
+    seq: str  # the activations' `seq`: unique, growing with each new activation
+
+
+_TABLES = """
 CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY,
     key_hash TEXT NOT NULL UNIQUE,
-    created DOUBLE PRECISION NOT NULL
+    created {real} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS blobs (
     sha256 TEXT PRIMARY KEY,
-    data BYTEA NOT NULL
+    data {blob} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS functions (
     tenant TEXT NOT NULL,
@@ -24,12 +43,12 @@ CREATE TABLE IF NOT EXISTS functions (
     code_kind TEXT NOT NULL,
     code_size INTEGER NOT NULL,
     memory_mb INTEGER NOT NULL,
-    timeout_s DOUBLE PRECISION NOT NULL,
+    timeout_s {real} NOT NULL,
     concurrency INTEGER NOT NULL,
     env TEXT NOT NULL,
-    network BOOLEAN NOT NULL,
-    created DOUBLE PRECISION NOT NULL,
-    updated DOUBLE PRECISION NOT NULL,
+    network {boolean} NOT NULL,
+    created {real} NOT NULL,
+    updated {real} NOT NULL,
     PRIMARY KEY (tenant, name)
 );
 CREATE INDEX IF NOT EXISTS functions_by_code ON functions (code_sha256);
@@ -42,28 +61,27 @@ CREATE TABLE IF NOT EXISTS activations (
     result TEXT,
     error TEXT,
     logs TEXT NOT NULL,
-    start DOUBLE PRECISION,
-    "end" DOUBLE PRECISION,
-    duration_ms DOUBLE PRECISION,
-    init_ms DOUBLE PRECISION,
-    wait_ms DOUBLE PRECISION,
-    cold_start BOOLEAN,
+    start {real},
+    "end" {real},
+    duration_ms {real},
+    init_ms {real},
+    wait_ms {real},
+    cold_start {boolean},
     memory_mb INTEGER NOT NULL,
     node TEXT,
     trigger TEXT,
-    peak_memory_mb DOUBLE PRECISION,
-    cpu_seconds DOUBLE PRECISION,
+    peak_memory_mb {real},
+    cpu_seconds {real},
     attempts INTEGER NOT NULL DEFAULT 0,
-    dead_letter BOOLEAN NOT NULL DEFAULT FALSE,
-    seq BIGINT GENERATED ALWAYS AS IDENTITY
+    dead_letter {boolean} NOT NULL DEFAULT {false},
+    seq {seq},
+    size {bigint}
 );
-CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
-CREATE INDEX IF NOT EXISTS activations_by_tenant_seq ON activations (tenant, seq);
 CREATE TABLE IF NOT EXISTS usage (
     activation_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     tenant TEXT NOT NULL,
-    start DOUBLE PRECISION NOT NULL,
+    start {real} NOT NULL,
     record TEXT NOT NULL,
     PRIMARY KEY (activation_id, attempt)
 );
@@ -76,24 +94,22 @@ CREATE TABLE IF NOT EXISTS queue (
     args TEXT NOT NULL,
     trigger TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
-    not_before DOUBLE PRECISION NOT NULL,
+    not_before {real} NOT NULL,
     state TEXT NOT NULL,
-    created DOUBLE PRECISION NOT NULL,
+    created {real} NOT NULL,
     claimed_by TEXT,
-    lease_until DOUBLE PRECISION
+    lease_until {real}
 );
-ALTER TABLE queue ADD COLUMN IF NOT EXISTS claimed_by TEXT;
-ALTER TABLE queue ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
 CREATE INDEX IF NOT EXISTS queue_fair ON queue (state, tenant, not_before, created);
 CREATE TABLE IF NOT EXISTS tenant_limits (
     tenant TEXT PRIMARY KEY,
     concurrency INTEGER,
-    rate_per_s DOUBLE PRECISION,
+    rate_per_s {real},
     burst INTEGER,
     backlog INTEGER,
-    dropped_events BIGINT NOT NULL DEFAULT 0,
-    updated DOUBLE PRECISION NOT NULL
+    dropped_events {bigint} NOT NULL DEFAULT 0,
+    updated {real} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS triggers (
     tenant TEXT NOT NULL,
@@ -101,9 +117,9 @@ CREATE TABLE IF NOT EXISTS triggers (
     type TEXT NOT NULL,
     config TEXT NOT NULL,
     secret_hash TEXT UNIQUE,
-    last_fire DOUBLE PRECISION,
-    created DOUBLE PRECISION NOT NULL,
-    updated DOUBLE PRECISION NOT NULL,
+    last_fire {real},
+    created {real} NOT NULL,
+    updated {real} NOT NULL,
     PRIMARY KEY (tenant, name)
 );
 CREATE TABLE IF NOT EXISTS rules (
@@ -111,9 +127,9 @@ CREATE TABLE IF NOT EXISTS rules (
     name TEXT NOT NULL,
     trigger TEXT NOT NULL,
     function TEXT NOT NULL,
-    enabled BOOLEAN NOT NULL,
-    created DOUBLE PRECISION NOT NULL,
-    updated DOUBLE PRECISION NOT NULL,
+    enabled {boolean} NOT NULL,
+    created {real} NOT NULL,
+    updated {real} NOT NULL,
     PRIMARY KEY (tenant, name)
 );
 CREATE INDEX IF NOT EXISTS rules_by_trigger ON rules (tenant, trigger);
@@ -122,16 +138,40 @@ CREATE TABLE IF NOT EXISTS keepalive (
     tenant TEXT NOT NULL,
     function TEXT NOT NULL,
     state TEXT NOT NULL,
-    updated DOUBLE PRECISION NOT NULL,
+    updated {real} NOT NULL,
     PRIMARY KEY (policy, tenant, function)
 );
 CREATE TABLE IF NOT EXISTS node_leases (
     id TEXT PRIMARY KEY,
     flavor TEXT NOT NULL,
-    vcpu DOUBLE PRECISION NOT NULL,
+    vcpu {real} NOT NULL,
     memory_mb INTEGER NOT NULL,
     price_per_hour TEXT NOT NULL,
-    up_at DOUBLE PRECISION NOT NULL,
-    down_at DOUBLE PRECISION
+    up_at {real} NOT NULL,
+    down_at {real}
+);
+CREATE TABLE IF NOT EXISTS tenant_keys (
+    tenant TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    key_hash TEXT NOT NULL UNIQUE,
+    created {real} NOT NULL,
+    PRIMARY KEY (tenant, key_id)
+);
+CREATE TABLE IF NOT EXISTS store_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
+
+# A tenant made before `tenant_keys` existed gets a key row for the hash it was made with.
+KEYS_BACKFILL = """
+INSERT INTO tenant_keys (tenant, key_id, key_hash, created)
+    SELECT name, 'k' || substr(key_hash, 1, 15), key_hash, created FROM tenants t
+    WHERE NOT EXISTS (SELECT 1 FROM tenant_keys k WHERE k.tenant = t.name)
+    ON CONFLICT DO NOTHING;
+"""
+
+
+def tables(types: ColumnTypes) -> str:
+    """Every table and its shared indexes, in one dialect's column types."""
+    return _TABLES.format(**asdict(types))

@@ -1,0 +1,83 @@
+"""The store's functions and their code: what a deploy stores and an invoke reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from invoker.api import FunctionSpec
+
+
+@dataclass(frozen=True)
+class FunctionDraft:
+    """A validated deployment, before the store assigns its version."""
+
+    tenant: str
+    name: str
+    runtime: str
+    handler: str
+    code_kind: str
+    code: bytes
+    memory_mb: int
+    timeout_s: float
+    concurrency: int
+    env: Mapping[str, str]
+    network: bool
+
+
+@dataclass(frozen=True)
+class StoredFunction:
+    """A function's current version as stored, with its bookkeeping times."""
+
+    spec: FunctionSpec
+    created: float
+    updated: float
+    code_size: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The function as the HTTP API shows it (never its code)."""
+        s = self.spec
+        return {
+            "name": s.name,
+            "version": s.version,
+            "runtime": s.runtime,
+            "handler": s.handler,
+            "code_sha256": s.code_sha256,
+            "code_kind": s.code_kind,
+            "code_size": self.code_size,
+            "memory_mb": s.memory_mb,
+            "timeout_s": s.timeout_s,
+            "concurrency": s.concurrency,
+            "env": dict(s.env),
+            "network": s.network,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+class FunctionStore(Protocol):
+    """Functions, one current version each, and their code blobs stored once by content."""
+
+    async def put_function(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
+        """Create or update; returns the stored function and whether it was created."""
+        ...
+
+    async def get_function(self, tenant: str, name: str) -> StoredFunction | None:
+        """One function of one tenant."""
+        ...
+
+    async def list_functions(self, tenant: str) -> list[StoredFunction]:
+        """Every function of one tenant, by name."""
+        ...
+
+    async def delete_function(self, tenant: str, name: str) -> bool:
+        """Remove a function (and what keep-alive learned of it); False when it did not exist.
+
+        Its code blob goes too once no function uses it.
+        """
+        ...
+
+    async def get_code(self, sha256: str) -> bytes | None:
+        """A code blob by its content hash."""
+        ...

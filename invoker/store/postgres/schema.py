@@ -1,0 +1,31 @@
+"""The PostgreSQL store's tables (`invoker.store.sql.schema` in PostgreSQL's types), its own
+indexes, and the columns a store made by an older version gains.
+
+Run on open in one transaction under the schema lock (`PostgresConnection.open`):
+concurrent CREATE ... IF NOT EXISTS can still collide in the catalog.
+"""
+
+from __future__ import annotations
+
+from invoker.store.sql.schema import KEYS_BACKFILL, ColumnTypes, tables
+
+TYPES = ColumnTypes(
+    real="DOUBLE PRECISION",
+    blob="BYTEA",
+    boolean="BOOLEAN",
+    false="FALSE",
+    bigint="BIGINT",
+    seq="BIGINT GENERATED ALWAYS AS IDENTITY",
+)
+
+_UPGRADES = """
+ALTER TABLE queue ADD COLUMN IF NOT EXISTS claimed_by TEXT;
+ALTER TABLE queue ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION;
+ALTER TABLE activations ADD COLUMN IF NOT EXISTS size BIGINT;
+CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
+CREATE INDEX IF NOT EXISTS activations_by_tenant_seq ON activations (tenant, seq);
+CREATE INDEX IF NOT EXISTS activations_by_time ON activations ((COALESCE(start, "end")));
+"""
+
+SCHEMA = tables(TYPES) + _UPGRADES + KEYS_BACKFILL
+"""Everything `open` runs, in order."""

@@ -1,0 +1,138 @@
+"""The SQLite store's one connection, used from one dedicated thread.
+
+SQLite serialises writers anyway, and a single thread keeps every statement off the
+event loop without locking games. WAL mode lets readers (a second process, the CLI) look
+while we write. Every operation is one transaction on that thread: the shared steps
+(`invoker.store.sql`) run to their end there in one hop, and a write-behind (an
+activation record the caller need not wait for) joins the next batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoker.store.errors import StoreFull, is_storage_full
+from invoker.store.sql.statements import Done, SqlStore, Steps, Stmt, drive
+from invoker.store.sqlite.dialect import SqliteDialect
+from invoker.store.sqlite.schema import migrate
+
+T = TypeVar("T")
+log = logging.getLogger("nimbus.store")
+
+
+def _bindable(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Arguments as sqlite3 binds them: a list parameter as its JSON array."""
+    return tuple(json.dumps(a) if isinstance(a, list) else a for a in args)
+
+
+def execute(db: sqlite3.Connection, stmt: Stmt) -> Done:
+    """Run one statement on the store's thread."""
+    if stmt.many is not None:
+        cur = db.executemany(stmt.sql, [_bindable(a) for a in stmt.many])
+        return Done(count=cur.rowcount)
+    cur = db.execute(stmt.sql, _bindable(stmt.args))
+    if stmt.rows:
+        rows = cur.fetchall()
+        return Done(rows, len(rows))
+    return Done(count=cur.rowcount)
+
+
+def _log_failure(future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("a queued store write failed", exc_info=future.exception())
+
+
+class SqliteConnection(SqlStore):
+    """One SQLite file, its connection and its thread; `open` creates the schema."""
+
+    def __init__(self, path: Path) -> None:
+        self.dialect = SqliteDialect()
+        self._path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nimbus-sqlite")
+        self._db: sqlite3.Connection | None = None
+        self._behind: list[Steps[None]] = []
+        self._flush_scheduled = False
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._db is not None, "store is not open"
+        try:
+            with self._db:  # one transaction per call: commit, or roll back on error
+                return fn(self._db)
+        except sqlite3.OperationalError as exc:
+            if is_storage_full(exc):  # rolled back: callers answer it, not as a bug
+                raise StoreFull(str(exc)) from exc
+            raise
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(db)` in one transaction on the store's thread, after every queued write."""
+        self._submit_behind()  # queued writes go first, so this call sees them
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._tx, fn)
+
+    async def _steps(self, steps: Steps[T]) -> T:
+        """The steps, to their end, in one transaction on the store's thread."""
+        return await self._run(lambda db: drive(steps, lambda stmt: execute(db, stmt)))
+
+    async def _once(self, stmt: Stmt) -> Done:
+        """One statement on the store's thread."""
+        return await self._run(lambda db: execute(db, stmt))
+
+    def _write_behind(self, steps: Steps[None]) -> None:
+        """Queue a write and return at once; every later store call still sees it.
+
+        Group commit: writes queued in one turn of the loop share a transaction, so under
+        load the store thread wakes once per batch instead of once per write.
+        """
+        self._behind.append(steps)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._submit_behind)
+
+    def _submit_behind(self) -> None:
+        """Hand every queued write to the store thread as one transaction."""
+        self._flush_scheduled = False
+        if not self._behind:
+            return
+        batch, self._behind = self._behind, []
+
+        def write(db: sqlite3.Connection) -> None:
+            for steps in batch:
+                drive(steps, lambda stmt: execute(db, stmt))
+
+        self._pool.submit(self._tx, write).add_done_callback(_log_failure)
+
+    async def open(self) -> None:
+        """Open the file (creating the schema) on the store's own thread."""
+
+        def connect() -> None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            # Before the first table: a new store can give freed pages back (retention).
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            migrate(db)
+            db.isolation_level = "DEFERRED"  # back to implicit transactions for `with db:`
+            self._db = db
+
+        await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+
+    async def close(self) -> None:
+        """Write what is queued, then close the database and the store's thread."""
+
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        self._submit_behind()
+        await asyncio.get_running_loop().run_in_executor(self._pool, shut)
+        self._pool.shutdown(wait=True)
