@@ -22,12 +22,15 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
 from yarl import URL
+
+from invoker.init_body import OFF_LOOP_BYTES, init_body
 
 UNIX_PREFIX = "unix:"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -37,6 +40,8 @@ MAX_LOG_BYTES = 2**20
 """The most log text kept of one call; the proxy stops capturing there, and so do we."""
 MAX_REPLY_BYTES = MAX_RESULT_BYTES + MAX_LOG_BYTES + 64 * 2**10
 """The most of one /init or /run answer read: a result, its logs and the JSON around them."""
+SEND_PIECE_BYTES = 256 * 1024
+"""A request body larger than this is written a piece at a time (see `_pieces`)."""
 
 
 class RuntimeError_(Exception):
@@ -175,32 +180,31 @@ class RuntimeClient:
             os.close(handle)
         self._handles.clear()
 
-    async def _post(
-        self, address: str, path: str, payload: dict[str, Any], timeout: float
-    ) -> RunResponse:
+    async def _post(self, address: str, path: str, body: bytes, timeout: float) -> RunResponse:
         url = self._url(address, path)
         # Bytes and ready-made headers and timeouts: aiohttp's JSON payload and a timeout
         # object per call are a measurable share of a warm call's CPU.
-        body = json.dumps(payload).encode()
         limit = self._timeouts.get(timeout)
         if limit is None:
             limit = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
+        headers = self._headers.get(address, JSON_HEADERS)
+        data: bytes | AsyncIterator[memoryview] = body
+        if len(body) > SEND_PIECE_BYTES:
+            data, headers = _pieces(body), {**headers, "Content-Length": str(len(body))}
         try:
-            async with self.session.post(
-                url, data=body, headers=self._headers.get(address, JSON_HEADERS), timeout=limit
-            ) as resp:
+            async with self.session.post(url, data=data, headers=headers, timeout=limit) as resp:
                 raw = await _read_bounded(resp, path)
         except TimeoutError as exc:
             raise RunTimeout(f"{path} did not answer within {timeout:g} s") from exc
         except aiohttp.ClientError as exc:
             raise RuntimeError_(f"{path} failed: {exc}") from exc
         try:
-            body = json.loads(raw) if raw else {}
+            answer = json.loads(raw) if raw else {}
         except ValueError as exc:
             raise RuntimeError_(f"{path} answered with invalid JSON") from exc
-        if not isinstance(body, dict):
+        if not isinstance(answer, dict):
             raise RuntimeError_(f"{path} answered with a non-object body")
-        return RunResponse(resp.status, body, len(raw))
+        return RunResponse(resp.status, answer, len(raw))
 
     async def wait_ready(self, address: str, timeout: float) -> None:
         """Poll /healthz until the proxy answers or `timeout` passes."""
@@ -224,19 +228,37 @@ class RuntimeClient:
         self,
         address: str,
         *,
-        code: str,
+        code: str | bytes,
         binary: bool,
         main: str,
         env: dict[str, str],
         timeout: float,
     ) -> RunResponse:
-        """Send the function's code once; a non-200 answer means the code cannot load."""
-        payload = {"value": {"code": code, "binary": binary, "main": main, "env": env}}
-        return await self._post(address, "/init", payload, timeout)
+        """Send the function's code once; a non-200 answer means the code cannot load.
+
+        `code` is the raw code (bytes: base64-encoded here when `binary`) or the text as
+        sent (str). A large body is built in a thread, in pieces (see `init_body`).
+        """
+        if len(code) > OFF_LOOP_BYTES:
+            body = await asyncio.to_thread(init_body, code, binary=binary, main=main, env=env)
+        else:
+            body = init_body(code, binary=binary, main=main, env=env)
+        return await self._post(address, "/init", body, timeout)
 
     async def run(self, address: str, payload: dict[str, Any], timeout: float) -> RunResponse:
         """Run one activation; raises RunTimeout past `timeout`."""
-        return await self._post(address, "/run", payload, timeout)
+        return await self._post(address, "/run", json.dumps(payload).encode(), timeout)
+
+
+async def _pieces(body: bytes) -> AsyncIterator[memoryview]:
+    """The body a piece at a time, each sent before the next is handed over.
+
+    What one write cannot send at once, asyncio's transport copies into its buffer: for a
+    64 MiB /init body that is a copy long enough to stall the event loop.
+    """
+    view = memoryview(body)
+    for at in range(0, len(view), SEND_PIECE_BYTES):
+        yield view[at : at + SEND_PIECE_BYTES]
 
 
 def _unix_host(address: str) -> str:

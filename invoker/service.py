@@ -9,7 +9,6 @@ invoker owns and cancels on close.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import itertools
 import logging
@@ -382,7 +381,6 @@ class Invoker:
             code = await self._store.get_code(spec.code_sha256)
             if code is None:
                 raise DriverError(f"code blob {spec.code_sha256} is missing from the store")
-            text = base64.b64encode(code).decode() if spec.code_kind == "zip" else code.decode()
             env = {
                 **spec.env,
                 "NIMBUS_FUNCTION_NAME": spec.name,
@@ -390,7 +388,7 @@ class Invoker:
             }
             resp = await self._client.init(
                 container.handle.address,
-                code=text,
+                code=code,  # raw: the client encodes it, off the event loop when large
                 binary=spec.code_kind == "zip",
                 main=spec.handler,
                 env=env,

@@ -78,7 +78,8 @@ class ProcessDriver:
             except ProcessLookupError:
                 pass
             await proc.wait()
-        shutil.rmtree(self._run_dir / handle.name, ignore_errors=True)
+        # The function's working directory: it may have written any number of files there.
+        await asyncio.to_thread(shutil.rmtree, self._run_dir / handle.name, ignore_errors=True)
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """A process shares this host's accounting: nothing per call is measured."""
