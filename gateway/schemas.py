@@ -200,7 +200,7 @@ def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) ->
     network = body.get("network", False)
     if not isinstance(network, bool):
         raise bad_request("network must be true or false", "network")
-    return FunctionDraft(
+    draft = FunctionDraft(
         tenant=tenant,
         name=name,
         runtime=runtime,
@@ -213,6 +213,8 @@ def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) ->
         env=_env(body),
         network=network,
     )
+    _ = draft.code_sha256  # hashed here, off the loop (callers run this in a thread)
+    return draft
 
 
 def limit_param(raw: str | None, *, default: int = 50, maximum: int = 1000) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from invoker.api import FunctionSpec
@@ -24,6 +26,12 @@ class FunctionDraft:
     concurrency: int
     env: Mapping[str, str]
     network: bool
+
+    @cached_property
+    def code_sha256(self) -> str:
+        """The code's content address; computed once, where the draft is validated (a
+        thread), so the store never hashes tens of MB on the event loop."""
+        return hashlib.sha256(self.code).hexdigest()
 
 
 @dataclass(frozen=True)

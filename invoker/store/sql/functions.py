@@ -9,7 +9,6 @@ reference (`Dialect.blob_lock`; SQLite has one writer and needs none).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -48,7 +47,7 @@ def function_from_row(row: Any) -> StoredFunction:
 
 def put_steps(d: Dialect, draft: FunctionDraft, now: float) -> Steps[tuple[StoredFunction, bool]]:
     """Store the code blob and the function; `version` grows by one on every update."""
-    sha = hashlib.sha256(draft.code).hexdigest()
+    sha = draft.code_sha256
     yield from each(d.blob_lock(shared=True))
     yield command(_PUT_BLOB, sha, draft.code)
     f, env = draft, json.dumps(dict(draft.env), sort_keys=True)
