@@ -40,12 +40,12 @@ from invoker.packing import (
 from invoker.placement import (
     POLICY_NAMES,
     BestFit,
-    Limits,
     NodeState,
     NodeView,
+    PlacementLimits,
     PlacementPolicy,
     Vector,
-    policy_by_name,
+    placement_policy_by_name,
     vadd,
     vsum,
 )
@@ -153,7 +153,7 @@ def offline_rows(inst: Instance, planner_budget: float, seed: int) -> dict[str, 
         out[name] = (len(bins), elapsed)
 
     for name in POLICY_NAMES:
-        policy = policy_by_name(name, rng=random.Random(seed))
+        policy = placement_policy_by_name(name, rng=random.Random(seed))
         run(name, lambda p=policy: online_bins(p, inst.items, inst.capacity))  # type: ignore[misc]
     for name in OFFLINE_HEURISTICS:
         run(name, lambda n=name: offline_packing(n, inst.items, inst.capacity))  # type: ignore[misc]
@@ -353,7 +353,7 @@ def load_trace(
 
 
 def lower_bound_vm_hours(
-    functions: list[Function], flavor: Flavor, limits: Limits, minutes: int
+    functions: list[Function], flavor: Flavor, limits: PlacementLimits, minutes: int
 ) -> float:
     """Sum over minutes of max over dimensions of ceil(demand / VM limit), in hours."""
     limit = limits.limit(flavor.capacity)
@@ -515,7 +515,7 @@ async def replay(
 def run_online(args: argparse.Namespace) -> None:
     minutes = 180 if args.quick else 1440
     flavor = Flavor("sim-16x64", vcpu=16, memory_mb=65536, price_per_hour=0.768, boot_s=60.0)
-    limits = Limits(cpu_overcommit=args.cpu_overcommit)
+    limits = PlacementLimits(cpu_overcommit=args.cpu_overcommit)
     functions = load_trace(Path(args.azure), args.keep_alive_min, minutes, args.vcpu)
     lb = lower_bound_vm_hours(functions, flavor, limits, minutes)
     demanded = sum(sum(fn.alive) for fn in functions)
@@ -540,7 +540,7 @@ def run_online(args: argparse.Namespace) -> None:
         runs += [(n, args.drain_below, 0.0), (n, None, 0.0)]
     runs += [("best-fit", args.drain_below, h) for h in args.headroom]
     for name, drain_below, headroom in runs:
-        policy = policy_by_name(
+        policy = placement_policy_by_name(
             name,
             cpu_overcommit=args.cpu_overcommit,
             rng=random.Random(args.seed),

@@ -23,12 +23,12 @@ from prometheus_client import CollectorRegistry
 from invoker.api import FunctionSpec
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.select import make_driver
-from invoker.keepalive import KeepAlivePolicy, policy_by_name
+from invoker.keepalive import KeepAlivePolicy, keep_alive_policy_by_name
 from invoker.metrics import InvokerMetrics
 from invoker.node_setup import lease_local_node, open_node_pool
 from invoker.nodes import host_memory_mb
 from invoker.operations import Operations
-from invoker.pool import Limits
+from invoker.pool import PoolLimits
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.settings import InvokerSettings
@@ -67,8 +67,8 @@ def gateway_id(data_dir: Path) -> str:
 def keep_alive_policy(settings: InvokerSettings) -> KeepAlivePolicy:
     """The configured policy; `fixed` takes its TTL from `keep_alive_s`."""
     if settings.keep_alive_policy == "fixed":
-        return policy_by_name("fixed", ttl_s=settings.keep_alive_s)
-    return policy_by_name(settings.keep_alive_policy)
+        return keep_alive_policy_by_name("fixed", ttl_s=settings.keep_alive_s)
+    return keep_alive_policy_by_name(settings.keep_alive_policy)
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
 
 
 def _invoker_config(settings: InvokerSettings, run_dir: Path, node: str) -> InvokerConfig:
-    limits = Limits(
+    limits = PoolLimits(
         memory_mb=settings.pool_memory_mb or host_memory_mb() * 3 // 4,
         max_per_function=settings.max_containers_per_function,
         max_in_flight_per_tenant=settings.max_in_flight_per_tenant,

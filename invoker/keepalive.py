@@ -517,7 +517,7 @@ POLICIES: Mapping[str, PolicyFactory] = {
 }
 
 
-def policy_by_name(name: str, **kwargs: Any) -> KeepAlivePolicy:
+def keep_alive_policy_by_name(name: str, **kwargs: Any) -> KeepAlivePolicy:
     """Build a policy by its config name ("fixed", "hybrid", "budget") with its options."""
     try:
         factory = POLICIES[name]

@@ -16,8 +16,7 @@ from invoker.drivers.fleet import Fleet
 from invoker.k8s_nodes import KubernetesNodeProvider
 from invoker.k8s_pool import ClusterProvider
 from invoker.nodes import LocalProvider, NodePool, NodePoolConfig, PoolProvider, host_memory_mb
-from invoker.placement import Limits as PlacementLimits
-from invoker.placement import policy_by_name as placement_policy_by_name
+from invoker.placement import PlacementLimits, placement_policy_by_name
 from invoker.settings import InvokerSettings
 from invoker.store.base import NodeLease, Store
 from invoker.vmpool import Flavor, Node

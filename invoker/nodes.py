@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from invoker.packing import ConsolidationPlanner
-from invoker.placement import Limits, NodeState, PlacementPolicy, Vector
+from invoker.placement import NodeState, PlacementLimits, PlacementPolicy, Vector
 from invoker.vmpool import (
     Flavor,
     Node,
@@ -182,7 +182,7 @@ class NodePool:
         self,
         provider: PoolProvider,
         policy: PlacementPolicy,
-        limits: Limits,
+        limits: PlacementLimits,
         config: NodePoolConfig,
         *,
         clock: Callable[[], float],

@@ -118,7 +118,7 @@ class NodeView:
 
 
 @dataclass(frozen=True)
-class Limits:
+class PlacementLimits:
     """How full a node may get.
 
     `cpu_overcommit` multiplies the CPU capacity (CPU time is shared, so a node may promise
@@ -165,7 +165,7 @@ class PlacementPolicy(Protocol):
     """Chooses the node for one container, or None when no ready node can take it."""
 
     name: str
-    limits: Limits
+    limits: PlacementLimits
 
     def place(self, demand: Vector, nodes: Sequence[NodeView]) -> str | None:
         """The id of the node that should run a container of size `demand`, or None."""
@@ -196,8 +196,8 @@ class _FitPolicy:
 
     name = ""
 
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
+    def __init__(self, limits: PlacementLimits | None = None) -> None:
+        self.limits = limits or PlacementLimits()
 
     def candidates(self, demand: Vector, nodes: Sequence[NodeView]) -> list[NodeView]:
         """Ready nodes that fit `demand`, in the given order; only cool ones if any is cool."""
@@ -240,7 +240,7 @@ class NextFit(_FitPolicy):
 
     name = "next-fit"
 
-    def __init__(self, limits: Limits | None = None, *, cyclic: bool = False) -> None:
+    def __init__(self, limits: PlacementLimits | None = None, *, cyclic: bool = False) -> None:
         super().__init__(limits)
         self.cyclic = cyclic
         self._cursor: str | None = None
@@ -271,7 +271,9 @@ class RandomFit(_FitPolicy):
 
     name = "random-fit"
 
-    def __init__(self, limits: Limits | None = None, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, limits: PlacementLimits | None = None, *, rng: random.Random | None = None
+    ) -> None:
         super().__init__(limits)
         self.rng = rng if rng is not None else random.Random(0)
 
@@ -288,7 +290,7 @@ class WorstFit(_FitPolicy):
 
     name = "worst-fit"
 
-    def __init__(self, limits: Limits | None = None, *, measure: str = "l1") -> None:
+    def __init__(self, limits: PlacementLimits | None = None, *, measure: str = "l1") -> None:
         super().__init__(limits)
         measure_of((), measure)
         self.measure = measure
@@ -365,7 +367,7 @@ DEFAULT_POLICY = "best-fit"
 consolidates, and best fit moves the fewest containers doing it (bench/placement.py)."""
 
 
-def policy_by_name(
+def placement_policy_by_name(
     name: str,
     *,
     cpu_overcommit: float = 1.0,
@@ -378,7 +380,7 @@ def policy_by_name(
 
     `rng` only matters for random-fit, `measure` for worst/best-fit, `cyclic` for next-fit.
     """
-    limits = Limits(cpu_overcommit=cpu_overcommit, hot_spot_threshold=hot_spot_threshold)
+    limits = PlacementLimits(cpu_overcommit=cpu_overcommit, hot_spot_threshold=hot_spot_threshold)
     if name == "first-fit":
         return FirstFit(limits)
     if name == "next-fit":

@@ -101,7 +101,7 @@ Decision = Warm | Specialise | Cold | Wait | Reject
 
 
 @dataclass(frozen=True)
-class Limits:
+class PoolLimits:
     """Bounds the pool keeps."""
 
     memory_mb: int = 8192  # what all containers together may hold
@@ -126,7 +126,7 @@ class _Stats:
 class Pool:
     """The pool's state and the decisions over it. Single-threaded; no I/O."""
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: PoolLimits) -> None:
         self.limits = limits
         self.slots: dict[str, Slot] = {}
         self._stats = _Stats()

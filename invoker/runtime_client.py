@@ -44,11 +44,11 @@ SEND_PIECE_BYTES = 256 * 1024
 """A request body larger than this is written a piece at a time (see `_pieces`)."""
 
 
-class RuntimeError_(Exception):
+class ProxyError(Exception):
     """The container did not answer the protocol (a platform error, not the function's)."""
 
 
-class ReplyTooLarge(RuntimeError_):
+class ReplyTooLarge(ProxyError):
     """The container's answer passed MAX_REPLY_BYTES (the function's failure)."""
 
 
@@ -57,7 +57,7 @@ class RunTimeout(Exception):
 
 
 def pin_socket(path: str) -> int:
-    """An O_PATH handle on the unix socket at `path`; RuntimeError_ if it is anything else.
+    """An O_PATH handle on the unix socket at `path`; ProxyError if it is anything else.
 
     O_NOFOLLOW makes a symlink in the last component open as the link itself, which the
     S_ISSOCK check then refuses.
@@ -65,10 +65,10 @@ def pin_socket(path: str) -> int:
     try:
         fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        raise RuntimeError_(f"cannot open the runtime socket: {exc.strerror}") from exc
+        raise ProxyError(f"cannot open the runtime socket: {exc.strerror}") from exc
     if not stat.S_ISSOCK(os.fstat(fd).st_mode):
         os.close(fd)
-        raise RuntimeError_("the runtime socket is not a socket")
+        raise ProxyError("the runtime socket is not a socket")
     return fd
 
 
@@ -137,7 +137,7 @@ class RuntimeClient:
         """Take on a new container at `address`, which asks for `token` (None: no token).
 
         Call it as soon as the driver has started the container, before any function code
-        runs in it: a unix socket is pinned here. RuntimeError_ when it cannot be.
+        runs in it: a unix socket is pinned here. ProxyError when it cannot be.
         """
         if address.startswith(UNIX_PREFIX):
             self._unpin(address)  # a new container at a path an earlier one used
@@ -197,13 +197,13 @@ class RuntimeClient:
         except TimeoutError as exc:
             raise RunTimeout(f"{path} did not answer within {timeout:g} s") from exc
         except aiohttp.ClientError as exc:
-            raise RuntimeError_(f"{path} failed: {exc}") from exc
+            raise ProxyError(f"{path} failed: {exc}") from exc
         try:
             answer = json.loads(raw) if raw else {}
         except ValueError as exc:
-            raise RuntimeError_(f"{path} answered with invalid JSON") from exc
+            raise ProxyError(f"{path} answered with invalid JSON") from exc
         if not isinstance(answer, dict):
-            raise RuntimeError_(f"{path} answered with a non-object body")
+            raise ProxyError(f"{path} answered with a non-object body")
         return RunResponse(resp.status, answer, len(raw))
 
     async def wait_ready(self, address: str, timeout: float) -> None:
@@ -222,7 +222,7 @@ class RuntimeClient:
                 last = exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
-        raise RuntimeError_(f"runtime at {address} not ready after {timeout:g} s: {last}")
+        raise ProxyError(f"runtime at {address} not ready after {timeout:g} s: {last}")
 
     async def init(
         self,

@@ -40,10 +40,10 @@ from invoker.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.metrics import InvokerMetrics
 from invoker.nodes import NoCapacity, NodePool, host_memory_mb
 from invoker.placement import NodeState
-from invoker.pool import Cold, Limits, Pool, Reject, Slot, Specialise, State, Wait
+from invoker.pool import Cold, Pool, PoolLimits, Reject, Slot, Specialise, State, Wait
 from invoker.recorder import Recorder, StoreRecorder
 from invoker.records import CallTiming, outcome_of
-from invoker.runtime_client import ReplyTooLarge, RuntimeClient, RuntimeError_, RunTimeout
+from invoker.runtime_client import ProxyError, ReplyTooLarge, RuntimeClient, RunTimeout
 from invoker.store.base import Store
 
 log = logging.getLogger("nimbus.invoker")
@@ -59,7 +59,7 @@ class InvokerConfig:
     """Tunables of the invoker."""
 
     owner: str  # labels every container; one data dir = one owner
-    limits: Limits = field(default_factory=Limits)
+    limits: PoolLimits = field(default_factory=PoolLimits)
     billing_step_ms: int = 1
     node: str = "local"  # where containers run until a VM pool places them
     host_cpus: float = float(os.cpu_count() or 1)
@@ -256,7 +256,7 @@ class Invoker:
                 cspec = await self._placed_spec(slot, runtime, memory_mb)
                 handle = await self._driver.create(cspec)
                 self._client.trust(handle.address, handle.token)
-            except (DriverError, NoCapacity, RuntimeError_) as exc:
+            except (DriverError, NoCapacity, ProxyError) as exc:
                 if handle is not None:
                     await self._destroy(Container(slot=slot, handle=handle))
                 self.pool.removed(slot)
@@ -457,7 +457,7 @@ class Invoker:
             return await self._failed(
                 request, slot, timing, container, Status.APPLICATION_ERROR, too_large
             )
-        except RuntimeError_ as exc:
+        except ProxyError as exc:
             reason = await self._driver.ended(container.handle)
             log.info("container %s ended during a call (%s): %s", container.slot, reason, exc)
             ended = replies.container_ended(spec.memory_mb, reason)

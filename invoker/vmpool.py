@@ -20,9 +20,9 @@ from typing import Protocol, runtime_checkable
 from invoker.placement import (
     BestFit,
     FirstFit,
-    Limits,
     NodeState,
     NodeView,
+    PlacementLimits,
     Vector,
     vadd,
     vsum,
@@ -97,7 +97,7 @@ class Node:
         """What placement policies see."""
         return NodeView(self.id, self.capacity, self.allocated, self.state)
 
-    def allocate(self, container_id: str, demand: Vector, limits: Limits) -> None:
+    def allocate(self, container_id: str, demand: Vector, limits: PlacementLimits) -> None:
         """Record a container on this node; refuses anything that would pass the limits."""
         if self.state is not NodeState.READY:
             raise ValueError(f"node {self.id} is {self.state.value}, not ready")
@@ -150,7 +150,9 @@ def _biggest_first(v: Vector) -> tuple[float, ...]:
     return tuple(-x for x in reversed(v))
 
 
-def _pack_onto(demands: Sequence[Vector], views: list[NodeView], limits: Limits) -> list[Vector]:
+def _pack_onto(
+    demands: Sequence[Vector], views: list[NodeView], limits: PlacementLimits
+) -> list[Vector]:
     """First-fit `demands` (biggest first) onto `views`, updating them; returns the leftovers."""
     first_fit = FirstFit(limits)
     index = {v.id: k for k, v in enumerate(views)}
@@ -165,7 +167,7 @@ def _pack_onto(demands: Sequence[Vector], views: list[NodeView], limits: Limits)
     return left
 
 
-def _nodes_needed(demands: Sequence[Vector], flavor: Flavor, limits: Limits) -> int:
+def _nodes_needed(demands: Sequence[Vector], flavor: Flavor, limits: PlacementLimits) -> int:
     views: list[NodeView] = []
     left = list(demands)
     while left:
@@ -181,7 +183,7 @@ def decide_scale_out(
     min_nodes: int,
     max_nodes: int,
     provisioning_in_flight: Sequence[Flavor] = (),
-    limits: Limits | None = None,
+    limits: PlacementLimits | None = None,
 ) -> list[Flavor]:
     """The VMs to provision now.
 
@@ -193,7 +195,7 @@ def decide_scale_out(
     `flavors[0]`, and never grows past `max_nodes`, in-flight provisioning included. A demand no
     flavor can hold is ignored here (the caller rejects it).
     """
-    limits = limits or Limits()
+    limits = limits or PlacementLimits()
     if not flavors:
         return []
     live = [n for n in nodes if n.state is not NodeState.RELEASED]
@@ -245,7 +247,7 @@ def decide_scale_in(
     min_ready_s: float = 0.0,
     max_drains: int | None = None,
     headroom: float = 0.0,
-    limits: Limits | None = None,
+    limits: PlacementLimits | None = None,
 ) -> list[str]:
     """Ready nodes to drain: under-used ones whose containers all fit on the nodes that stay.
 
@@ -257,7 +259,7 @@ def decide_scale_in(
     stays free, so a burst does not have to wait for a VM to boot. A node with allocations that
     fit nowhere else is never chosen.
     """
-    limits = limits or Limits()
+    limits = limits or PlacementLimits()
     ready = [n for n in nodes if n.state is NodeState.READY]
     keep = {n.id: n.view() for n in ready}
     order = sorted(
@@ -316,7 +318,9 @@ def decide_scale_in(
 MILLI = 1000  # vCPU to integer millicores: the offline planner packs exact integers
 
 
-def packing_problem(nodes: Sequence[Node], limits: Limits) -> tuple[list[Vector], Vector] | None:
+def packing_problem(
+    nodes: Sequence[Node], limits: PlacementLimits
+) -> tuple[list[Vector], Vector] | None:
     """The ready nodes' allocations as an offline packing instance: (items, bin capacity).
 
     Integer sizes (vCPU in millicores, rounded up), as the offline planner needs; a bin is

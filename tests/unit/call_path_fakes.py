@@ -25,7 +25,7 @@ from invoker.api import FunctionSpec, InvokeRequest, InvokeResult
 from invoker.drivers.base import ContainerHandle, ContainerSpec, ContainerStats
 from invoker.keepalive import FixedTTL
 from invoker.metering import UsageRecord
-from invoker.pool import Limits
+from invoker.pool import PoolLimits
 from invoker.runtime_client import RunResponse
 from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import FunctionDraft, Store
@@ -320,7 +320,7 @@ async def until(condition: Callable[[], bool], seconds: float = 2.0) -> bool:
 async def rig(
     tmp_path: Path,
     *,
-    limits: Limits | None = None,
+    limits: PoolLimits | None = None,
     stem_cells: tuple[tuple[str, int, int], ...] = (),
     keep_alive_s: float = 600.0,
 ) -> AsyncIterator[Rig]:
@@ -330,7 +330,7 @@ async def rig(
     await store.open()
     driver, runtime = FakeDriver(clock, ledger), FakeRuntime(clock, ledger)
     config = InvokerConfig(
-        owner="unit", limits=limits or Limits(), stem_cells=stem_cells, host_cpus=2.0
+        owner="unit", limits=limits or PoolLimits(), stem_cells=stem_cells, host_cpus=2.0
     )
     invoker = Invoker(
         driver,  # type: ignore[arg-type]  # structurally a ContainerDriver

@@ -18,9 +18,9 @@ from typing import Any
 from invoker.api import Status
 from invoker.runtime_client import (
     MAX_RESULT_BYTES,
+    ProxyError,
     ReplyTooLarge,
     RunResponse,
-    RuntimeError_,
     RunTimeout,
 )
 from tests.unit.call_path_fakes import INIT_S, RUN_S, START_S, echo, rig
@@ -202,7 +202,7 @@ async def test_an_answer_past_the_reply_bound_drops_the_container(tmp_path: Path
 
 async def test_a_container_that_ends_mid_call_says_why(tmp_path: Path) -> None:
     async def killed(address: str, payload: dict[str, Any]) -> RunResponse:
-        raise RuntimeError_("/run failed: Connection reset by peer")
+        raise ProxyError("/run failed: Connection reset by peer")
 
     async with rig(tmp_path) as r:
         spec = await r.deploy("hungry")

@@ -11,13 +11,13 @@ import pytest
 from invoker.api import InvokeRequest, Status, Throttled
 from invoker.drivers.base import DriverError
 from invoker.nodes import NoCapacity
-from invoker.pool import Limits
+from invoker.pool import PoolLimits
 from invoker.replies import PLATFORM_START_FAILED
 from tests.unit.call_path_fakes import rig, until
 
 
 async def test_a_full_pool_evicts_the_oldest_idle_container(tmp_path: Path) -> None:
-    async with rig(tmp_path, limits=Limits(memory_mb=256)) as r:
+    async with rig(tmp_path, limits=PoolLimits(memory_mb=256)) as r:
         a, b, c = [await r.deploy(name) for name in "abc"]
         await r.call(a)
         r.clock.advance(1)
@@ -30,7 +30,7 @@ async def test_a_full_pool_evicts_the_oldest_idle_container(tmp_path: Path) -> N
 
 
 async def test_eviction_never_takes_a_busy_container(tmp_path: Path) -> None:
-    async with rig(tmp_path, limits=Limits(memory_mb=256)) as r:
+    async with rig(tmp_path, limits=PoolLimits(memory_mb=256)) as r:
         a, b, c = [await r.deploy(name) for name in "abc"]
         gate = r.runtime.hold("a")
         busy = r.start_call(a)  # the oldest container, and busy throughout
@@ -47,7 +47,7 @@ async def test_eviction_never_takes_a_busy_container(tmp_path: Path) -> None:
 
 
 async def test_a_pool_full_of_busy_containers_throttles(tmp_path: Path) -> None:
-    async with rig(tmp_path, limits=Limits(memory_mb=256)) as r:
+    async with rig(tmp_path, limits=PoolLimits(memory_mb=256)) as r:
         a, b, c = [await r.deploy(name) for name in "abc"]
         gates = [r.runtime.hold("a"), r.runtime.hold("b")]
         calls = [r.start_call(a), r.start_call(b)]
@@ -66,7 +66,7 @@ async def test_a_pool_full_of_busy_containers_throttles(tmp_path: Path) -> None:
 async def test_a_tenant_at_its_in_flight_quota_is_throttled_others_are_not(
     tmp_path: Path,
 ) -> None:
-    async with rig(tmp_path, limits=Limits(max_in_flight_per_tenant=1)) as r:
+    async with rig(tmp_path, limits=PoolLimits(max_in_flight_per_tenant=1)) as r:
         a, b = await r.deploy("a"), await r.deploy("b")
         theirs = await r.deploy("o", tenant="u")
         gate = r.runtime.hold("a")
@@ -88,7 +88,7 @@ async def test_a_tenant_at_its_in_flight_quota_is_throttled_others_are_not(
 
 
 async def test_no_capacity_throttles_and_leaves_nothing_behind(tmp_path: Path) -> None:
-    async with rig(tmp_path, limits=Limits(memory_mb=128)) as r:
+    async with rig(tmp_path, limits=PoolLimits(memory_mb=128)) as r:
         spec = await r.deploy("hello")
         r.driver.refuse = NoCapacity("no node has room for 128 MB")
         with pytest.raises(Throttled) as refused:

@@ -7,7 +7,7 @@ import itertools
 from invoker.k8s_nodes import ClusterNode
 from invoker.k8s_pool import ClusterProvider
 from invoker.nodes import NodePool, NodePoolConfig
-from invoker.placement import Limits, NodeState, policy_by_name
+from invoker.placement import NodeState, PlacementLimits, placement_policy_by_name
 from invoker.vmpool import Flavor
 
 
@@ -26,8 +26,8 @@ def pool(cluster: Cluster) -> NodePool:
     provider = ClusterProvider(cluster, lambda: float(next(ticks)))  # type: ignore[arg-type]
     return NodePool(
         provider,
-        policy_by_name("first-fit"),
-        Limits(),
+        placement_policy_by_name("first-fit"),
+        PlacementLimits(),
         NodePoolConfig(flavors=(Flavor("unused", 1, 1, 0.0),), min_nodes=0, max_nodes=100),
         clock=lambda: 0.0,
     )

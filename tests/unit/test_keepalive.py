@@ -18,7 +18,7 @@ from invoker.keepalive import (
     IdleHistory,
     KeepAliveDecision,
     KeepAlivePolicy,
-    policy_by_name,
+    keep_alive_policy_by_name,
 )
 
 MIN = 60.0
@@ -243,23 +243,23 @@ def test_budget_rejects_a_target_outside_zero_one() -> None:
 
 
 def test_policy_by_name() -> None:
-    fixed = policy_by_name("fixed", ttl_s=1200.0)
+    fixed = keep_alive_policy_by_name("fixed", ttl_s=1200.0)
     assert isinstance(fixed, FixedTTL) and fixed.decide(KEY, 0).keep_alive_s == 1200.0
-    assert isinstance(policy_by_name("hybrid"), HybridHistogram)
-    budget = policy_by_name("budget", target_cold_fraction=0.2)
+    assert isinstance(keep_alive_policy_by_name("hybrid"), HybridHistogram)
+    budget = keep_alive_policy_by_name("budget", target_cold_fraction=0.2)
     assert isinstance(budget, ColdStartBudget) and budget.target == 0.2
     with pytest.raises(ValueError, match="unknown keep-alive policy"):
-        policy_by_name("lru")
+        keep_alive_policy_by_name("lru")
 
 
 @pytest.mark.parametrize("name", ["hybrid", "budget"])
 def test_state_round_trips_through_json(name: str) -> None:
     idle = [3 * MIN, 40.0, 3 * MIN, 5 * HOUR, 3 * MIN, 10.0] * 3
-    original = policy_by_name(name)
+    original = keep_alive_policy_by_name(name)
     feed(original, idle)
     state = original.export_state(KEY)
     assert state is not None
-    restored = policy_by_name(name)
+    restored = keep_alive_policy_by_name(name)
     restored.restore_state(KEY, json.loads(json.dumps(state)))
     assert restored.export_state(KEY) == state
     assert restored.decide(KEY, 0.0) == original.decide(KEY, 0.0)
@@ -296,7 +296,7 @@ policies = st.sampled_from(["fixed", "hybrid", "budget"])
 @settings(max_examples=150, deadline=None)
 @given(name=policies, idle=idle_times, calls=bursts)
 def test_every_decision_is_a_valid_window(name: str, idle: list[float], calls: int) -> None:
-    policy = policy_by_name(name)
+    policy = keep_alive_policy_by_name(name)
     now = 0.0
     policy.observe(KEY, now, calls)
     for gap in [*idle, None]:
@@ -313,8 +313,8 @@ def test_every_decision_is_a_valid_window(name: str, idle: list[float], calls: i
 @settings(max_examples=100, deadline=None)
 @given(name=policies, idle=idle_times, calls=bursts)
 def test_decisions_depend_only_on_the_history(name: str, idle: list[float], calls: int) -> None:
-    a = feed(policy_by_name(name), idle, calls)
-    b = feed(policy_by_name(name), idle, calls, key="another function")
+    a = feed(keep_alive_policy_by_name(name), idle, calls)
+    b = feed(keep_alive_policy_by_name(name), idle, calls, key="another function")
     assert a == b
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 
 from invoker.nodes import NodePool, NodePoolConfig
-from invoker.placement import BestFit, Limits, NodeState
+from invoker.placement import BestFit, NodeState, PlacementLimits
 from invoker.vmpool import Flavor, Node
 
 TINY = Flavor("tiny", 1.0, 1024, 0.01)
@@ -41,7 +41,7 @@ class Provider:
 
 async def pool_with(*memories: list[int]) -> NodePool:
     """A pool with one node per list, holding containers of those sizes."""
-    limits = Limits(cpu_overcommit=4.0)
+    limits = PlacementLimits(cpu_overcommit=4.0)
     pool = NodePool(
         Provider(),
         BestFit(limits),

@@ -24,15 +24,15 @@ from invoker.placement import (
     DotProductFit,
     FirstFit,
     L2NormFit,
-    Limits,
     NextFit,
     NodeState,
     NodeView,
+    PlacementLimits,
     RandomFit,
     Resources,
     Vector,
     WorstFit,
-    policy_by_name,
+    placement_policy_by_name,
     vadd,
 )
 
@@ -56,8 +56,8 @@ flavors = st.sampled_from([(2.0, 4096), (4.0, 8192), (8.0, 16384)])
 
 
 @st.composite
-def clusters(draw: st.DrawFn) -> tuple[Limits, list[NodeView]]:
-    limits = Limits(
+def clusters(draw: st.DrawFn) -> tuple[PlacementLimits, list[NodeView]]:
+    limits = PlacementLimits(
         cpu_overcommit=draw(st.sampled_from([1.0, 2.0, 4.0])),
         hot_spot_threshold=draw(st.none() | st.sampled_from([0.5, 0.8, 1.0])),
     )
@@ -74,10 +74,10 @@ def clusters(draw: st.DrawFn) -> tuple[Limits, list[NodeView]]:
 @settings(max_examples=300, deadline=None)
 @given(name=st.sampled_from(POLICY_NAMES), cluster=clusters(), demand=demands)
 def test_a_placed_container_fits_and_none_means_nothing_fits(
-    name: str, cluster: tuple[Limits, list[NodeView]], demand: Vector
+    name: str, cluster: tuple[PlacementLimits, list[NodeView]], demand: Vector
 ) -> None:
     limits, views = cluster
-    policy = policy_by_name(
+    policy = placement_policy_by_name(
         name,
         cpu_overcommit=limits.cpu_overcommit,
         hot_spot_threshold=limits.hot_spot_threshold,
@@ -109,7 +109,7 @@ def test_a_placed_container_fits_and_none_means_nothing_fits(
     stream=st.lists(demands, min_size=1, max_size=60),
 )
 def test_no_node_is_ever_overcommitted(name: str, ratio: float, stream: list[Vector]) -> None:
-    policy = policy_by_name(name, cpu_overcommit=ratio, rng=random.Random(1))
+    policy = placement_policy_by_name(name, cpu_overcommit=ratio, rng=random.Random(1))
     views: list[NodeView] = []
     for demand in stream:
         chosen = policy.place(demand, views)
@@ -194,12 +194,14 @@ def test_random_fit_is_seeded_and_only_picks_fitting_nodes() -> None:
 def test_cpu_overcommit_applies_to_cpu_only() -> None:
     views = [node("n", 4.0, 0)]
     assert FirstFit().place((1.0, 128), views) is None
-    assert FirstFit(Limits(cpu_overcommit=4.0)).place((1.0, 128), views) == "n"
-    assert FirstFit(Limits(cpu_overcommit=4.0)).place((0.1, 8193), [node("m", 0, 0)]) is None
+    assert FirstFit(PlacementLimits(cpu_overcommit=4.0)).place((1.0, 128), views) == "n"
+    assert (
+        FirstFit(PlacementLimits(cpu_overcommit=4.0)).place((0.1, 8193), [node("m", 0, 0)]) is None
+    )
 
 
 def test_hot_nodes_are_skipped_while_another_fits() -> None:
-    limits = Limits(hot_spot_threshold=0.8)
+    limits = PlacementLimits(hot_spot_threshold=0.8)
     hot = node("hot", 3.6, 1024)  # 90 % of its CPU
     cool = node("cool", 1.0, 1024)
     assert BestFit(limits).place((0.2, 128), [hot, cool]) == "cool"
@@ -214,7 +216,7 @@ def test_only_ready_nodes_take_containers() -> None:
         node("r", 0, 0, state=NodeState.RELEASED),
     ]
     for name in POLICY_NAMES:
-        assert policy_by_name(name).place((0.1, 128), views) is None
+        assert placement_policy_by_name(name).place((0.1, 128), views) is None
 
 
 def test_fractional_cpus_fill_a_node_exactly() -> None:
@@ -229,7 +231,7 @@ def test_fractional_cpus_fill_a_node_exactly() -> None:
 
 def test_policy_by_name_rejects_unknown_names_and_resources_round_trip() -> None:
     with pytest.raises(ValueError, match="first-fit"):
-        policy_by_name("tightest")
+        placement_policy_by_name("tightest")
     assert Resources.of(Resources(0.5, 256).vector()) == Resources(0.5, 256)
 
 

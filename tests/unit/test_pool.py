@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.pool import Cold, Demand, Limits, Pool, Reject, Specialise, State, Wait, Warm
+from invoker.pool import Cold, Demand, Pool, PoolLimits, Reject, Specialise, State, Wait, Warm
 
 A = ("t1", "f", 1)
 B = ("t1", "g", 1)
@@ -24,7 +24,7 @@ def start(pool: Pool, slot: str, d: Demand, now: float = 0.0) -> None:
 
 
 def test_cold_then_warm_reuse_after_release() -> None:
-    pool = Pool(Limits())
+    pool = Pool(PoolLimits())
     start(pool, "c1", demand())
     assert pool.slots["c1"].state is State.BUSY
     pool.released("c1", "t1", now=1.0, keep_alive_s=60, duration_s=0.01)
@@ -33,7 +33,7 @@ def test_cold_then_warm_reuse_after_release() -> None:
 
 
 def test_busy_container_with_concurrency_takes_more_calls() -> None:
-    pool = Pool(Limits())
+    pool = Pool(PoolLimits())
     start(pool, "c1", demand(concurrency=3))
     assert pool.decide(demand(concurrency=3), 0.1) == Warm("c1")
     assert pool.decide(demand(concurrency=3), 0.1) == Warm("c1")
@@ -41,7 +41,7 @@ def test_busy_container_with_concurrency_takes_more_calls() -> None:
 
 
 def test_stem_cell_is_specialised_only_when_it_fits() -> None:
-    pool = Pool(Limits())
+    pool = Pool(PoolLimits())
     pool.starting("s1", None, "python:3.11", 128, 0.0)
     assert isinstance(pool.decide(demand(), 0.0), Cold), "a stem still starting is not usable"
     pool.prewarmed("s1")
@@ -52,7 +52,7 @@ def test_stem_cell_is_specialised_only_when_it_fits() -> None:
 
 
 def test_initializing_container_is_shared_by_concurrent_callers() -> None:
-    pool = Pool(Limits())
+    pool = Pool(PoolLimits())
     d = demand(concurrency=2)
     assert isinstance(pool.decide(d, 0.0), Cold)
     pool.starting("c1", d, d.runtime, d.memory_mb, 0.0)
@@ -62,7 +62,7 @@ def test_initializing_container_is_shared_by_concurrent_callers() -> None:
 
 
 def test_wait_when_a_busy_container_frees_up_sooner_than_a_cold_start() -> None:
-    pool = Pool(Limits())
+    pool = Pool(PoolLimits())
     start(pool, "c1", demand())
     pool.released("c1", "t1", 1.0, 60, duration_s=0.02)  # learn: calls take 20 ms
     assert pool.decide(demand(), 1.1) == Warm("c1")
@@ -71,7 +71,7 @@ def test_wait_when_a_busy_container_frees_up_sooner_than_a_cold_start() -> None:
 
 
 def test_slow_function_gets_a_cold_start_instead_of_waiting() -> None:
-    pool = Pool(Limits())
+    pool = Pool(PoolLimits())
     start(pool, "c1", demand())
     pool.released("c1", "t1", 1.0, 60, duration_s=5.0)
     assert pool.decide(demand(), 1.1) == Warm("c1")
@@ -79,7 +79,7 @@ def test_slow_function_gets_a_cold_start_instead_of_waiting() -> None:
 
 
 def test_eviction_takes_oldest_idle_and_never_busy() -> None:
-    pool = Pool(Limits(memory_mb=384))
+    pool = Pool(PoolLimits(memory_mb=384))
     start(pool, "old", demand(key=A), now=0.0)
     pool.released("old", "t1", 1.0, 600, 0.01)
     start(pool, "busy", demand(key=B), now=2.0)
@@ -90,14 +90,14 @@ def test_eviction_takes_oldest_idle_and_never_busy() -> None:
 
 
 def test_reject_when_memory_is_held_by_busy_containers() -> None:
-    pool = Pool(Limits(memory_mb=256))
+    pool = Pool(PoolLimits(memory_mb=256))
     start(pool, "a", demand(key=A))
     start(pool, "b", demand(key=B))
     assert isinstance(pool.decide(demand(key=("t1", "c", 1)), 1.0), Reject)
 
 
 def test_tenant_quota() -> None:
-    pool = Pool(Limits(max_in_flight_per_tenant=1))
+    pool = Pool(PoolLimits(max_in_flight_per_tenant=1))
     start(pool, "a", demand())
     decision = pool.decide(demand(key=B), 0.5)
     assert isinstance(decision, Reject) and decision.retry_after_s > 0
@@ -106,7 +106,7 @@ def test_tenant_quota() -> None:
 
 
 def test_expiry_and_retirement() -> None:
-    pool = Pool(Limits())
+    pool = Pool(PoolLimits())
     start(pool, "a", demand())
     assert pool.expired(1000.0) == []  # busy never expires
     pool.released("a", "t1", 1.0, keep_alive_s=10, duration_s=0.1)
@@ -128,7 +128,7 @@ calls = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(calls)
 def test_invariants_hold_under_any_sequence(steps) -> None:
-    limits = Limits(memory_mb=1024, max_per_function=3, max_in_flight_per_tenant=50)
+    limits = PoolLimits(memory_mb=1024, max_per_function=3, max_in_flight_per_tenant=50)
     pool = Pool(limits)
     now = 0.0
     running: list[tuple[str, str]] = []  # (slot, tenant) of calls in flight

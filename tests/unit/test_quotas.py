@@ -9,7 +9,7 @@ import pytest
 
 from gateway.errors import ApiError
 from gateway.quotas import Quotas
-from invoker.pool import Demand, Limits, Pool, Reject
+from invoker.pool import Demand, Pool, PoolLimits, Reject
 from invoker.store.sqlite import SqliteStore
 from invoker.tenant_limits import LimitDefaults, TenantLimits
 
@@ -41,7 +41,7 @@ async def test_limits_load_apply_at_once_and_outlive_the_gateway(tmp_path: Path)
     await store.create_tenant("ann", "h-ann")
     await store.create_tenant("bob", "h-bob")
     await store.put_tenant_limits("bob", TenantLimits(backlog=7), 0.0)
-    pool = Pool(Limits(max_in_flight_per_tenant=100))
+    pool = Pool(PoolLimits(max_in_flight_per_tenant=100))
     quotas = Quotas(LimitDefaults(concurrency=100, backlog=1000), refresh_s=3600)
     await quotas.start(store, caps_into(pool))
     try:
@@ -62,7 +62,7 @@ async def test_limits_load_apply_at_once_and_outlive_the_gateway(tmp_path: Path)
 
 
 async def test_the_pool_rejects_past_a_tenants_own_concurrency_only() -> None:
-    pool = Pool(Limits(max_in_flight_per_tenant=100))
+    pool = Pool(PoolLimits(max_in_flight_per_tenant=100))
     pool.tenant_caps = {"ann": 1}
     assert not isinstance(pool.decide(demand("ann"), 0.0), Reject)
     pool.starting("c1", demand("ann"), "python:3.11", 128, 0.0)  # ann's call takes a slot
@@ -76,7 +76,7 @@ async def test_the_rate_is_checked_per_tenant_with_retry_after(tmp_path: Path) -
     store = SqliteStore(tmp_path / "db.sqlite")
     await store.open()
     await store.create_tenant("ann", "h-ann")
-    await quotas.start(store, caps_into(Pool(Limits())))
+    await quotas.start(store, caps_into(Pool(PoolLimits())))
     try:
         await quotas.put("ann", TenantLimits(rate_per_s=0.5, burst=2))
         quotas.check_rate("ann")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.placement import FirstFit, Limits, NodeState, NodeView, Vector, vadd, vsum
+from invoker.placement import FirstFit, NodeState, NodeView, PlacementLimits, Vector, vadd, vsum
 from invoker.vmpool import (
     Flavor,
     Node,
@@ -20,7 +20,7 @@ from invoker.vmpool import (
 
 SMALL = Flavor("small", vcpu=2, memory_mb=4096, price_per_hour=0.1, boot_s=30)
 LARGE = Flavor("large", vcpu=8, memory_mb=16384, price_per_hour=0.5, boot_s=60)
-LIMITS = Limits(cpu_overcommit=2.0)
+LIMITS = PlacementLimits(cpu_overcommit=2.0)
 
 
 def ready_node(nid: str, flavor: Flavor, *allocs: Vector, ready_at: float = 0.0) -> Node:
