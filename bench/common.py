@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import time
+import urllib.request
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -17,3 +21,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    """Return once `nimbus serve` at `url` answers /healthz; exit if it dies or is late."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/healthz") as r:
+                json.loads(r.read())
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("nimbus serve did not start") from None
+            time.sleep(0.1)

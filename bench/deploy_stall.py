@@ -33,12 +33,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import aiohttp
-from common import free_port, percentile
+from common import free_port, percentile, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "nmb_admin_bench_key"
@@ -182,19 +181,6 @@ def serve(root: Path, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-
-
-def wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz") as r:
-                json.loads(r.read())
-            return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("nimbus serve did not start") from None
-            time.sleep(0.1)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 import aiohttp
 import docker
 from aiohttp import web
-from common import free_port, percentile
+from common import free_port, percentile, wait_healthy
 
 from invoker.cgroups import thaw_container
 
@@ -260,16 +260,7 @@ def main() -> None:
         )
         url = f"http://127.0.0.1:{args.port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/healthz") as r:
-                        json.loads(r.read())
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("nimbus serve did not start") from None
-                    time.sleep(0.1)
+            wait_healthy(url, server)
             asyncio.run(bench(args, url, data_dir))
         finally:
             server.terminate()
