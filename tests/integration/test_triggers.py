@@ -106,10 +106,13 @@ async def test_schedule_fires_once_after_downtime(platform: Running) -> None:
     await api.call("PUT", "/v1/rules/tick-rule", {"trigger": "every5", "function": "tick"})
     engine = platform.app[PLATFORM].triggers
     created = trig["created"]
-    # An injected clock: 31 minutes later, six slots were missed; exactly one fires.
-    assert await engine.run_schedules(created + 31 * 60) == 1
-    assert await engine.run_schedules(created + 31 * 60 + 10) == 0
-    assert await engine.run_schedules(created + 36 * 60) == 1
+    # An injected clock, a minute past a slot 31-36 minutes later (so +10 s stays inside
+    # that slot's window whatever second the trigger was made at): six or seven slots were
+    # missed, exactly one fires; nothing more until the next slot.
+    later = (int(created // 300) + 7) * 300 + 60
+    assert await engine.run_schedules(later) == 1
+    assert await engine.run_schedules(later + 10) == 0
+    assert await engine.run_schedules(later + 5 * 60) == 1
     _, acts, _ = await api.call("GET", "/v1/activations?function=tick")
     ids = [a["activation_id"] for a in acts["activations"]]
     assert len(ids) == 2
