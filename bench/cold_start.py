@@ -43,7 +43,7 @@ from docker.models.containers import _create_container_args
 from gateway.app import create_app
 from gateway.config import Config
 from gateway.keys import PLATFORM
-from invoker.containers import cpus_for
+from invoker.containers.model import cpus_for
 from invoker.drivers.base import ContainerSpec
 from invoker.drivers.docker import SOCKET_NAME, container_kwargs, holder_kwargs
 from invoker.images import build_runtime_images

@@ -21,7 +21,7 @@ from pathlib import Path
 import docker
 from common import percentile
 
-from invoker.cgroups import CallMeter
+from invoker.containers.cgroups import CallMeter
 from invoker.drivers.base import ContainerSpec
 from invoker.drivers.docker import DockerDriver
 from invoker.images import build_runtime_images

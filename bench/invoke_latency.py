@@ -32,7 +32,7 @@ import docker
 from aiohttp import web
 from common import free_port, percentile, wait_healthy
 
-from invoker.cgroups import thaw_container
+from invoker.containers.cgroups import thaw_container
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "nmb_admin_bench_key"

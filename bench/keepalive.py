@@ -2,7 +2,7 @@
 
 Replays `azure-functions-2019` (100 functions, one day, invocations per minute; Shahrad et
 al., "Serverless in the Wild", USENIX ATC 2020, data CC-BY-4.0) through the real policies
-of `invoker/keepalive.py`, the way the data README describes its reference replay:
+of `invoker/containers/keepalive.py`, the way the data README describes its reference replay:
 
 - 1-minute resolution, one container per function. The calls of a minute arrive at its
   start (`observe`) and the container goes idle at its end (`decide`), so an idle time
@@ -36,7 +36,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from invoker.keepalive import (
+from invoker.containers.keepalive import (
     ColdStartBudget,
     FixedTTL,
     HybridHistogram,

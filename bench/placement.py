@@ -29,7 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from invoker.packing import (
+from invoker.nodes.autoscale import decide_release, decide_scale_in, decide_scale_out
+from invoker.nodes.model import Flavor
+from invoker.nodes.packing import (
     OFFLINE_HEURISTICS,
     Bins,
     ConsolidationPlanner,
@@ -37,7 +39,7 @@ from invoker.packing import (
     offline_packing,
     validate_packing,
 )
-from invoker.placement import (
+from invoker.nodes.placement import (
     POLICY_NAMES,
     BestFit,
     NodeState,
@@ -49,13 +51,7 @@ from invoker.placement import (
     vadd,
     vsum,
 )
-from invoker.vmpool import (
-    Flavor,
-    SimulatedProvider,
-    decide_release,
-    decide_scale_in,
-    decide_scale_out,
-)
+from invoker.providers.simulated import SimulatedProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

@@ -21,14 +21,14 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from invoker.api import FunctionSpec
+from invoker.containers.keepalive import KeepAlivePolicy, keep_alive_policy_by_name
+from invoker.containers.pool import PoolLimits
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.select import make_driver
-from invoker.keepalive import KeepAlivePolicy, keep_alive_policy_by_name
 from invoker.metrics import InvokerMetrics
-from invoker.node_setup import lease_local_node, open_node_pool
-from invoker.nodes import host_memory_mb
 from invoker.operations import Operations
-from invoker.pool import PoolLimits
+from invoker.providers.local import host_memory_mb
+from invoker.providers.select import lease_local_node, open_node_pool
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.settings import InvokerSettings

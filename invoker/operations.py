@@ -14,9 +14,9 @@ from typing import Any
 
 from invoker.api import FunctionSpec, InvokeRequest, InvokeResult
 from invoker.dispatcher import Dispatcher
+from invoker.nodes.model import Node
 from invoker.service import Invoker
 from invoker.store.base import FunctionDraft, Store, StoredFunction
-from invoker.vmpool import Node
 
 
 @dataclass(frozen=True)

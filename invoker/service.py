@@ -21,7 +21,8 @@ from typing import Any
 
 from invoker import replies
 from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status, Throttled
-from invoker.containers import (
+from invoker.containers.keepalive import FixedTTL, KeepAlivePolicy
+from invoker.containers.model import (
     Container,
     Failure,
     Prewarm,
@@ -29,6 +30,7 @@ from invoker.containers import (
     demand_of,
     policy_key,
 )
+from invoker.containers.pool import Cold, Pool, PoolLimits, Reject, Slot, Specialise, State, Wait
 from invoker.drivers.base import (
     ContainerDriver,
     ContainerHandle,
@@ -36,11 +38,11 @@ from invoker.drivers.base import (
     ContainerStats,
     DriverError,
 )
-from invoker.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.metrics import InvokerMetrics
-from invoker.nodes import NoCapacity, NodePool, host_memory_mb
-from invoker.placement import NodeState
-from invoker.pool import Cold, Pool, PoolLimits, Reject, Slot, Specialise, State, Wait
+from invoker.nodes.model import NoCapacity
+from invoker.nodes.node_pool import NodePool
+from invoker.nodes.placement import NodeState
+from invoker.providers.local import host_memory_mb
 from invoker.recorder import Recorder, StoreRecorder
 from invoker.records import CallTiming, outcome_of
 from invoker.runtime_client import ProxyError, ReplyTooLarge, RuntimeClient, RunTimeout

@@ -16,8 +16,8 @@ from typing import Any
 import docker
 import pytest
 
-from invoker.docker_hosts import DockerHost
 from invoker.drivers.docker_remote import engine_client
+from invoker.providers.docker_hosts import DockerHost
 from tests.conftest import OWNERS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -177,7 +177,7 @@ def _engines(value: str, env: Mapping[str, str]) -> Engines:
     cert = env.get("DOCKER_CERT_PATH")
     engines = docker_hosts_value(value, Path(cert) if cert else None)
     if engines.listed:
-        from invoker.docker_hosts import HostsFileError, listed_hosts
+        from invoker.providers.docker_hosts import HostsFileError, listed_hosts
 
         try:
             listed_hosts(engines.hosts_file, engines.urls, engines.cert_path)

@@ -11,9 +11,8 @@ from gateway.keys import PLATFORM
 from gateway.middleware import require_admin
 from gateway.requests import json_object, reject_unknown
 from gateway.schemas import NODE_FIELDS
-from invoker.nodes import NoCapacity
+from invoker.nodes.model import NoCapacity, Node
 from invoker.operations import NoPool, UnknownFlavor
-from invoker.vmpool import Node
 
 routes = web.RouteTableDef()
 

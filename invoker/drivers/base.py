@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from invoker.cgroups import CallMeter
+    from invoker.containers.cgroups import CallMeter
 
 MANAGED_LABEL = "io.nimbus.managed"
 """Every container Nimbus starts carries this label; its value names the owner (one data dir)."""

@@ -27,7 +27,7 @@ import docker.errors
 from docker.models.containers import Container
 from requests.exceptions import RequestException
 
-from invoker.cgroups import CallMeter, docker_meter, thaw_container
+from invoker.containers.cgroups import CallMeter, docker_meter, thaw_container
 from invoker.drivers.base import (
     INSTANCE_LABEL,
     MANAGED_LABEL,

@@ -27,8 +27,7 @@ import docker.errors
 import docker.tls
 from requests.exceptions import RequestException
 
-from invoker.cgroups import CallMeter
-from invoker.docker_hosts import DockerHost
+from invoker.containers.cgroups import CallMeter
 from invoker.drivers.base import (
     MANAGED_LABEL,
     ContainerHandle,
@@ -39,6 +38,7 @@ from invoker.drivers.base import (
 from invoker.drivers.docker import RUNTIME_UID
 from invoker.drivers.engine import Engine, hardened
 from invoker.drivers.readiness import http_healthz_probe
+from invoker.providers.docker_hosts import DockerHost
 
 T = TypeVar("T")
 log = logging.getLogger("nimbus.docker-remote")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import docker
 
-from invoker.docker_hosts import DockerHost, with_capacity
 from invoker.drivers.base import ContainerDriver, DriverError
 from invoker.drivers.docker import DockerDriver
 from invoker.drivers.docker_remote import RemoteDockerDriver, engine_client
 from invoker.drivers.routed import NodeRoutedDriver
+from invoker.providers.docker_hosts import DockerHost, with_capacity
 
 
 @dataclass

@@ -31,7 +31,7 @@ from kubernetes.client import ApiClient, Configuration, CoreV1Api, V1DeleteOptio
 from kubernetes.client.exceptions import ApiException
 
 from invoker.api import RUNTIMES
-from invoker.cgroups import CallMeter
+from invoker.containers.cgroups import CallMeter
 from invoker.drivers.base import (
     INSTANCE_LABEL,
     MANAGED_LABEL,
@@ -41,7 +41,7 @@ from invoker.drivers.base import (
     DriverError,
 )
 from invoker.drivers.readiness import http_healthz_probe
-from invoker.k8s_nodes import Toleration, api_status_message, response_json
+from invoker.providers.kubernetes_nodes import Toleration, api_status_message, response_json
 
 ReadinessProbe = Callable[[str], Awaitable[bool]]
 """Given the pod's address (``http://ip:port``), True once the runtime proxy answers."""

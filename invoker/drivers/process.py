@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from invoker.cgroups import CallMeter
+from invoker.containers.cgroups import CallMeter
 from invoker.drivers.base import ContainerHandle, ContainerSpec, ContainerStats, DriverError
 from invoker.drivers.readiness import wait_for_unix_socket
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from invoker.cgroups import CallMeter
+from invoker.containers.cgroups import CallMeter
 from invoker.drivers.base import (
     ContainerDriver,
     ContainerHandle,

@@ -8,9 +8,9 @@ from pathlib import Path
 from kubernetes.client import ApiClient
 
 from invoker.api import RUNTIMES
-from invoker.docker_hosts import listed_hosts
 from invoker.drivers.base import ContainerDriver
 from invoker.drivers.fleet import Fleet, open_fleet
+from invoker.providers.docker_hosts import listed_hosts
 from invoker.settings import InvokerSettings
 
 log = logging.getLogger("nimbus.invoker")

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from invoker.api import FunctionSpec, InvokeRequest, Status
+from invoker.containers.keepalive import KeepAliveDecision
 from invoker.drivers.docker import DockerDriver
 from invoker.images import image_tag
-from invoker.keepalive import KeepAliveDecision
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import FunctionDraft

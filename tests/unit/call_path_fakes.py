@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from invoker.api import FunctionSpec, InvokeRequest, InvokeResult
+from invoker.containers.keepalive import FixedTTL
+from invoker.containers.pool import PoolLimits
 from invoker.drivers.base import ContainerHandle, ContainerSpec, ContainerStats
-from invoker.keepalive import FixedTTL
 from invoker.metering import UsageRecord
-from invoker.pool import PoolLimits
 from invoker.runtime_client import RunResponse
 from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import FunctionDraft, Store

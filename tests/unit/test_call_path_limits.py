@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from invoker.api import InvokeRequest, Status, Throttled
+from invoker.containers.pool import PoolLimits
 from invoker.drivers.base import DriverError
-from invoker.nodes import NoCapacity
-from invoker.pool import PoolLimits
+from invoker.nodes.model import NoCapacity
 from invoker.replies import PLATFORM_START_FAILED
 from tests.unit.call_path_fakes import rig, until
 

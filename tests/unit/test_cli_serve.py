@@ -10,7 +10,7 @@ import pytest
 from gateway.cli import parser
 from gateway.cli.errors import CliError
 from gateway.cli.serve import serve_config
-from invoker.docker_hosts import HostsFileError, listed_hosts
+from invoker.providers.docker_hosts import HostsFileError, listed_hosts
 
 
 def config_of(tmp_path: Path, *flags: str, **env: str):

@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main as cli_main
-from invoker.docker_hosts import (
+from invoker.drivers.base import ContainerSpec, DriverError
+from invoker.drivers.docker_remote import network_name, published_port, remote_container_kwargs
+from invoker.nodes.model import Flavor, NoCapacity
+from invoker.nodes.placement import NodeState
+from invoker.providers.docker_hosts import (
     DockerHost,
     DockerHostsProvider,
     HostsFileError,
@@ -17,11 +21,6 @@ from invoker.docker_hosts import (
     parse_docker_hosts,
     with_capacity,
 )
-from invoker.drivers.base import ContainerSpec, DriverError
-from invoker.drivers.docker_remote import network_name, published_port, remote_container_kwargs
-from invoker.nodes import NoCapacity
-from invoker.placement import NodeState
-from invoker.vmpool import Flavor
 
 
 def tls_dir(tmp_path: Path) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.keepalive import (
+from invoker.containers.keepalive import (
     ColdStartBudget,
     FixedTTL,
     HybridHistogram,

@@ -44,7 +44,7 @@ from invoker.drivers.kubernetes import (
     load_api_client,
     pod_manifest,
 )
-from invoker.k8s_nodes import (
+from invoker.providers.kubernetes_nodes import (
     KubernetesNodeProvider,
     NodeLifecycleNotSupported,
     NodeListError,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import builtins
 
-from invoker.nodes import NodePool, NodePoolConfig
-from invoker.placement import BestFit, NodeState, PlacementLimits
-from invoker.vmpool import Flavor, Node
+from invoker.nodes.model import Flavor, Node
+from invoker.nodes.node_pool import NodePool, NodePoolConfig
+from invoker.nodes.placement import BestFit, NodeState, PlacementLimits
 
 TINY = Flavor("tiny", 1.0, 1024, 0.01)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.packing import (
+from invoker.nodes.packing import (
     OFFLINE_HEURISTICS,
     ConsolidationPlanner,
     bin_centric,
@@ -18,7 +18,7 @@ from invoker.packing import (
     offline_packing,
     validate_packing,
 )
-from invoker.placement import (
+from invoker.nodes.placement import (
     POLICY_NAMES,
     BestFit,
     DotProductFit,

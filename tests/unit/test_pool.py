@@ -5,7 +5,17 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.pool import Cold, Demand, Pool, PoolLimits, Reject, Specialise, State, Wait, Warm
+from invoker.containers.pool import (
+    Cold,
+    Demand,
+    Pool,
+    PoolLimits,
+    Reject,
+    Specialise,
+    State,
+    Wait,
+    Warm,
+)
 
 A = ("t1", "f", 1)
 B = ("t1", "g", 1)

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.errors import ApiError
 from gateway.quotas import Quotas
-from invoker.pool import Demand, Pool, PoolLimits, Reject
+from invoker.containers.pool import Demand, Pool, PoolLimits, Reject
 from invoker.store.sqlite import SqliteStore
 from invoker.tenant_limits import LimitDefaults, TenantLimits
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity as client_parse_quantity
 
 from invoker.drivers.kubernetes import cpu_quantity
-from invoker.k8s_nodes import (
+from invoker.providers.kubernetes_nodes import (
     Taint,
     Toleration,
     blocking_taints,

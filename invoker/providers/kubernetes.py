@@ -11,9 +11,8 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 
-from invoker.k8s_nodes import ClusterNode, KubernetesNodeProvider
-from invoker.nodes import NoCapacity
-from invoker.vmpool import Flavor, Node
+from invoker.nodes.model import Flavor, NoCapacity, Node
+from invoker.providers.kubernetes_nodes import ClusterNode, KubernetesNodeProvider
 
 
 def node_from_cluster(node: ClusterNode, now: float) -> Node:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 
-from invoker.k8s_nodes import ClusterNode
-from invoker.k8s_pool import ClusterProvider
-from invoker.nodes import NodePool, NodePoolConfig
-from invoker.placement import NodeState, PlacementLimits, placement_policy_by_name
-from invoker.vmpool import Flavor
+from invoker.nodes.model import Flavor
+from invoker.nodes.node_pool import NodePool, NodePoolConfig
+from invoker.nodes.placement import NodeState, PlacementLimits, placement_policy_by_name
+from invoker.providers.kubernetes import ClusterProvider
+from invoker.providers.kubernetes_nodes import ClusterNode
 
 
 class Cluster:

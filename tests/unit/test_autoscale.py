@@ -6,17 +6,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.placement import FirstFit, NodeState, NodeView, PlacementLimits, Vector, vadd, vsum
-from invoker.vmpool import (
-    Flavor,
-    Node,
-    SimulatedProvider,
-    VmProvider,
+from invoker.nodes.autoscale import (
     decide_release,
     decide_scale_in,
     decide_scale_out,
     packing_problem,
 )
+from invoker.nodes.model import Flavor, Node
+from invoker.nodes.placement import (
+    FirstFit,
+    NodeState,
+    NodeView,
+    PlacementLimits,
+    Vector,
+    vadd,
+    vsum,
+)
+from invoker.providers.base import NodeProvider
+from invoker.providers.simulated import SimulatedProvider
 
 SMALL = Flavor("small", vcpu=2, memory_mb=4096, price_per_hour=0.1, boot_s=30)
 LARGE = Flavor("large", vcpu=8, memory_mb=16384, price_per_hour=0.5, boot_s=60)
@@ -269,7 +276,7 @@ class FakeClock:
 async def test_simulated_vms_boot_after_their_delay_and_bill_until_released() -> None:
     clock = FakeClock()
     provider = SimulatedProvider(clock)
-    assert isinstance(provider, VmProvider)
+    assert isinstance(provider, NodeProvider)
     node = await provider.provision(SMALL)
     assert node.state is NodeState.PROVISIONING
     clock.now = 29.0

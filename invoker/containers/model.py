@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass, field
 
 from invoker.api import FunctionSpec
+from invoker.containers.pool import Demand
 from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL, ContainerHandle, ContainerSpec
-from invoker.pool import Demand
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,16 @@
-"""The VM pool: nodes (VMs) that function containers are packed onto, and how the pool grows
-and shrinks.
+"""How the node pool grows and shrinks: the autoscaler's pure decisions (time passed in, no I/O).
 
-Pure parts only here: the `Node` and `Flavor` model, the autoscaler's decisions (time passed
-in, no I/O), the `VmProvider` seam, and `SimulatedProvider`, a provider of virtual VMs with a
-boot delay and an hourly price for capacity planning and benchmarks (never the proof that the
-real path works). Real providers (local cgroup slices, Docker hosts) live in their own modules.
-
-Resource vectors are `(vcpu, memory_mb)`, as in `invoker.placement`.
+Scale-out for pending demand, scale-in (which nodes consolidation can drain), release of
+drained nodes, and the pool as an offline packing problem for the consolidation planner.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from collections.abc import Sequence
 
-from invoker.placement import (
+from invoker.nodes.model import Flavor, Node
+from invoker.nodes.placement import (
     BestFit,
     FirstFit,
     NodeState,
@@ -27,122 +20,6 @@ from invoker.placement import (
     vadd,
     vsum,
 )
-
-__all__ = [
-    "Flavor",
-    "Node",
-    "NodeState",
-    "SimulatedProvider",
-    "VmProvider",
-    "decide_release",
-    "decide_scale_in",
-    "decide_scale_out",
-    "packing_problem",
-]
-
-
-@dataclass(frozen=True)
-class Flavor:
-    """A VM size on offer: what it holds, what it costs, how long it takes to boot."""
-
-    name: str
-    vcpu: float
-    memory_mb: int
-    price_per_hour: float
-    boot_s: float = 0.0
-
-    @property
-    def capacity(self) -> Vector:
-        """(vcpu, memory_mb)."""
-        return (self.vcpu, self.memory_mb)
-
-
-@dataclass
-class Node:
-    """One VM and the containers allocated on it (container id -> resource vector).
-
-    Times are seconds on whatever monotonic clock the caller uses; a node is billed from
-    `created_at` (the provision request) to `released_at`.
-    """
-
-    id: str
-    flavor: Flavor
-    state: NodeState = NodeState.PROVISIONING
-    allocations: dict[str, Vector] = field(default_factory=dict)
-    created_at: float = 0.0
-    ready_at: float | None = None
-    released_at: float | None = None
-    # Kept in step by allocate/free, so placement does not re-add every allocation per call.
-    _allocated: Vector = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._allocated = vsum(list(self.allocations.values()), len(self.capacity))
-
-    @property
-    def capacity(self) -> Vector:
-        """The flavor's (vcpu, memory_mb)."""
-        return self.flavor.capacity
-
-    @property
-    def price_per_hour(self) -> float:
-        """The flavor's hourly price."""
-        return self.flavor.price_per_hour
-
-    @property
-    def allocated(self) -> Vector:
-        """Sum of the allocations on this node (change them only with allocate / free)."""
-        return self._allocated
-
-    def view(self) -> NodeView:
-        """What placement policies see."""
-        return NodeView(self.id, self.capacity, self.allocated, self.state)
-
-    def allocate(self, container_id: str, demand: Vector, limits: PlacementLimits) -> None:
-        """Record a container on this node; refuses anything that would pass the limits."""
-        if self.state is not NodeState.READY:
-            raise ValueError(f"node {self.id} is {self.state.value}, not ready")
-        if container_id in self.allocations:
-            raise ValueError(f"container {container_id} is already on node {self.id}")
-        if not limits.fits(demand, self.view()):
-            raise ValueError(f"{demand!r} does not fit on node {self.id}")
-        self.allocations[container_id] = demand
-        self._allocated = vadd(self._allocated, demand)
-
-    def free(self, container_id: str) -> Vector | None:
-        """Forget a container; returns what it held (None if it was not here)."""
-        demand = self.allocations.pop(container_id, None)
-        if demand is not None:
-            # Re-summed rather than subtracted, so fractional vCPUs never drift.
-            self._allocated = vsum(list(self.allocations.values()), len(self.capacity))
-        return demand
-
-    def mark_ready(self, now: float) -> None:
-        """The VM has booted and can take containers."""
-        if self.state is NodeState.PROVISIONING:
-            self.state = NodeState.READY
-            self.ready_at = now
-
-    def drain(self) -> None:
-        """Take no new containers; the ones here finish or are moved."""
-        if self.state in (NodeState.PROVISIONING, NodeState.READY):
-            self.state = NodeState.DRAINING
-
-    def mark_released(self, now: float) -> None:
-        """The VM is gone. Refused while anything is still allocated on it."""
-        if self.allocations:
-            raise ValueError(f"node {self.id} still runs {len(self.allocations)} containers")
-        self.state = NodeState.RELEASED
-        self.released_at = now
-
-    def hours(self, now: float) -> float:
-        """VM-hours billed so far."""
-        end = self.released_at if self.released_at is not None else now
-        return max(0.0, end - self.created_at) / 3600.0
-
-
-# --------------------------------------------------------------------------------------------
-# Autoscaler decisions (pure)
-# --------------------------------------------------------------------------------------------
 
 
 def _biggest_first(v: Vector) -> tuple[float, ...]:
@@ -347,79 +224,3 @@ def packing_problem(
 def decide_release(nodes: Sequence[Node]) -> list[str]:
     """Draining nodes with nothing left on them: release these."""
     return [n.id for n in nodes if n.state is NodeState.DRAINING and not n.allocations]
-
-
-# --------------------------------------------------------------------------------------------
-# Providers
-# --------------------------------------------------------------------------------------------
-
-
-@runtime_checkable
-class VmProvider(Protocol):
-    """Where nodes come from: lists, provisions and releases VMs."""
-
-    name: str
-
-    async def list(self) -> list[Node]:
-        """Every node this provider knows that is not released."""
-        ...
-
-    async def provision(self, flavor: Flavor) -> Node:
-        """Request a VM; returns it (possibly still provisioning)."""
-        ...
-
-    async def release(self, node_id: str) -> None:
-        """Give a VM back. The caller has drained it."""
-        ...
-
-
-class SimulatedProvider:
-    """Virtual VMs: each boots `flavor.boot_s` after it is requested, on an injected clock.
-
-    Keeps every node it ever made (released ones too) so a benchmark can total VM-hours and
-    cost afterwards.
-    """
-
-    name = "simulated"
-
-    def __init__(self, clock: Callable[[], float], *, id_prefix: str = "sim") -> None:
-        self.clock = clock
-        self.id_prefix = id_prefix
-        self.nodes: dict[str, Node] = {}
-        self._ids = itertools.count(1)
-
-    def _tick(self) -> None:
-        now = self.clock()
-        for n in self.nodes.values():
-            if n.state is NodeState.PROVISIONING and n.created_at + n.flavor.boot_s <= now:
-                n.mark_ready(n.created_at + n.flavor.boot_s)
-
-    async def list(self) -> list[Node]:
-        """Nodes not released, with those whose boot delay has passed now ready."""
-        self._tick()
-        return [n for n in self.nodes.values() if n.state is not NodeState.RELEASED]
-
-    async def provision(self, flavor: Flavor) -> Node:
-        """A new node, provisioning until `flavor.boot_s` has passed (ready at once if 0)."""
-        node = Node(
-            id=f"{self.id_prefix}-{next(self._ids)}", flavor=flavor, created_at=self.clock()
-        )
-        self.nodes[node.id] = node
-        self._tick()
-        return node
-
-    async def release(self, node_id: str) -> None:
-        """Release a node; refused while containers are still allocated on it."""
-        node = self.nodes[node_id]
-        if node.state is not NodeState.RELEASED:
-            node.mark_released(self.clock())
-
-    def vm_hours(self, now: float | None = None) -> float:
-        """VM-hours of every node so far."""
-        t = self.clock() if now is None else now
-        return sum(n.hours(t) for n in self.nodes.values())
-
-    def cost(self, now: float | None = None) -> float:
-        """What those VM-hours cost."""
-        t = self.clock() if now is None else now
-        return sum(n.hours(t) * n.price_per_hour for n in self.nodes.values())

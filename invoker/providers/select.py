@@ -11,15 +11,17 @@ from dataclasses import replace
 
 from kubernetes.client import ApiClient
 
-from invoker.docker_hosts import DockerHostsProvider, host_flavors
 from invoker.drivers.fleet import Fleet
-from invoker.k8s_nodes import KubernetesNodeProvider
-from invoker.k8s_pool import ClusterProvider
-from invoker.nodes import LocalProvider, NodePool, NodePoolConfig, PoolProvider, host_memory_mb
-from invoker.placement import PlacementLimits, placement_policy_by_name
+from invoker.nodes.model import Flavor, Node
+from invoker.nodes.node_pool import NodePool, NodePoolConfig
+from invoker.nodes.placement import PlacementLimits, placement_policy_by_name
+from invoker.providers.base import NodeProvider
+from invoker.providers.docker_hosts import DockerHostsProvider, host_flavors
+from invoker.providers.kubernetes import ClusterProvider
+from invoker.providers.kubernetes_nodes import KubernetesNodeProvider
+from invoker.providers.local import LocalProvider, host_memory_mb
 from invoker.settings import InvokerSettings
 from invoker.store.base import NodeLease, Store
-from invoker.vmpool import Flavor, Node
 
 
 async def open_node_pool(
@@ -65,7 +67,7 @@ async def open_node_pool(
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    provider: PoolProvider
+    provider: NodeProvider
     if settings.vm_provider == "kubernetes":
         if k8s_client is None:
             raise ValueError("vm_provider kubernetes needs the kubernetes driver")

@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from invoker.nodes import NoCapacity
-from invoker.placement import NodeState
-from invoker.vmpool import Flavor, Node
+from invoker.nodes.model import Flavor, NoCapacity, Node
+from invoker.nodes.placement import NodeState
 
 HOST_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
@@ -245,6 +244,7 @@ class DockerHostsProvider:
     """
 
     name = "docker-hosts"
+    unplaced_ok = False
     enforced = True  # each node is a whole VM: its kernel enforces the limits
 
     def __init__(

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 
-from invoker.placement import Vector, measure_of, vsum, within
+from invoker.nodes.placement import Vector, measure_of, vsum, within
 
 # --------------------------------------------------------------------------------------------
 # Offline packing (consolidation planning)

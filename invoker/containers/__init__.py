@@ -1,0 +1,1 @@
+"""Containers: the pool state machine, keep-alive decisions, what a container is, its cgroups."""

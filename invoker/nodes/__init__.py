@@ -1,0 +1,1 @@
+"""Nodes: placement, offline packing and consolidation, autoscaling decisions, the node pool."""

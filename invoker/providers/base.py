@@ -1,0 +1,43 @@
+"""The seam between the node pool and where its nodes come from (a VM provider)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Protocol, runtime_checkable
+
+from invoker.nodes.model import Flavor, Node
+
+
+@runtime_checkable
+class NodeProvider(Protocol):
+    """Where nodes come from: lists, provisions and releases VMs.
+
+    `enforced` says whether a node's limits are enforced by a kernel (a cgroup or a whole
+    VM) rather than by bookkeeping only; `unplaced_ok` says a container that fits nowhere
+    may still be created and left for the provider to place (Kubernetes leaves the pod
+    Pending for the cluster autoscaler).
+    """
+
+    name: str
+    enforced: bool
+    unplaced_ok: bool
+
+    async def list(self) -> builtins.list[Node]:
+        """Every node this provider knows that is not released."""
+        ...
+
+    async def provision(self, flavor: Flavor) -> Node:
+        """Request a VM; returns it (possibly still provisioning)."""
+        ...
+
+    async def release(self, node_id: str) -> None:
+        """Give a VM back. The caller has drained it."""
+        ...
+
+    def cgroup_parent(self, node_id: str) -> str | None:
+        """The cgroup parent of containers on `node_id`, where the provider has one."""
+        ...
+
+    def cleanup(self) -> None:
+        """Remove what a crashed run of this provider left behind."""
+        ...
