@@ -36,13 +36,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from invoker.containers.keepalive import (
-    ColdStartBudget,
-    FixedTTL,
-    HybridHistogram,
-    KeepAliveDecision,
-    KeepAlivePolicy,
-)
+from invoker.containers.history_policies import ColdStartBudget, HybridHistogram
+from invoker.containers.keepalive import FixedTTL
+from invoker.containers.keepalive_model import KeepAliveDecision, KeepAlivePolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "azure-functions-2019"

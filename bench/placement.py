@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from invoker.nodes.autoscale import decide_release, decide_scale_in, decide_scale_out
+from invoker.nodes.consolidation import ConsolidationPlanner
 from invoker.nodes.model import Flavor
 from invoker.nodes.packing import (
     OFFLINE_HEURISTICS,
     Bins,
-    ConsolidationPlanner,
     lower_bound,
     offline_packing,
     validate_packing,

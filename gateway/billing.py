@@ -1,6 +1,8 @@
-"""Billing: per-tenant reports and the provider's economics, priced by `pricebook`.
+"""Billing: per-tenant reports, priced by `pricebook`, and the rounding rules they share.
 
-Pure Decimal arithmetic over usage records. Policy choices, in one place:
+Pure Decimal arithmetic over usage records; `billing_query` parses the range
+and grouping asked for, `billing_economics` sets the bills against VM costs.
+Policy choices, in one place:
 
 - Report ranges are half-open, [from, to), on each record's start time; days
   are UTC days.
@@ -26,32 +28,24 @@ from __future__ import annotations
 import csv
 import decimal
 import io
-import math
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from gateway.billing_query import (
+    BillingQueryError,
+    free_tier_window_start,
+    iso_utc,
+    parse_group_by,
+    utc_datetime,
+)
 from gateway.pricebook import PriceBook
 
 MONEY_QUANTUM = Decimal("0.000001")
 RATIO_QUANTUM = Decimal("0.000001")
-GROUP_BY = ("function", "day")
 UNBILLED_STATUSES = frozenset({"platform_error"})
 CURRENCY = "USD"
-
-_EPOCH_RE = re.compile(r"\d+(\.\d*)?")
-
-
-class BillingQueryError(ValueError):
-    """A bad billing query; `field` is the query parameter at fault ('from', 'to', 'group_by')."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class Billable(Protocol):
@@ -75,100 +69,6 @@ class Billable(Protocol):
     def status(self) -> str: ...
 
 
-# --- query parsing ----------------------------------------------------------
-
-
-def parse_range(
-    raw_from: str | float | None, raw_to: str | float | None, *, now: float
-) -> tuple[float, float]:
-    """Parse a report range into epoch seconds [from, to).
-
-    Each bound is ISO-8601 (a date, or a datetime; naive means UTC) or epoch
-    seconds (all digits, optional fraction). A date-only `to` includes that
-    whole day. Missing or empty: `to` is `now`, `from` is the start of the UTC
-    month that `to` falls in. Raises BillingQueryError naming the field.
-    """
-    end = now if _blank(raw_to) else _instant(raw_to, "to", end_of_day=True)
-    if _blank(raw_from):
-        start = _month_start(end)
-        if start == end:  # `to` is a month boundary: report the month before it
-            start = _month_start(end - 1)
-    else:
-        start = _instant(raw_from, "from", end_of_day=False)
-    if start > end:
-        raise BillingQueryError("from", f"{_iso(start)} is after to ({_iso(end)})")
-    return start, end
-
-
-def parse_group_by(raw: str | None) -> str:
-    """'function' (the default) or 'day'; anything else raises BillingQueryError('group_by')."""
-    if raw is None or raw == "":
-        return "function"
-    if raw not in GROUP_BY:
-        raise BillingQueryError("group_by", f"must be one of {', '.join(GROUP_BY)}, got {raw!r}")
-    return raw
-
-
-def free_tier_window_start(period_from: float) -> float:
-    """Where records for a report from `period_from` must start so the free tier is right."""
-    return _month_start(period_from)
-
-
-def _blank(value: str | float | None) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
-
-
-def _instant(raw: str | float | None, name: str, *, end_of_day: bool) -> float:
-    if isinstance(raw, bool):
-        raise BillingQueryError(name, f"not a time: {raw!r}")
-    if isinstance(raw, int | float):
-        value = float(raw)
-    else:
-        text = str(raw).strip()
-        try:
-            if _EPOCH_RE.fullmatch(text):
-                value = float(text)
-            else:
-                try:
-                    day = date.fromisoformat(text)
-                except ValueError:
-                    moment = datetime.fromisoformat(text)
-                    if moment.tzinfo is None:
-                        moment = moment.replace(tzinfo=UTC)
-                    value = moment.timestamp()
-                else:
-                    if end_of_day:
-                        day += timedelta(days=1)
-                    value = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
-        except (ValueError, OverflowError):
-            raise BillingQueryError(
-                name, f"not an ISO-8601 date/datetime or epoch seconds: {text!r}"
-            ) from None
-    if not math.isfinite(value) or value < 0:
-        raise BillingQueryError(name, f"must be a time at or after 1970-01-01, got {raw!r}")
-    try:
-        _utc(value)
-    except (ValueError, OverflowError, OSError):
-        raise BillingQueryError(name, f"out of range: {raw!r}") from None
-    return value
-
-
-def _utc(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def _iso(ts: float) -> str:
-    return _utc(ts).isoformat().replace("+00:00", "Z")
-
-
-def _month_start(ts: float) -> float:
-    moment = _utc(ts)
-    return datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp()
-
-
-# --- reports ----------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class ReportLine:
     """One group of a report. Costs are USD, already rounded up to MONEY_QUANTUM."""
@@ -187,12 +87,12 @@ class ReportLine:
         return {
             "key": self.key,
             "invocations": self.invocations,
-            "billed_gb_seconds": _s(self.billed_gb_seconds),
+            "billed_gb_seconds": decimal_text(self.billed_gb_seconds),
             "free_requests": self.free_requests,
-            "free_gb_seconds": _s(self.free_gb_seconds),
-            "request_cost": _s(self.request_cost),
-            "compute_cost": _s(self.compute_cost),
-            "total": _s(self.total),
+            "free_gb_seconds": decimal_text(self.free_gb_seconds),
+            "request_cost": decimal_text(self.request_cost),
+            "compute_cost": decimal_text(self.compute_cost),
+            "total": decimal_text(self.total),
         }
 
 
@@ -216,8 +116,8 @@ class Report:
         return {
             "tenant": self.tenant,
             "group_by": self.group_by,
-            "from": _iso(self.period_from),
-            "to": _iso(self.period_to),
+            "from": iso_utc(self.period_from),
+            "to": iso_utc(self.period_to),
             "currency": self.currency,
             "lines": [line.to_json() for line in self.lines],
             "total": self.total.to_json(),
@@ -258,7 +158,9 @@ def build_report(
     """
     group_by = parse_group_by(group_by)
     if period_from > period_to:
-        raise BillingQueryError("from", f"{_iso(period_from)} is after to ({_iso(period_to)})")
+        raise BillingQueryError(
+            "from", f"{iso_utc(period_from)} is after to ({iso_utc(period_to)})"
+        )
     prices = price_book.for_tenant(tenant)
     window = free_tier_window_start(period_from)
     mine = sorted(
@@ -273,10 +175,10 @@ def build_report(
     )
     groups: dict[str, _Acc] = {}
     allowance: dict[tuple[int, int], tuple[int, Decimal]] = {}
-    with decimal.localcontext(_context()):
+    with decimal.localcontext(money_context()):
         for r in mine:
-            gbs = _gb_seconds(r.billed_ms, r.memory_mb)
-            moment = _utc(r.start)
+            gbs = exact_gb_seconds(r.billed_ms, r.memory_mb)
+            moment = utc_datetime(r.start)
             month = (moment.year, moment.month)
             req_left, gbs_left = allowance.get(
                 month, (prices.free_tier_requests, prices.free_tier_gb_seconds)
@@ -330,10 +232,10 @@ def build_reports_by_tenant(
 
 
 def _line(key: str, acc: _Acc, prices: PriceBook) -> ReportLine:
-    request_cost = _money(
+    request_cost = round_money(
         (acc.invocations - acc.free_requests) * prices.price_per_million_requests / 1_000_000
     )
-    compute_cost = _money((acc.gb_seconds - acc.free_gb_seconds) * prices.price_per_gb_second)
+    compute_cost = round_money((acc.gb_seconds - acc.free_gb_seconds) * prices.price_per_gb_second)
     return ReportLine(
         key=key,
         invocations=acc.invocations,
@@ -346,7 +248,8 @@ def _line(key: str, acc: _Acc, prices: PriceBook) -> ReportLine:
     )
 
 
-def _context() -> decimal.Context:
+def money_context() -> decimal.Context:
+    """The Decimal context all billing arithmetic runs in."""
     # Wide enough that sums and products of prices and GB-s are exact; the one
     # inexact step (dividing by 3600 s/h) rounds up, like all money here.
     return decimal.Context(
@@ -354,122 +257,21 @@ def _context() -> decimal.Context:
     )
 
 
-def _gb_seconds(billed_ms: int, memory_mb: int) -> Decimal:
+def exact_gb_seconds(billed_ms: int, memory_mb: int) -> Decimal:
+    """billed_ms x memory_mb as GB-seconds (exact: the division terminates)."""
     return Decimal(billed_ms * memory_mb) / Decimal(1024 * 1000)
 
 
-def _money(amount: Decimal) -> Decimal:
+def round_money(amount: Decimal) -> Decimal:
+    """USD rounded up to MONEY_QUANTUM: never less than the exact price."""
     return amount.quantize(MONEY_QUANTUM, rounding=decimal.ROUND_CEILING)
 
 
-def _ratio(amount: Decimal) -> Decimal:
+def round_ratio(amount: Decimal) -> Decimal:
+    """A non-money figure (hours, GB-s, utilisation) to RATIO_QUANTUM, half-even."""
     return amount.quantize(RATIO_QUANTUM, rounding=decimal.ROUND_HALF_EVEN)
 
 
-def _s(value: Decimal) -> str:
+def decimal_text(value: Decimal) -> str:
+    """A Decimal as JSON carries it: a plain-notation string, no digit lost."""
     return format(value, "f")
-
-
-# --- the provider's economics -----------------------------------------------
-
-
-@dataclass(frozen=True)
-class NodeUsage:
-    """One node (VM) as provisioned within the range under study."""
-
-    node_id: str
-    flavor: str
-    provisioned_s: float  # seconds the node was up within [from, to)
-    price_per_hour: Decimal  # USD
-    capacity_memory_mb: int
-
-
-def provisioned_seconds(
-    up_at: float, down_at: float | None, period_from: float, period_to: float
-) -> float:
-    """Seconds of [up_at, down_at) inside [period_from, period_to); None means still up."""
-    end = period_to if down_at is None else min(down_at, period_to)
-    return max(0.0, end - max(up_at, period_from))
-
-
-def economics(
-    nodes: Sequence[NodeUsage],
-    records: Iterable[Billable],
-    price_book: PriceBook,
-    *,
-    period_from: float,
-    period_to: float,
-) -> dict[str, Any]:
-    """VM-hours and their cost, billed revenue, margin and utilisation, per node and overall.
-
-    Utilisation is allocated GB-s (billed_ms x memory of calls that started on
-    the node in range, billed or not) over provisioned GB-s (uptime x memory
-    capacity); idle warm containers count as unused. Revenue is the sum of each
-    tenant's report total under its own prices. JSON-ready: Decimals as strings,
-    utilisation None for a node with no provisioned time.
-    """
-    if period_from > period_to:
-        raise BillingQueryError("from", f"{_iso(period_from)} is after to ({_iso(period_to)})")
-    ids = [n.node_id for n in nodes]
-    if len(set(ids)) != len(ids):
-        raise ValueError("economics: duplicate node_id in nodes")
-    recs = list(records)
-    reports = build_reports_by_tenant(
-        recs, price_book, group_by="function", period_from=period_from, period_to=period_to
-    )
-    with decimal.localcontext(_context()):
-        revenue_by_tenant = {t: rep.total.total for t, rep in reports.items()}
-        revenue = sum(revenue_by_tenant.values(), Decimal("0.000000"))
-        allocated: dict[str | None, Decimal] = {}
-        calls: dict[str | None, int] = {}
-        for r in recs:
-            if period_from <= r.start < period_to:
-                allocated[r.node] = allocated.get(r.node, Decimal(0)) + _gb_seconds(
-                    r.billed_ms, r.memory_mb
-                )
-                calls[r.node] = calls.get(r.node, 0) + 1
-        per_node: list[dict[str, Any]] = []
-        vm_cost = Decimal("0.000000")
-        hours = provisioned = used = Decimal(0)
-        for n in nodes:
-            seconds = Decimal(repr(float(n.provisioned_s)))
-            n_hours = seconds / 3600
-            n_cost = _money(seconds * n.price_per_hour / 3600)
-            n_prov = seconds * n.capacity_memory_mb / 1024
-            n_used = allocated.get(n.node_id, Decimal(0))
-            hours += n_hours
-            vm_cost += n_cost
-            provisioned += n_prov
-            used += n_used
-            per_node.append(
-                {
-                    "node_id": n.node_id,
-                    "flavor": n.flavor,
-                    "vm_hours": _s(_ratio(n_hours)),
-                    "vm_cost": _s(n_cost),
-                    "invocations": calls.get(n.node_id, 0),
-                    "provisioned_gb_seconds": _s(_ratio(n_prov)),
-                    "allocated_gb_seconds": _s(n_used),
-                    "utilisation": _s(_ratio(n_used / n_prov)) if n_prov > 0 else None,
-                }
-            )
-        known = set(ids)
-        unattributed = sum((v for k, v in allocated.items() if k not in known), Decimal(0))
-        overall = {
-            "vm_hours": _s(_ratio(hours)),
-            "vm_cost": _s(vm_cost),
-            "revenue": _s(revenue),
-            "margin": _s(revenue - vm_cost),
-            "provisioned_gb_seconds": _s(_ratio(provisioned)),
-            "allocated_gb_seconds": _s(used),
-            "unattributed_gb_seconds": _s(unattributed),
-            "utilisation": _s(_ratio(used / provisioned)) if provisioned > 0 else None,
-        }
-    return {
-        "from": _iso(period_from),
-        "to": _iso(period_to),
-        "currency": CURRENCY,
-        "nodes": per_node,
-        "overall": overall,
-        "revenue_by_tenant": {t: _s(v) for t, v in revenue_by_tenant.items()},
-    }

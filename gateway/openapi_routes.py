@@ -12,7 +12,7 @@ JSON body that never arrives). Query parameters not declared in `query` are refu
 
 from __future__ import annotations
 
-from gateway.billing import GROUP_BY
+from gateway.billing_query import GROUP_BY
 from gateway.openapi_buckets import BUCKET_ROUTES
 from gateway.openapi_model import (
     ADMIN,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.auth import TENANT_NAME
-from gateway.billing import GROUP_BY
+from gateway.billing_query import GROUP_BY
 from gateway.schemas import (
     CODE_FIELDS,
     ENV_NAME,

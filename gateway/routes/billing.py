@@ -7,17 +7,13 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from gateway.billing import (
+from gateway.billing import Report, build_report, build_reports_by_tenant
+from gateway.billing_economics import NodeUsage, economics, provisioned_seconds
+from gateway.billing_query import (
     BillingQueryError,
-    NodeUsage,
-    Report,
-    build_report,
-    build_reports_by_tenant,
-    economics,
     free_tier_window_start,
     parse_group_by,
     parse_range,
-    provisioned_seconds,
 )
 from gateway.errors import bad_request
 from gateway.keys import CONFIG, PLATFORM

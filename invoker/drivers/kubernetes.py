@@ -1,17 +1,14 @@
 """Kubernetes driver: each function container is one pod, reached at its pod IP.
 
-The pod is hardened (non-root, read-only root filesystem, no privilege
-escalation, every capability dropped, the runtime's default seccomp profile,
-no service account token), sized with requests = limits (Guaranteed QoS, so
-what Nimbus bills is what the node reserves), and bound to the node Nimbus's
-placement chose through `spec.nodeName`, which bypasses the scheduler. When
-placement chose no node, the scheduler places the pod; if nothing fits it
-stays Pending, which is the signal a cluster autoscaler acts on.
+The pod it asks for is built in `kubernetes_pods` (hardened, Guaranteed QoS,
+bound to the node placement chose); the API's answers are read by the pure
+functions of `kubernetes_status`. This module holds the I/O: creating the pod,
+watching it until its runtime proxy answers, deleting and listing pods.
 
 Every client call runs in a worker thread (`asyncio.to_thread`): the official
 client is synchronous. Responses are read as the API's JSON, not as the
-client's generated models, so the pure functions below work on the same shapes
-as the API reference and the recorded fixtures in tests/fixtures/k8s/.
+client's generated models, so the pure functions work on the same shapes as
+the API reference and the recorded fixtures in tests/fixtures/k8s/.
 """
 
 from __future__ import annotations
@@ -19,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -40,8 +35,19 @@ from invoker.drivers.base import (
     ContainerStats,
     DriverError,
 )
+from invoker.drivers.kubernetes_pods import KubernetesDriverConfig, pod_manifest
+from invoker.drivers.kubernetes_status import (
+    KubernetesApiError,
+    explain_api_error,
+    failed_reason,
+    fatal_waiting_reason,
+    pending_reason,
+    pod_address,
+    pod_ip,
+    pod_phase,
+)
 from invoker.drivers.readiness import http_healthz_probe
-from invoker.providers.kubernetes_nodes import Toleration, api_status_message, response_json
+from invoker.providers.kubernetes_nodes import api_status_message, response_json
 
 ReadinessProbe = Callable[[str], Awaitable[bool]]
 """Given the pod's address (``http://ip:port``), True once the runtime proxy answers."""
@@ -49,233 +55,10 @@ ReadinessProbe = Callable[[str], Awaitable[bool]]
 ImageFor = Callable[[str], str] | Mapping[str, str]
 """Runtime name ("python:3.11") -> container image."""
 
-EGRESS_LABEL = "io.nimbus.egress"
-""""deny" on pods of functions without network access; k8s/base's NetworkPolicy enforces it."""
-
-CONTAINER_NAME = "runtime"
-
-# Waiting reasons that will not resolve by themselves: failing at once beats
-# waiting out the whole start timeout. (ImagePullBackOff may still recover.)
-_FATAL_WAITING_REASONS = frozenset(
-    {"InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError"}
-)
-
 
 def default_images() -> dict[str, str]:
     """One image per known runtime: "python:3.11" -> "nimbus/python:3.11"."""
     return {runtime: f"nimbus/{runtime}" for runtime in RUNTIMES}
-
-
-@dataclass(frozen=True)
-class KubernetesDriverConfig:
-    """Where and how function pods run."""
-
-    namespace: str = "nimbus-functions"
-    port: int = 8080  # the runtime proxy's port inside the pod (NIMBUS_PORT)
-    runtime_class: str | None = None  # e.g. "gvisor" or "kata" (a RuntimeClass in the cluster)
-    tmp_size_mb: int = 64  # the in-memory /tmp; counts against the pod's memory limit
-    start_timeout_s: float = 120.0  # create(): pod Running and /healthz answering
-    poll_initial_s: float = 0.1  # pod status polling backs off from here...
-    poll_max_s: float = 1.0  # ...to here
-    probe_interval_s: float = 0.05
-    request_timeout_s: float = 10.0  # one API call
-    delete_grace_s: int = 1
-    image_pull_policy: str = "IfNotPresent"
-    tolerations: tuple[Toleration, ...] = ()  # the same ones the node provider was given
-    list_page_size: int = 500
-
-
-# --- pure: the pod we ask for -------------------------------------------------
-
-
-def cpu_quantity(cpus: float) -> str:
-    """CPU cores as a Kubernetes quantity: 1.0 -> "1", 0.5 -> "500m"."""
-    millis = round(cpus * 1000)
-    if millis <= 0:
-        raise DriverError(f"a pod needs a positive CPU size, got {cpus}")
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-
-
-def pod_manifest(
-    spec: ContainerSpec, *, image: str, config: KubernetesDriverConfig
-) -> dict[str, Any]:
-    """The Pod object that `create` sends for `spec` (pure).
-
-    The spec's labels (owner, instance, tenant, function...) go on the pod
-    as they are; the driver adds only the egress label its NetworkPolicy reads.
-    """
-    if spec.memory_mb <= 0:
-        raise DriverError(f"a pod needs a positive memory size, got {spec.memory_mb} MB")
-    size = {"cpu": cpu_quantity(spec.cpus), "memory": f"{spec.memory_mb}Mi"}
-    labels = {**spec.labels, EGRESS_LABEL: "allow" if spec.network else "deny"}
-    env = {**spec.env, "NIMBUS_PORT": str(config.port)}
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        # Service env vars would leak the namespace's services into every function.
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": config.delete_grace_s,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": 10001,
-            "runAsGroup": 10001,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": CONTAINER_NAME,
-                "image": image,
-                "imagePullPolicy": config.image_pull_policy,
-                "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
-                "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
-                "resources": {"requests": dict(size), "limits": dict(size)},
-                "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 10001,
-                    "allowPrivilegeEscalation": False,
-                    "privileged": False,
-                    "readOnlyRootFilesystem": True,
-                    "capabilities": {"drop": ["ALL"]},
-                    "seccompProfile": {"type": "RuntimeDefault"},
-                },
-                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-            }
-        ],
-        "volumes": [
-            {
-                "name": "tmp",
-                "emptyDir": {"medium": "Memory", "sizeLimit": f"{config.tmp_size_mb}Mi"},
-            }
-        ],
-    }
-    if spec.node is not None:
-        pod_spec["nodeName"] = spec.node
-    if config.runtime_class:
-        pod_spec["runtimeClassName"] = config.runtime_class
-    if config.tolerations:
-        pod_spec["tolerations"] = [t.to_api() for t in config.tolerations]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": spec.name, "namespace": config.namespace, "labels": labels},
-        "spec": pod_spec,
-    }
-
-
-# --- pure: reading the pod back -------------------------------------------------
-
-
-def pod_phase(pod: Mapping[str, Any]) -> str:
-    """The pod's phase; a pod the API has just accepted may have none yet."""
-    return str((pod.get("status") or {}).get("phase") or "Pending")
-
-
-def pod_ip(pod: Mapping[str, Any]) -> str | None:
-    """The pod's IP once it has one."""
-    ip = (pod.get("status") or {}).get("podIP")
-    return str(ip) if ip else None
-
-
-def pod_address(ip: str, port: int) -> str:
-    """``http://ip:port``, bracketing IPv6 addresses."""
-    host = f"[{ip}]" if ":" in ip else ip
-    return f"http://{host}:{port}"
-
-
-def _waiting(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
-    out = []
-    for status in (pod.get("status") or {}).get("containerStatuses") or ():
-        waiting = (status.get("state") or {}).get("waiting")
-        if waiting:
-            out.append((str(waiting.get("reason", "")), str(waiting.get("message", ""))))
-    return out
-
-
-def fatal_waiting_reason(pod: Mapping[str, Any]) -> str | None:
-    """A container waiting reason that will not resolve by itself, if any."""
-    for reason, message in _waiting(pod):
-        if reason in _FATAL_WAITING_REASONS:
-            return f"{reason}: {message}" if message else reason
-    return None
-
-
-def pending_reason(pod: Mapping[str, Any]) -> str:
-    """Why a pod is not running yet, from its conditions and container states."""
-    status = pod.get("status") or {}
-    reasons = []
-    for condition in status.get("conditions") or ():
-        if condition.get("status") == "False" and (
-            condition.get("reason") or condition.get("message")
-        ):
-            text = condition.get("reason", "")
-            if condition.get("message"):
-                text = f"{text}: {condition['message']}" if text else condition["message"]
-            reasons.append(f"{condition.get('type', 'condition')} {text}")
-    for reason, message in _waiting(pod):
-        reasons.append(f"container {reason}: {message}" if message else f"container {reason}")
-    if reasons:
-        return "; ".join(reasons)
-    node = (pod.get("spec") or {}).get("nodeName")
-    if node and not status.get("conditions"):
-        # Bound by nodeName, so no scheduler writes a condition: only the kubelet
-        # of that node can report, and it has not.
-        return f"no status from the kubelet of node {node!r} (is the node gone or NotReady?)"
-    return "no reason reported by the API"
-
-
-def failed_reason(pod: Mapping[str, Any]) -> str:
-    """Why a pod ended (phase Failed or Succeeded) before it was ready."""
-    status = pod.get("status") or {}
-    parts = [str(status[k]) for k in ("reason", "message") if status.get(k)]
-    for container in status.get("containerStatuses") or ():
-        terminated = (container.get("state") or {}).get("terminated")
-        if terminated:
-            parts.append(
-                f"container {terminated.get('reason', 'terminated')} "
-                f"(exit code {terminated.get('exitCode')})"
-            )
-    return "; ".join(parts) or "no reason reported by the API"
-
-
-_FORBIDDEN = re.compile(
-    r'User "(?P<user>[^"]*)" cannot (?P<verb>\w+) resource "(?P<resource>[^"]*)"'
-)
-
-
-def explain_api_error(
-    status: int | None, message: str, *, verb: str, resource: str, namespace: str
-) -> str:
-    """A message a person can act on for a failed API call (pure)."""
-    if status == 403:
-        match = _FORBIDDEN.search(message)
-        who = f"{match['user']} " if match else "Nimbus's service account "
-        verb_needed = match["verb"] if match else verb
-        resource_needed = match["resource"] if match else resource
-        return (
-            f"forbidden: {who}is missing RBAC permission {verb_needed!r} on {resource_needed!r} "
-            f"in namespace {namespace!r} (grant it in a Role bound to that account, see "
-            f"k8s/base/rbac-pods.yaml); API said: {message}"
-        )
-    if status == 409:
-        return (
-            f"a {resource[:-1] if resource.endswith('s') else resource} with this name already "
-            f"exists in namespace {namespace!r} (names must be unique: another invoker or a "
-            f"leftover holds it); API said: {message}"
-        )
-    if status == 401:
-        return f"unauthorized: the Kubernetes API rejected Nimbus's credentials: {message}"
-    return f"{verb} {resource} in namespace {namespace!r} failed ({status}): {message}"
-
-
-class KubernetesApiError(DriverError):
-    """An API call failed; `status` is the HTTP status (0 when none came back)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# --- the driver (I/O) ---------------------------------------------------------------
 
 
 class KubernetesDriver:

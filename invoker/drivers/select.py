@@ -43,11 +43,8 @@ def make_driver(
     if name == "process":
         return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py"), None, None
     if name == "kubernetes":
-        from invoker.drivers.kubernetes import (
-            KubernetesDriver,
-            KubernetesDriverConfig,
-            load_api_client,
-        )
+        from invoker.drivers.kubernetes import KubernetesDriver, load_api_client
+        from invoker.drivers.kubernetes_pods import KubernetesDriverConfig
 
         client = load_api_client()
         k8s = KubernetesDriverConfig(

@@ -14,6 +14,7 @@ from invoker.nodes.placement import (
     Vector,
     vadd,
     vsum,
+    within,
 )
 
 
@@ -91,6 +92,28 @@ class Node:
             # Re-summed rather than subtracted, so fractional vCPUs never drift.
             self._allocated = vsum(list(self.allocations.values()), len(self.capacity))
         return demand
+
+    def resize(self, vcpu: float, memory_mb: int, limits: PlacementLimits) -> None:
+        """Change the node's size while it runs (vertical scaling).
+
+        Refused (ValueError) when what is already allocated would pass the new limits: a
+        resize never takes back what a container was promised. The price scales with the
+        size (the mean of the two ratios), so bills stay honest after a resize.
+        """
+        if not (vcpu > 0 and memory_mb > 0):
+            raise ValueError("a node needs some vcpu and memory")
+        new = (vcpu, memory_mb)
+        if not all(within(a, c) for a, c in zip(self._allocated, limits.limit(new), strict=True)):
+            raise ValueError(f"node {self.id} holds {self._allocated!r}: more than {new!r} allows")
+        old = self.flavor
+        ratio = (vcpu / old.vcpu + memory_mb / old.memory_mb) / 2
+        self.flavor = Flavor(
+            name=old.name if new == old.capacity else f"{old.name}-resized",
+            vcpu=vcpu,
+            memory_mb=memory_mb,
+            price_per_hour=round(old.price_per_hour * ratio, 6),
+            boot_s=old.boot_s,
+        )
 
     def mark_ready(self, now: float) -> None:
         """The VM has booted and can take containers."""

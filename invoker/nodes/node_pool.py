@@ -20,8 +20,8 @@ from invoker.nodes.autoscale import (
     decide_scale_out,
     packing_problem,
 )
+from invoker.nodes.consolidation import ConsolidationPlanner
 from invoker.nodes.model import Flavor, NoCapacity, Node, demand_for
-from invoker.nodes.packing import ConsolidationPlanner
 from invoker.nodes.placement import NodeState, PlacementLimits, PlacementPolicy, Vector
 from invoker.providers.base import NodeProvider
 

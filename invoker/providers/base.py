@@ -8,6 +8,10 @@ from typing import Protocol, runtime_checkable
 from invoker.nodes.model import Flavor, Node
 
 
+class NotResizable(Exception):
+    """The provider's nodes have a fixed size (a whole machine, a cluster node)."""
+
+
 @runtime_checkable
 class NodeProvider(Protocol):
     """Where nodes come from: lists, provisions and releases VMs.
@@ -32,6 +36,13 @@ class NodeProvider(Protocol):
 
     async def release(self, node_id: str) -> None:
         """Give a VM back. The caller has drained it."""
+        ...
+
+    async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
+        """Apply a node's new size while it runs; `NotResizable` where the machine is fixed.
+
+        The caller has checked that what is allocated fits the new size.
+        """
         ...
 
     def cgroup_parent(self, node_id: str) -> str | None:

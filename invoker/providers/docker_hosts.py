@@ -35,6 +35,7 @@ from urllib.parse import urlparse
 
 from invoker.nodes.model import Flavor, NoCapacity, Node
 from invoker.nodes.placement import NodeState
+from invoker.providers.base import NotResizable
 
 HOST_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
@@ -298,6 +299,12 @@ class DockerHostsProvider:
     async def release(self, node_id: str) -> None:
         """Hand the engine back to the free list (its containers are gone by now)."""
         self._nodes[node_id].mark_released(self._clock())
+
+    async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
+        """Refused: each node is a whole machine whose size is what it is."""
+        raise NotResizable(
+            f"node {node.id} is a Docker host with a fixed size; add or remove hosts instead"
+        )
 
     def cgroup_parent(self, node_id: str) -> str | None:
         """Containers on a VM take its engine's default cgroup parent."""

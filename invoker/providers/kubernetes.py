@@ -12,6 +12,7 @@ import builtins
 from collections.abc import Callable
 
 from invoker.nodes.model import Flavor, NoCapacity, Node
+from invoker.providers.base import NotResizable
 from invoker.providers.kubernetes_nodes import ClusterNode, KubernetesNodeProvider
 
 
@@ -50,6 +51,10 @@ class ClusterProvider:
     async def release(self, node_id: str) -> None:
         """Not Nimbus's job on a cluster: the node is only forgotten."""
         return None
+
+    async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
+        """Refused: the cluster's nodes are sized by the cloud, not by Nimbus."""
+        raise NotResizable(f"node {node.id} is a cluster node; its size is the cluster's")
 
     def cgroup_parent(self, node_id: str) -> str | None:
         """Pods get no cgroup parent from Nimbus."""

@@ -78,24 +78,33 @@ class LocalProvider:
             return [(c, CGROUP_ROOT / c / rel) for c in ("memory", "cpu", "cpuacct", "pids")]
         return [("unified", CGROUP_ROOT / rel)]
 
+    async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
+        """Write the node's new limits into its cgroup (the caller resizes the books)."""
+        if self.enforced:
+            await asyncio.to_thread(self._write_limits, node.id, vcpu, memory_mb)
+
     def _make_cgroup(self, node: Node) -> None:
         try:
-            for controller, path in self._dirs(node.id):
+            for _, path in self._dirs(node.id):
                 path.mkdir(parents=True, exist_ok=True)
-                memory = node.flavor.memory_mb * 2**20
-                quota = int(node.flavor.vcpu * 100_000)
-                if controller == "memory":
-                    (path / "memory.limit_in_bytes").write_text(str(memory))
-                elif controller == "cpu":
-                    (path / "cpu.cfs_period_us").write_text("100000")
-                    (path / "cpu.cfs_quota_us").write_text(str(quota))
-                elif controller == "unified":
-                    (path / "memory.max").write_text(str(memory))
-                    (path / "cpu.max").write_text(f"{quota} 100000")
+            self._write_limits(node.id, node.flavor.vcpu, node.flavor.memory_mb)
         except OSError as exc:
             if self.enforced:
                 log.warning("node cgroups not enforced (%s): bookkeeping only", exc)
             self.enforced = False
+
+    def _write_limits(self, node_id: str, vcpu: float, memory_mb: int) -> None:
+        memory = memory_mb * 2**20
+        quota = int(vcpu * 100_000)
+        for controller, path in self._dirs(node_id):
+            if controller == "memory":
+                (path / "memory.limit_in_bytes").write_text(str(memory))
+            elif controller == "cpu":
+                (path / "cpu.cfs_period_us").write_text("100000")
+                (path / "cpu.cfs_quota_us").write_text(str(quota))
+            elif controller == "unified":
+                (path / "memory.max").write_text(str(memory))
+                (path / "cpu.max").write_text(f"{quota} 100000")
 
     def _remove_cgroup(self, node_id: str) -> None:
         for _, path in self._dirs(node_id):

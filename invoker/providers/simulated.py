@@ -56,6 +56,9 @@ class SimulatedProvider:
         if node.state is not NodeState.RELEASED:
             node.mark_released(self.clock())
 
+    async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
+        """Virtual VMs take any size at once."""
+
     def cgroup_parent(self, node_id: str) -> str | None:
         """Virtual VMs have no cgroup."""
         return None

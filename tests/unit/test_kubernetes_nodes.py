@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes.utils import parse_quantity as client_parse_quantity
 
-from invoker.drivers.kubernetes import cpu_quantity
+from invoker.drivers.kubernetes_pods import cpu_quantity
 from invoker.providers.kubernetes_nodes import (
     Taint,
     Toleration,

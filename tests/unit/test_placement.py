@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from invoker.nodes.consolidation import ConsolidationPlanner
 from invoker.nodes.packing import (
     OFFLINE_HEURISTICS,
-    ConsolidationPlanner,
     bin_centric,
     first_fit_decreasing,
     lower_bound,
