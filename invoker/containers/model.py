@@ -1,18 +1,16 @@
-"""The invoker's view of containers: what each pool slot holds and how one is described.
+"""How the invoker describes containers: pure helpers around the slot table.
 
-Pure helpers: what a call needs of the pool, the CPU share a container gets, the labels
-and sizes of a container to start.
+What a call needs of the pool, a planned pre-warm, the CPU share a container gets, the
+labels and sizes of a container to start. What one container is lives in `slots`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from invoker.api import FunctionSpec
 from invoker.containers.pool import Demand
-from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL, ContainerHandle, ContainerSpec
+from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL, ContainerSpec
 
 
 @dataclass(frozen=True)
@@ -24,33 +22,6 @@ class Prewarm:
     until: float
 
 
-class Failure(enum.Enum):
-    """Whose fault a container that could not serve its calls was."""
-
-    FUNCTION = "function"  # its code did not load: the tenant's to fix
-    PLATFORM = "platform"  # starting or loading failed on our side
-    NO_CAPACITY = "no_capacity"  # no node could take it now: the caller may retry
-
-
-@dataclass
-class Container:
-    """The runtime side of one pool slot."""
-
-    slot: str
-    handle: ContainerHandle
-    spec: FunctionSpec | None = None  # None while a stem cell
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    init_error: str | None = None  # for FUNCTION: the tenant's text; else the operator's
-    init_failure: Failure | None = None
-    init_ms: float = 0.0
-    running: int = 0  # calls inside the container now; at 0 it is frozen
-
-    def failed(self, failure: Failure, error: str) -> None:
-        """Mark the container unable to serve, and why."""
-        self.init_failure = failure
-        self.init_error = error
-
-
 def cpus_for(memory_mb: int, host_cpus: float) -> float:
     """CPU quota for a container: one core per GiB, at least one, at most the host's.
 
@@ -60,20 +31,26 @@ def cpus_for(memory_mb: int, host_cpus: float) -> float:
     return min(host_cpus, max(1.0, memory_mb / 1024))
 
 
+@dataclass(frozen=True)
+class ContainerDefaults:
+    """What every container one invoker starts shares."""
+
+    owner: str  # labels every container; one data dir = one owner
+    instance_id: str  # the invoker that started it (another one's are orphans)
+    host_cpus: float
+    node: str  # where containers run until a node pool places them
+    api_socket_dir: str | None  # where the gateway's api.sock lives, for callbacks
+
+
 def container_spec(
     name: str,
     runtime: str,
     memory_mb: int,
     spec: FunctionSpec | None,
-    *,
-    owner: str,
-    instance_id: str,
-    host_cpus: float,
-    node: str,
-    api_socket_dir: str | None,
+    defaults: ContainerDefaults,
 ) -> ContainerSpec:
     """A container to start: a stem cell (no spec) or one for a function."""
-    labels = {MANAGED_LABEL: owner, INSTANCE_LABEL: instance_id}
+    labels = {MANAGED_LABEL: defaults.owner, INSTANCE_LABEL: defaults.instance_id}
     if spec is not None:
         labels.update(
             {
@@ -86,11 +63,11 @@ def container_spec(
         name=name,
         runtime=runtime,
         memory_mb=memory_mb,
-        cpus=cpus_for(memory_mb, host_cpus),
+        cpus=cpus_for(memory_mb, defaults.host_cpus),
         network=spec.network if spec is not None else False,
         labels=labels,
-        node=node,
-        api_socket_dir=api_socket_dir,
+        node=defaults.node,
+        api_socket_dir=defaults.api_socket_dir,
         netns_group=spec.tenant if spec is not None and not spec.network else None,
     )
 

@@ -3,7 +3,8 @@
 As in OpenWhisk's ContainerPool, this module decides and the invoker acts: given a call
 it answers warm (use this container), wait (one will free up sooner than a cold start
 would take), cold (start one, evicting idle ones first if memory is short), or reject
-(a limit is reached; retry later). It never touches Docker or the clock.
+(a limit is reached; retry later). It never touches Docker or the clock. Its state is
+the slot table (`invoker.containers.slots`) the invoker reads too: one record per container.
 
 Container life: prewarm (a generic stem cell) -> initializing (code being loaded) ->
 idle <-> busy -> removing.
@@ -11,45 +12,10 @@ idle <-> busy -> removing.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-FunctionKey = tuple[str, str, int]  # (tenant, name, version)
-
-
-class State(enum.Enum):
-    """Where a container is in its life."""
-
-    PREWARM = "prewarm"
-    INITIALIZING = "initializing"
-    IDLE = "idle"
-    BUSY = "busy"
-    REMOVING = "removing"
-
-
-@dataclass
-class Slot:
-    """One container as the pool sees it."""
-
-    id: str
-    runtime: str
-    memory_mb: int
-    state: State
-    created: float
-    key: FunctionKey | None = None  # None while a stem cell
-    tenant: str | None = None
-    concurrency: int = 1
-    in_flight: int = 0
-    reserved: int = 0  # calls promised to this slot while it initializes
-    last_used: float = 0.0
-    idle_until: float | None = None  # keep-alive deadline while idle
-    retired: bool = False  # its function changed or went away: no new calls
-
-    @property
-    def free(self) -> int:
-        """Calls it could take now (or once initialized)."""
-        return self.concurrency - self.in_flight - self.reserved
+from invoker.containers.slots import FunctionKey, Slot, SlotTable, State
 
 
 @dataclass(frozen=True)
@@ -124,45 +90,22 @@ class _Stats:
 
 
 class Pool:
-    """The pool's state and the decisions over it. Single-threaded; no I/O."""
+    """The decisions over the slot table, and the counts they need. Single-threaded; no I/O.
 
-    def __init__(self, limits: PoolLimits) -> None:
+    The pool alone adds slots to the table and takes them out; it writes only their
+    pool fields (state, function, calls, keep-alive).
+    """
+
+    def __init__(self, limits: PoolLimits, slots: SlotTable | None = None) -> None:
         self.limits = limits
-        self.slots: dict[str, Slot] = {}
+        self.slots = slots if slots is not None else SlotTable()
         self._stats = _Stats()
         self._tenant_in_flight: dict[str, int] = {}
         self.tenant_caps: dict[str, int] = {}  # per-tenant in-flight limits an admin set
         self._waiting: dict[FunctionKey, int] = {}
 
-    # ---- views ----
-
-    def of(self, key: FunctionKey) -> list[Slot]:
-        """The function's live containers."""
-        return [s for s in self.slots.values() if s.key == key and s.state is not State.REMOVING]
-
-    def memory_used(self) -> int:
-        """Memory held by every container that is not being removed."""
-        return sum(s.memory_mb for s in self.slots.values() if s.state is not State.REMOVING)
-
-    def stems(self, runtime: str, memory_mb: int) -> list[Slot]:
-        """Ready stem cells of a runtime and size."""
-        return [
-            s
-            for s in self.slots.values()
-            if s.state is State.PREWARM
-            and not s.retired
-            and s.runtime == runtime
-            and s.memory_mb == memory_mb
-        ]
-
-    def counts(self) -> dict[str, int]:
-        """Containers by state (for metrics)."""
-        out = {state.value: 0 for state in State}
-        for s in self.slots.values():
-            out[s.state.value] += 1
-        return out
-
     def tenant_in_flight(self, tenant: str) -> int:
+        """Calls of the tenant the pool has given a container and not yet seen end."""
         return self._tenant_in_flight.get(tenant, 0)
 
     # ---- the decision ----
@@ -173,7 +116,7 @@ class Pool:
         cap = self.tenant_caps.get(tenant, self.limits.max_in_flight_per_tenant)
         if self.tenant_in_flight(tenant) >= cap:
             return Reject("tenant in-flight quota reached", retry_after_s=1.0)
-        mine = [s for s in self.of(demand.key) if not s.retired]
+        mine = [s for s in self.slots.of(demand.key) if not s.retired]
         ready = [s for s in mine if s.state in (State.IDLE, State.BUSY) and s.free > 0]
         if ready:
             # Most recently used first: the others stay idle long enough to expire.
@@ -186,7 +129,7 @@ class Pool:
             self._take(starting[0], tenant, now)
             return Warm(starting[0].id)
         if demand.stem_ok:
-            stems = self.stems(demand.runtime, demand.memory_mb)
+            stems = self.slots.stems(demand.runtime, demand.memory_mb)
             if stems:
                 stem = min(stems, key=lambda s: (s.created, s.id))
                 stem.key, stem.tenant, stem.concurrency = demand.key, tenant, demand.concurrency
@@ -224,7 +167,7 @@ class Pool:
 
     def _evictions(self, memory_mb: int) -> list[str] | None:
         """Idle containers to remove (oldest idle first) so `memory_mb` fits; None if it can't."""
-        short = self.memory_used() + memory_mb - self.limits.memory_mb
+        short = self.slots.memory_used() + memory_mb - self.limits.memory_mb
         if short <= 0:
             return []
         idle = sorted(
@@ -268,7 +211,7 @@ class Pool:
             created=now,
             last_used=now,
         )
-        self.slots[slot_id] = slot
+        self.slots.add(slot)
         if demand is not None:
             slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
             self._take(slot, demand.key[0], now)
@@ -346,7 +289,7 @@ class Pool:
 
     def removed(self, slot_id: str) -> None:
         """The container is gone."""
-        self.slots.pop(slot_id, None)
+        self.slots.pop(slot_id)
 
     # ---- background decisions ----
 
@@ -386,7 +329,7 @@ class Pool:
     def stem_deficit(self, wanted: dict[tuple[str, int], int]) -> list[tuple[str, int]]:
         """Stem cells to start so each (runtime, memory) has its wanted count, memory allowing."""
         out: list[tuple[str, int]] = []
-        room = self.limits.memory_mb - self.memory_used()
+        room = self.limits.memory_mb - self.slots.memory_used()
         for (runtime, memory_mb), count in sorted(wanted.items()):
             have = sum(
                 1

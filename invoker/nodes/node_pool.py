@@ -3,7 +3,8 @@
 Decisions come from the pure modules (`placement` picks a node, `autoscale` decides scale-out
 and consolidation); this module carries them out against a provider and keeps the books.
 A container is placed before it is created and freed after it is gone, so no node is ever
-promised more than its limits allow.
+promised more than its limits allow. Each node's `allocations` are its books; which node a
+container is on is its owner's to keep (the invoker's slot table), and to name when freeing.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ class NodePool:
         self._on_change = on_change or (lambda node: None)
         self.nodes: dict[str, Node] = {}
         self._grow = asyncio.Lock()
-        self._where: dict[str, str] = {}  # container -> node
         self.last_needed: int | None = None  # the planner's latest count
 
     async def start(self) -> None:
@@ -104,7 +104,6 @@ class NodePool:
             return None
         node = self.nodes[chosen]
         node.allocate(container, demand, self._limits)
-        self._where[container] = node.id
         return node
 
     async def place(self, container: str, memory_mb: int) -> Node | None:
@@ -153,11 +152,11 @@ class NodePool:
             elif node.state is NodeState.DRAINING and known.state is NodeState.READY:
                 known.drain()
 
-    def free(self, container: str) -> None:
-        """The container is gone: give its resources back."""
-        node_id = self._where.pop(container, None)
-        if node_id is not None and node_id in self.nodes:
-            self.nodes[node_id].free(container)
+    def free(self, container: str, node_id: str) -> None:
+        """The container placed on `node_id` is gone: give its resources back."""
+        node = self.nodes.get(node_id)
+        if node is not None:
+            node.free(container)
 
     def cgroup_parent(self, node_id: str) -> str | None:
         """Where containers of `node_id` go in the cgroup tree (None if not enforced)."""

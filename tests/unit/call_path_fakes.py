@@ -26,6 +26,10 @@ from invoker.containers.keepalive import FixedTTL
 from invoker.containers.pool import PoolLimits
 from invoker.drivers.base import ContainerHandle, ContainerSpec, ContainerStats
 from invoker.metering import UsageRecord
+from invoker.nodes.model import Flavor
+from invoker.nodes.node_pool import NodePool, NodePoolConfig
+from invoker.nodes.placement import FirstFit, PlacementLimits
+from invoker.providers.simulated import SimulatedProvider
 from invoker.runtime_client import RunResponse
 from invoker.service import Invoker, InvokerConfig
 from invoker.store.base import FunctionDraft, Store
@@ -258,6 +262,7 @@ class Rig:
     runtime: FakeRuntime
     clock: Clock
     ledger: Ledger
+    nodes: NodePool | None = None
 
     async def deploy(
         self,
@@ -323,11 +328,25 @@ async def rig(
     limits: PoolLimits | None = None,
     stem_cells: tuple[tuple[str, int, int], ...] = (),
     keep_alive_s: float = 600.0,
+    node_flavors: tuple[Flavor, ...] = (),
+    max_nodes: int = 4,
 ) -> AsyncIterator[Rig]:
-    """An invoker over fakes and a temporary SQLite store, closed afterwards."""
+    """An invoker over fakes and a temporary SQLite store, closed afterwards; with
+    `node_flavors`, its containers are placed on simulated nodes (first fit)."""
     clock, ledger = Clock(), Ledger()
     store = open_store(None, tmp_path)  # the embedded default: SQLite in tmp_path
     await store.open()
+    nodes = None
+    if node_flavors:
+        limits_on_nodes = PlacementLimits()
+        nodes = NodePool(
+            SimulatedProvider(clock.now),
+            FirstFit(limits_on_nodes),
+            limits_on_nodes,
+            NodePoolConfig(node_flavors, min_nodes=1, max_nodes=max_nodes, min_node_age_s=0),
+            clock=clock.now,
+        )
+        await nodes.start()
     driver, runtime = FakeDriver(clock, ledger), FakeRuntime(clock, ledger)
     config = InvokerConfig(
         owner="unit", limits=limits or PoolLimits(), stem_cells=stem_cells, host_cpus=2.0
@@ -340,9 +359,12 @@ async def rig(
         clock=clock.now,
         wall=clock.wall,
         keep_alive=FixedTTL(keep_alive_s),
+        nodes=nodes,
     )
     try:
-        yield Rig(invoker, store, driver, runtime, clock, ledger)
+        yield Rig(invoker, store, driver, runtime, clock, ledger, nodes)
     finally:
         await invoker.close()
+        if nodes is not None:
+            await nodes.close()
         await store.close()

@@ -54,6 +54,6 @@ async def test_pods_packed_onto_usable_cluster_nodes_then_left_pending() -> None
     cluster.nodes.append(ClusterNode("worker-2", 2.0, 4096, ready=True, schedulable=True))
     third = await nodes.place("pod-d", 512)
     assert third is not None and third.id == "worker-2"
-    nodes.free("pod-a")
+    nodes.free("pod-a", first.id)
     again = await nodes.place("pod-e", 256)
     assert again is not None and again.id == "worker-1"

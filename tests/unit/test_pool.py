@@ -12,10 +12,10 @@ from invoker.containers.pool import (
     PoolLimits,
     Reject,
     Specialise,
-    State,
     Wait,
     Warm,
 )
+from invoker.containers.slots import State
 
 A = ("t1", "f", 1)
 B = ("t1", "g", 1)
@@ -172,9 +172,9 @@ def test_invariants_hold_under_any_sequence(steps) -> None:
                 assert pool.slots[slot].in_flight == 0
                 pool.removing([slot])
                 pool.removed(slot)
-        assert pool.memory_used() <= limits.memory_mb
+        assert pool.slots.memory_used() <= limits.memory_mb
         for f in range(4):
-            assert len(pool.of(("t", f"f{f}", 1))) <= limits.max_per_function
+            assert len(pool.slots.of(("t", f"f{f}", 1))) <= limits.max_per_function
         for s in pool.slots.values():
             assert 0 <= s.in_flight <= s.concurrency
         assert pool.tenant_in_flight("t") == len(running)

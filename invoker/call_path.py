@@ -1,0 +1,221 @@
+"""One call through the invoker: a container decided, waited for, /run, and its outcome.
+
+request -> pool decision (warm, stem cell, cold, wait, reject) -> the slot's container,
+loaded by the lifecycle if need be -> thaw, meter, /run, freeze -> keep-alive decision ->
+`InvokeResult`. Recording the result is the caller's (`Invoker.invoke`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from invoker import replies
+from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status, Throttled
+from invoker.containers.keepalive_memory import KeepAliveMemory
+from invoker.containers.lifecycle import INIT_TIMEOUT_S, ContainerLifecycle
+from invoker.containers.model import Prewarm, demand_of
+from invoker.containers.pool import Cold, Demand, Pool, Reject, Specialise, Wait, Warm
+from invoker.containers.slots import Failure, Slot, State
+from invoker.drivers.base import ContainerDriver, ContainerStats
+from invoker.metrics import InvokerMetrics
+from invoker.records import CallTiming, outcome_of
+from invoker.runtime_client import ProxyError, ReplyTooLarge, RuntimeClient, RunTimeout
+
+log = logging.getLogger("nimbus.invoker")
+
+# Slack on top of the function's own timeout for the HTTP round trip to the proxy.
+TRANSPORT_SLACK_S = 0.5
+START_TIMEOUT_S = 60.0  # bounds a caller's wait for a container being started
+
+
+class CallPath:
+    """Runs calls in the pool's containers and says how each went (it records nothing)."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        lifecycle: ContainerLifecycle,
+        driver: ContainerDriver,
+        client: RuntimeClient,
+        memory: KeepAliveMemory,
+        *,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        token_for: Callable[[FunctionSpec, float], str] | None = None,
+        metrics: InvokerMetrics | None = None,
+    ) -> None:
+        self._pool = pool
+        self._slots = pool.slots
+        self._life = lifecycle
+        self._driver = driver
+        self._client = client
+        self._memory = memory
+        self._clock = clock
+        self._wall = wall
+        self._token_for = token_for
+        self._metrics = metrics
+
+    async def call(self, request: InvokeRequest) -> InvokeResult:
+        """Run one call to completion. Raises Throttled (nothing ran)."""
+        spec = request.function
+        wall_start, t0 = self._wall(), self._clock()
+        self._memory.observe(spec, t0)
+        self._life.cancel_prewarm(spec.key)
+        decision = await self._decide(demand_of(spec), t0)
+        wait_ms = (self._clock() - t0) * 1000
+        # No await from the decision to `_run_on`'s first one: the slot cannot go meanwhile.
+        if isinstance(decision, Cold):
+            slot = self._life.start_for_call(spec, decision.evict)
+        elif isinstance(decision, Specialise):
+            slot = self._life.specialise(decision.slot, spec)
+        else:
+            slot = self._slots[decision.slot]
+        return await self._run_on(request, slot, wall_start, t0, wait_ms)
+
+    async def _decide(self, demand: Demand, t0: float) -> Warm | Specialise | Cold:
+        """The pool's decision for the call, waiting (bounded) while it says wait."""
+        give_up = t0 + self._pool.limits.max_wait_s
+        while True:
+            decision = self._pool.decide(demand, self._clock())
+            if isinstance(decision, Reject):
+                raise Throttled(decision.reason, decision.retry_after_s)
+            if not isinstance(decision, Wait):
+                return decision
+            left = give_up - self._clock()
+            if left <= 0:
+                raise Throttled("no container of the function freed up in time", 1.0)
+            await self._life.wait_for(demand.key, min(decision.seconds, left))
+
+    async def _run_on(
+        self, request: InvokeRequest, slot: Slot, wall_start: float, t0: float, wait_ms: float
+    ) -> InvokeResult:
+        spec = request.function
+        timing = CallTiming(wall_start, t0, wait_ms, cold=not slot.ready.is_set())
+        waited_from = self._clock()
+        if timing.cold:  # a warm container is ready: no timer to arm and cancel
+            try:
+                async with asyncio.timeout(INIT_TIMEOUT_S + START_TIMEOUT_S):
+                    await slot.ready.wait()
+            except TimeoutError:
+                if slot.init_error is None:
+                    slot.failed(Failure.PLATFORM, "container start timed out")
+        timing.init_ms = (self._clock() - waited_from) * 1000 if timing.cold else 0.0
+        handle = slot.handle
+        if slot.init_failure is not None or handle is None:
+            return await self._not_started(request, slot, timing)
+        payload = self._payload(request)
+        alone = slot.in_flight == 1
+        cgroup = self._driver.call_meter(handle)
+        if cgroup is not None and slot.running == 0:
+            cgroup.thaw()
+        slot.running += 1
+        # Measure only a call that has the container to itself: figures are per container.
+        gauge = cgroup if alone else None
+        if gauge is not None:
+            gauge.start()
+        timing.run_start = self._clock()
+        try:
+            resp = await self._client.run(
+                handle.address, payload, spec.timeout_s + TRANSPORT_SLACK_S
+            )
+        except RunTimeout:
+            timeout = f"the function did not finish within its timeout of {spec.timeout_s:g} s"
+            return await self._failed(request, slot, timing, Status.TIMEOUT, timeout)
+        except ReplyTooLarge:
+            too_large = replies.result_too_large()
+            return await self._failed(request, slot, timing, Status.APPLICATION_ERROR, too_large)
+        except ProxyError as exc:
+            reason = await self._driver.ended(handle)
+            log.info("container %s ended during a call (%s): %s", slot.id, reason, exc)
+            ended = replies.container_ended(spec.memory_mb, reason)
+            return await self._failed(request, slot, timing, Status.APPLICATION_ERROR, ended)
+        finally:
+            slot.running -= 1
+        usage = gauge.stop() if gauge is not None else None
+        self._after_run(spec, slot, timing.run_start)
+        logs = replies.bounded_logs(resp.body.get("logs"))
+        result = resp.body.get("result")
+        error = None if resp.ok else replies.function_error(resp.body, resp.status)
+        if error is None:
+            error = replies.oversized_result(resp.size, result)
+        if error is None:
+            return self._finish(request, timing, slot, Status.SUCCESS, result, None, logs, usage)
+        return self._finish(
+            request, timing, slot, Status.APPLICATION_ERROR, None, error, logs, usage
+        )
+
+    def _payload(self, request: InvokeRequest) -> dict[str, Any]:
+        """What /run receives: the event and the call's context."""
+        spec = request.function
+        payload: dict[str, Any] = {
+            "value": dict(request.args),
+            "activation_id": request.activation_id,
+            "deadline": int((self._wall() + spec.timeout_s) * 1000),
+            "function_name": spec.name,
+            "function_version": spec.version,
+            "memory_limit_mb": spec.memory_mb,
+        }
+        if self._token_for is not None:
+            payload["api_token"] = self._token_for(spec, self._wall())
+        return payload
+
+    def _after_run(self, spec: FunctionSpec, slot: Slot, run_start: float) -> None:
+        """The call left its container: keep it warm, retire it, or plan a pre-warm."""
+        now = self._clock()
+        decision = self._memory.decide(spec, now)
+        # With a pre-warm planned, this container goes now and a fresh one comes back later.
+        hold = 0.0 if decision.prewarm_after_s is not None else decision.keep_alive_s
+        if self._pool.released(slot.id, spec.tenant, now, hold, now - run_start):
+            self._life.remove_soon(slot.id)
+        elif decision.prewarm_after_s is not None and slot.state is State.IDLE:
+            self._life.plan_prewarm(
+                Prewarm(spec, now + decision.prewarm_after_s, now + decision.keep_alive_s)
+            )
+        self._life.freeze_if_idle(slot)
+        self._life.wake(spec.key)
+
+    async def _not_started(
+        self, request: InvokeRequest, slot: Slot, timing: CallTiming
+    ) -> InvokeResult:
+        """The call's container never became ready: throttle, or record whose failure."""
+        failure, detail = slot.init_failure, slot.init_error or ""
+        if failure is Failure.NO_CAPACITY:
+            self._pool.abandoned(slot.id, request.function.tenant)
+            await self._life.remove([slot.id])
+            raise Throttled(f"no capacity: {detail}", 1.0)
+        if failure is Failure.FUNCTION:
+            error, status = f"init failed: {detail}", Status.APPLICATION_ERROR
+        else:
+            log.warning("activation %s: %s", request.activation_id, detail)
+            error, status = replies.PLATFORM_START_FAILED, Status.PLATFORM_ERROR
+        return await self._failed(request, slot, timing, status, error)
+
+    async def _failed(
+        self, request: InvokeRequest, slot: Slot, timing: CallTiming, status: Status, error: str
+    ) -> InvokeResult:
+        """The call did not complete normally in its container: drop the container, say so."""
+        self._pool.abandoned(slot.id, request.function.tenant)
+        await self._life.remove([slot.id])
+        return self._finish(request, timing, slot, status, None, error, [])
+
+    def _finish(
+        self,
+        request: InvokeRequest,
+        timing: CallTiming,
+        slot: Slot,
+        status: Status,
+        result: Any,
+        error: str | None,
+        logs: list[str],
+        usage: ContainerStats | None = None,
+    ) -> InvokeResult:
+        node = slot.handle.node if slot.handle is not None else None
+        outcome = outcome_of(
+            request, timing, self._clock(), node, status, result, error, logs, usage
+        )
+        if self._metrics is not None:
+            self._metrics.observe(request.function, outcome)
+        return outcome
