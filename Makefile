@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install docker postgres images up down test lint unit bench clean
+.PHONY: install docker postgres images node-client up down test lint unit bench clean
 NIMBUS_TEST_POSTGRES_URL ?= postgresql://nimbus:nimbus@127.0.0.1:5432/nimbus_test
 
 $(VENV)/.installed: pyproject.toml
@@ -30,6 +30,11 @@ up: images
 down:
 	@bash scripts/down.sh
 
+node-client:
+	@echo "==> the OpenWhisk npm client the compatibility tests drive"
+	@command -v npm >/dev/null || (apt-get install -y -q nodejs npm >/dev/null)
+	@npm ci --silent --prefix tests/openwhisk_client
+
 lint: install
 	@echo "==> ruff and mypy"
 	@$(BIN)/ruff check gateway invoker tests bench runtimes functions
@@ -38,7 +43,7 @@ lint: install
 unit: install
 	@$(BIN)/pytest -q tests/unit
 
-test: images postgres lint
+test: images postgres node-client lint
 	@NIMBUS_TEST_POSTGRES_URL=$(NIMBUS_TEST_POSTGRES_URL) bash scripts/test.sh
 
 clean:

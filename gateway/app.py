@@ -22,6 +22,8 @@ from gateway.auth import hash_key, load_token_secret, mint_activation_token
 from gateway.config import Config
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, RUN_DIR, STORE, TOKEN_SECRET, Platform
 from gateway.middleware import authenticate, errors, guard
+from gateway.openwhisk import errors as openwhisk_errors
+from gateway.openwhisk import routes as openwhisk
 from gateway.quotas import QUOTAS, Quotas
 from gateway.routes import (
     activations,
@@ -40,6 +42,7 @@ from gateway.routes import (
 from gateway.routes import (
     nodes as node_routes,
 )
+from gateway.routes import web as web_routes
 from gateway.server import connection_limits
 from invoker.api import FunctionSpec
 from invoker.assemble import Wiring, assembled, run_dir_for
@@ -134,7 +137,7 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
     `on_object_event` also hears every bucket object event (bucket triggers always do).
     """
     app = web.Application(
-        middlewares=[metrics.measure, errors, guard, authenticate],
+        middlewares=[metrics.measure, errors, openwhisk_errors.facade, guard, authenticate],
         client_max_size=config.max_body_bytes,  # a backstop: routes cap bodies (requests.py)
         handler_args=connection_limits(),
     )
@@ -178,4 +181,6 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
         await app[PLATFORM].triggers.object_event(tenant, event)
 
     bucket_routes.setup(app, config, object_event)  # after _store: same database
+    openwhisk.setup(app)  # /api/v1: OpenWhisk's API over the same platform
+    web_routes.setup(app)  # /web/{tenant}/{function}: public web functions
     return app

@@ -37,6 +37,9 @@ class Config(InvokerSettings):
     retention_sweep_interval_s: float = 3600.0
     tenant_backlog: int = 1000  # a tenant's default async calls queued or running
     tenant_rate_per_s: float = 0.0  # a tenant's default invokes per second; 0: unlimited
+    # What one public web function takes from the open internet: a token bucket per function.
+    web_rate_per_s: float = 50.0
+    web_burst: int = 100
 
     @property
     def db_path(self) -> Path:

@@ -27,6 +27,8 @@ log = logging.getLogger("nimbus.gateway")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = frozenset({"/healthz", "/v1/openapi.json"})
+# OpenWhisk's API authenticates with HTTP Basic in its own middleware (gateway/openwhisk).
+OPENWHISK_PREFIX = "/api/"
 CALLER = web.RequestKey("caller", Caller)
 
 
@@ -91,6 +93,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if (
         request.path in PUBLIC_PATHS
         or request.path.startswith("/v1/hooks/")
+        or request.path.startswith("/web/")
+        or request.path.startswith(OPENWHISK_PREFIX)
         or (request.path == "/metrics" and request.app[CONFIG].public_metrics)
     ):
         return await handler(request)

@@ -27,6 +27,7 @@ class Route:
     body_required: bool = True
     errors: tuple[int, ...] = ()  # statuses beyond the automatic ones
     path: dict[str, Schema] = field(default_factory=dict)  # overrides PATH_PARAMETERS
+    any_query: bool = False  # takes any query parameter (a web function reads them all)
 
 
 LIST_LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": 1000}

@@ -82,6 +82,24 @@ _LIMITS = obj(
     required=("tenant", "effective"),
 )
 
+
+def _web_route(method: str) -> Route:
+    """A web function's public URL, for one method: what it answers is the function's."""
+    return Route(
+        f"{method} a web function (deployed with web: true), no API key; the function gets "
+        "the request (__ow_method, __ow_headers, __ow_path, query and body; __ow_query and "
+        "__ow_body in raw mode) and its statusCode, headers and body make the response. "
+        "401 without its X-Require-Whisk-Auth secret when it has one",
+        ok={200: {"*/*": ANY}, 204: {}},
+        auth=PUBLIC,
+        body=None if method in ("GET", "OPTIONS") else {"*/*": ANY},
+        body_required=False,
+        path={"tenant": TENANT_NAME_SCHEMA, "function": FUNCTION_NAME_SCHEMA, "path": STRING},
+        errors=(406, 429, 502, 503, 504),
+        any_query=True,
+    )
+
+
 ROUTES: dict[tuple[str, str], Route] = {
     # --- service ----------------------------------------------------------------------
     ("GET", "/healthz"): Route(
@@ -100,7 +118,18 @@ ROUTES: dict[tuple[str, str], Route] = {
     # --- tenants ----------------------------------------------------------------------
     ("POST", "/v1/tenants"): Route(
         "Create a tenant; its API key is shown once",
-        ok={201: json_body(obj({"name": STRING, "api_key": STRING}, required=("name", "api_key")))},
+        ok={
+            201: json_body(
+                obj(
+                    {
+                        "name": STRING,
+                        "api_key": STRING,
+                        "openwhisk": obj({"uuid": STRING, "key": STRING, "auth": STRING}),
+                    },
+                    required=("name", "api_key"),
+                )
+            )
+        },
         auth=ADMIN,
         body=json_body(TENANT_CREATE),
         errors=(409,),
@@ -126,6 +155,24 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/v1/tenants/self/keys"): Route(
         "Another API key for the caller's tenant, shown once",
         ok={201: json_body(obj({"key_id": STRING, "api_key": STRING, "created": NUMBER}))},
+        errors=(403, 409),
+    ),
+    ("POST", "/v1/openwhisk/credentials"): Route(
+        "Another OpenWhisk credential (uuid:key, itself an API key) for the caller's tenant,"
+        " shown once",
+        ok={
+            201: json_body(
+                obj(
+                    {
+                        "key_id": STRING,
+                        "created": NUMBER,
+                        "uuid": STRING,
+                        "key": STRING,
+                        "auth": STRING,
+                    }
+                )
+            )
+        },
         errors=(403, 409),
     ),
     ("GET", "/v1/tenants/self/keys"): Route(
@@ -305,10 +352,16 @@ ROUTES: dict[tuple[str, str], Route] = {
         auth=ADMIN,
     ),
     **BUCKET_ROUTES,  # gateway/openapi_buckets.py
+    **{
+        (method, path): _web_route(method)
+        for path in ("/web/{tenant}/{function}", "/web/{tenant}/{function}/{path:.*}")
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    },
 }
 
 
 def declared_query(method: str, route: str) -> frozenset[str] | None:
-    """The query parameters a route takes; None for a route without an entry."""
+    """The query parameters a route takes; None for a route without an entry, or one
+    that takes any."""
     entry = ROUTES.get(("GET" if method == "HEAD" else method, route))
-    return None if entry is None else frozenset(entry.query)
+    return None if entry is None or entry.any_query else frozenset(entry.query)

@@ -18,11 +18,17 @@ from gateway.schemas import (
     FUNCTION_FIELDS,
     FUNCTION_NAME,
     HANDLER,
+    MAX_ANNOTATIONS_BYTES,
+    MAX_PARAMS_BYTES,
+    MAX_SEQUENCE_STEPS,
     NODE_FIELDS,
+    SEQUENCE_FIELDS,
+    SEQUENCE_RUNTIME,
     TENANT_FIELDS,
 )
 from gateway.triggers import BUCKET_EVENTS, FIELDS, TRIGGER_NAME, TYPES
 from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, RUNTIMES, TIMEOUT_S_RANGE, Status
+from invoker.store.functions import REDACTED
 from invoker.tenant_limits import LIMIT_FIELDS
 
 Schema = dict[str, Any]
@@ -74,6 +80,38 @@ BUCKET_NAME_SCHEMA: Schema = {"type": "string", "minLength": 3, "maxLength": 63}
 
 # --- request bodies ----------------------------------------------------------------------
 
+_CALL_OPTIONS: dict[str, Schema] = {
+    "params": {
+        "type": "object",
+        "description": f"default parameters, merged under every call's event (at most "
+        f"{MAX_PARAMS_BYTES} bytes as JSON; no `__ow_` names)",
+    },
+    "secret_params": {
+        "type": "array",
+        "items": STRING,
+        "description": f"keys of params shown as {REDACTED!r}, never in clear",
+    },
+    "web": {
+        "type": "boolean",
+        "default": False,
+        "description": "answer on /web/{tenant}/{name} without an API key",
+    },
+    "web_raw": {
+        "type": "boolean",
+        "default": False,
+        "description": "web calls get the raw query and body (OpenWhisk's raw-http)",
+    },
+    "web_secret": {
+        **nullable({"type": "string", "minLength": 1, "maxLength": 256}),
+        "description": "web calls must send it in X-Require-Whisk-Auth (never returned)",
+    },
+    "annotations": {
+        "type": "object",
+        "description": f"opaque to Nimbus, returned as given (at most {MAX_ANNOTATIONS_BYTES} "
+        "bytes as JSON)",
+    },
+}
+
 _CODE_SOURCE = obj(
     {"source": {"type": "string", "minLength": 1}}, required=("source",), closed=True
 )
@@ -95,10 +133,26 @@ FUNCTION_PUT = obj(
             "additionalProperties": STRING,
         },
         "network": {"type": "boolean", "default": False},
+        **_CALL_OPTIONS,
+        "sequence": {
+            "type": "array",
+            "items": FUNCTION_NAME_SCHEMA,
+            "minItems": 1,
+            "maxItems": MAX_SEQUENCE_STEPS,
+            "description": "run these functions of the caller's tenant one after another "
+            "instead of code: each step's result is the next step's input",
+        },
     },
-    required=("handler", "code"),
     closed=True,
 )
+# Code, or a sequence (which takes no runtime, handler, code or sizing of its own).
+FUNCTION_PUT["oneOf"] = [
+    {"required": ["handler", "code"], "not": {"required": ["sequence"]}},
+    {
+        "required": ["sequence"],
+        "propertyNames": {"enum": sorted(SEQUENCE_FIELDS)},
+    },
+]
 FUNCTION_PUT["examples"] = [
     {
         "runtime": "python:3.11",
@@ -176,13 +230,20 @@ FUNCTION = obj(
         "runtime": STRING,
         "handler": STRING,
         "code_sha256": STRING,
-        "code_kind": {"type": "string", "enum": ["source", "zip"]},
+        "code_kind": {"type": "string", "enum": ["source", "zip", SEQUENCE_RUNTIME]},
         "code_size": INTEGER,
         "memory_mb": INTEGER,
         "timeout_s": NUMBER,
         "concurrency": INTEGER,
         "env": {"type": "object", "additionalProperties": STRING},
         "network": BOOLEAN,
+        "params": {"type": "object", "description": f"secret values shown as {REDACTED!r}"},
+        "secret_params": array(STRING),
+        "web": BOOLEAN,
+        "web_raw": BOOLEAN,
+        "web_secret": {"type": "boolean", "description": "whether web calls need a secret"},
+        "sequence": nullable(array(STRING)),
+        "annotations": {"type": "object"},
         "created": NUMBER,
         "updated": NUMBER,
     },

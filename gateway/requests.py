@@ -48,6 +48,14 @@ BODY_LIMITS: dict[tuple[str, str], Callable[[Config], int]] = {
     ("POST", "/v1/triggers/{name}/fire"): lambda c: c.max_event_bytes,
     ("POST", "/v1/hooks/{token}"): lambda c: c.max_event_bytes,
     ("PUT", "/v1/buckets/{bucket}/objects/{key}"): lambda c: c.max_object_bytes,
+    ("PUT", "/api/v1/namespaces/{namespace}/actions/{name}"): lambda c: c.max_body_bytes,
+    ("POST", "/api/v1/namespaces/{namespace}/actions/{name}"): lambda c: c.max_event_bytes,
+    ("POST", "/api/v1/namespaces/{namespace}/triggers/{name}"): lambda c: c.max_event_bytes,
+    **{
+        (method, route): lambda c: c.max_event_bytes
+        for route in ("/web/{tenant}/{function}", "/web/{tenant}/{function}/{path:.*}")
+        for method in ("POST", "PUT", "PATCH", "DELETE")
+    },
 }
 
 BODY = web.RequestKey("body", bytes)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import base64
 import binascii
+import hashlib
 import io
+import json
 import re
 import zipfile
 from typing import Any
@@ -22,7 +24,17 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The fields of a `PUT /v1/functions/{name}` body; the OpenAPI document is checked against it.
 FUNCTION_FIELDS = frozenset(
     {"runtime", "handler", "code", "memory_mb", "timeout_s", "concurrency", "env", "network"}
+    | {"params", "secret_params", "web", "web_raw", "web_secret", "sequence", "annotations"}
 )
+# What a sequence may carry besides `sequence`: it runs no code of its own.
+SEQUENCE_FIELDS = frozenset(
+    {"sequence", "params", "secret_params", "web", "web_raw", "web_secret", "annotations"}
+)
+SEQUENCE_RUNTIME = "sequence"  # the runtime, handler-less code kind of a stored sequence
+MAX_PARAMS_BYTES = 64 * 2**10
+MAX_ANNOTATIONS_BYTES = 16 * 2**10
+MAX_SEQUENCE_STEPS = 50
+RESERVED_PARAM_PREFIX = "__ow_"  # what a web call passes in; never a default parameter
 CODE_FIELDS = frozenset({"source", "zip"})
 TENANT_FIELDS = frozenset({"name"})  # POST /v1/tenants
 NODE_FIELDS = frozenset({"flavor"})  # POST /v1/nodes
@@ -180,12 +192,107 @@ def _check_handler_in_zip(data: bytes, handler: str) -> None:
     )
 
 
+def _json_object(body: dict[str, Any], key: str, max_bytes: int) -> dict[str, Any]:
+    value = body.get(key, {})
+    if not isinstance(value, dict):
+        raise bad_request(f"{key} must be a JSON object", key)
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > max_bytes:
+        raise bad_request(f"{key} is {size} bytes as JSON, over the {max_bytes} limit", key)
+    return value
+
+
+def _bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise bad_request(f"{key} must be true or false", key)
+    return value
+
+
+def _params(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Default parameters and the keys of those that are secret."""
+    params = _json_object(body, "params", MAX_PARAMS_BYTES)
+    for key in params:
+        if key.startswith(RESERVED_PARAM_PREFIX):
+            raise bad_request(f"params may not define {key!r} (a web call sets it)", "params")
+    secret = body.get("secret_params", [])
+    if not isinstance(secret, list) or not all(isinstance(k, str) for k in secret):
+        raise bad_request("secret_params must be a list of keys of params", "secret_params")
+    missing = [k for k in secret if k not in params]
+    if missing:
+        raise bad_request(
+            f"secret_params names {missing[0]!r}, not a key of params", "secret_params"
+        )
+    return params, tuple(dict.fromkeys(secret))
+
+
+def _web_secret_hash(body: dict[str, Any]) -> str | None:
+    """What is kept of the web secret: its hash (the secret itself is never returned)."""
+    secret = body.get("web_secret")
+    if secret is None:
+        return None
+    if not isinstance(secret, str) or not 1 <= len(secret) <= 256 or not secret.isprintable():
+        raise bad_request("web_secret must be 1-256 printable characters, or null", "web_secret")
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _sequence(body: dict[str, Any], name: str) -> tuple[str, ...]:
+    steps = body["sequence"]
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_SEQUENCE_STEPS:
+        raise bad_request(
+            f"sequence must be a list of 1 to {MAX_SEQUENCE_STEPS} function names", "sequence"
+        )
+    for step in steps:
+        if not isinstance(step, str) or not FUNCTION_NAME.fullmatch(step):
+            raise bad_request(f"sequence names {step!r}, not a function name", "sequence")
+        if step == name:
+            raise bad_request(f"sequence {name!r} names itself: a cycle", "sequence")
+    return tuple(steps)
+
+
+def _sequence_draft(
+    tenant: str, name: str, body: dict[str, Any], common: dict[str, Any]
+) -> FunctionDraft:
+    extra = sorted(set(body) - SEQUENCE_FIELDS)
+    if extra:
+        raise bad_request(f"a sequence runs no code of its own: it takes no {extra[0]}", extra[0])
+    return FunctionDraft(
+        tenant=tenant,
+        name=name,
+        runtime=SEQUENCE_RUNTIME,
+        handler="",
+        code_kind=SEQUENCE_RUNTIME,
+        code=b"",
+        memory_mb=MEMORY_MB_RANGE[0],
+        timeout_s=float(TIMEOUT_S_RANGE[1]),
+        concurrency=1,
+        env={},
+        network=False,
+        sequence=_sequence(body, name),
+        **common,
+    )
+
+
 def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) -> FunctionDraft:
-    """Validate a `PUT /v1/functions/{name}` body."""
+    """Validate a `PUT /v1/functions/{name}` body: a function with code, or a sequence.
+
+    Whether a sequence's steps exist (and make no cycle) needs the store: the route checks.
+    """
     check_function_name(name)
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object", "body")
     reject_unknown(body, FUNCTION_FIELDS)
+    params, secret_params = _params(body)
+    common: dict[str, Any] = {
+        "params": params,
+        "secret_params": secret_params,
+        "web": _bool(body, "web"),
+        "web_raw": _bool(body, "web_raw"),
+        "web_secret_hash": _web_secret_hash(body),
+        "annotations": _json_object(body, "annotations", MAX_ANNOTATIONS_BYTES),
+    }
+    if "sequence" in body:
+        return _sequence_draft(tenant, name, body, common)
     runtime = body.get("runtime", "python:3.11")
     if not isinstance(runtime, str):
         raise bad_request("runtime must be a string such as 'python:3.11'", "runtime")
@@ -212,6 +319,7 @@ def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) ->
         concurrency=_int_in(body, "concurrency", 1, CONCURRENCY_RANGE),
         env=_env(body),
         network=network,
+        **common,
     )
     _ = draft.code_sha256  # hashed here, off the loop (callers run this in a thread)
     return draft

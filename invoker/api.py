@@ -85,6 +85,15 @@ class FunctionSpec:
     concurrency: int = 1
     env: Mapping[str, str] = field(default_factory=dict)
     network: bool = False
+    # Default parameters, merged under every call's event (the event's keys win); out of
+    # repr, so a logged spec never shows a secret one.
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    secret_params: tuple[str, ...] = ()  # keys of `params` never shown in clear
+    web: bool = False  # answers on /web/{tenant}/{name} without an API key
+    web_raw: bool = False  # the web request comes in raw (OpenWhisk's raw-http)
+    web_secret_hash: str | None = field(default=None, repr=False)  # sha256 of the secret
+    sequence: tuple[str, ...] = ()  # a sequence of these functions (then no code runs)
+    annotations: Mapping[str, Any] = field(default_factory=dict)  # opaque to Nimbus
 
     @property
     def key(self) -> tuple[str, str, int]:

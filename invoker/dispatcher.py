@@ -42,6 +42,7 @@ from invoker.api import (
 )
 from invoker.fairness import claim_plan
 from invoker.recorder import record_of
+from invoker.sequences import SequenceRunner, sequence_activation, with_params
 from invoker.service import Invoker
 from invoker.store.base import LEASE_S, QueuedCall, Store
 
@@ -128,6 +129,13 @@ class Dispatcher:
         self._wall = wall
         self._wake = asyncio.Event()
         self._ids = ActivationIds()
+        self._sequences = SequenceRunner(
+            lookup=store.get_function,
+            invoke=invoker.invoke,  # steps are recorded as synchronous calls are
+            record=self._record_nested,
+            new_id=self._ids.next,
+            wall=wall,
+        )
         self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.depth = 0  # last known queue depth, for metrics
@@ -275,15 +283,21 @@ class Dispatcher:
             await self._store.finish_attempt(lost, None, None, owner=self._owner)
             self.depth = max(0, self.depth - 1)
             return
-        request = InvokeRequest(
-            activation_id=call.activation_id,
-            function=stored.spec,
-            args=call.args,
-            trigger=call.trigger,
-            attempt=attempt,
+        request = with_params(
+            InvokeRequest(
+                activation_id=call.activation_id,
+                function=stored.spec,
+                args=call.args,
+                trigger=call.trigger,
+                attempt=attempt,
+            )
         )
         try:
-            await self._invoker.invoke(request, recorder=self)  # the attempt is ours to record
+            if stored.spec.sequence:
+                result = await self._sequences.run(request)  # each step records its own
+                await self._finish(request, result, sequence_activation(request, result), None)
+            else:
+                await self._invoker.invoke(request, recorder=self)  # ours to record
         except Throttled as exc:
             await self._store.defer(
                 call.activation_id, self._wall() + exc.retry_after_s, owner=self._owner
@@ -292,7 +306,17 @@ class Dispatcher:
     async def record(self, request: InvokeRequest, result: InvokeResult) -> None:
         """Record an attempt with its queue update: done, retried later, or dead-lettered."""
         done = record_of(request, result, step_ms=self._step_ms)
-        activation, usage = done.activation, done.usage
+        await self._finish(request, result, done.activation, done.usage)
+
+    async def _finish(
+        self,
+        request: InvokeRequest,
+        result: InvokeResult,
+        activation: Activation,
+        usage: Mapping[str, Any] | None,
+    ) -> None:
+        """Write an attempt (a sequence's has no usage: its steps are billed) and its
+        queue update: done, retried later (a sequence from its first step), or given up."""
         retry_at = None
         if result.status is not Status.SUCCESS:
             retry_at = self._policy.retry_at(request.attempt, self._wall())
@@ -313,6 +337,10 @@ class Dispatcher:
         await self._store.finish_attempt(activation, usage, retry_at, owner=self._owner)
         if retry_at is None:
             self.depth = max(0, self.depth - 1)
+
+    async def _record_nested(self, request: InvokeRequest, result: InvokeResult) -> None:
+        """A sequence nested in a queued sequence: its own activation, without usage."""
+        await self._store.save_activation(sequence_activation(request, result))
 
 
 def _ghost(call: QueuedCall) -> FunctionSpec:

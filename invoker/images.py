@@ -1,9 +1,12 @@
 """Runtime images: content-addressed tags and the blocking build behind `nimbus images build`.
 
 Each runtime family has a directory under ``runtimes/`` (Dockerfile, proxy, offline
-base builder). Its image is tagged ``nimbus/<family>:<version>-<hash>``, where the hash
-covers every file in that directory, so a second build with unchanged files is a
-no-op and a changed proxy can never be mistaken for the old one. The alias
+base builder). The Dockerfile names its runtime (``LABEL io.nimbus.runtime="nodejs:18"``)
+and its public base (``ARG BASE_IMAGE=node:18-bookworm-slim``), so every such directory
+is built, whether or not the platform serves its runtime yet. Its image is tagged
+``nimbus/<family>:<version>-<hash>``, where the hash covers every file in that
+directory, so a second build with unchanged files is a no-op and a changed proxy can
+never be mistaken for the old one. The alias
 ``nimbus/<family>:<version>`` always points at the newest build.
 
 Where no registry answers, the base image is made locally by the family's
@@ -14,8 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,8 @@ HASH_LENGTH = 12
 LOCAL_BASE_SUITE = "bookworm"
 RUNTIME_LABEL = "io.nimbus.runtime"
 HASH_LABEL = "io.nimbus.content-hash"
+_LABEL_LINE = re.compile(r'^\s*LABEL\s+io\.nimbus\.runtime=("?)([^"\s]+)\1\s*$', re.MULTILINE)
+_BASE_LINE = re.compile(r"^\s*ARG\s+BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
 
 
 class ImageBuildError(RuntimeError):
@@ -66,12 +73,57 @@ def content_hash(runtime_family_dir: Path) -> str:
     return digest.hexdigest()[:HASH_LENGTH]
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """One runtime directory: the runtime its Dockerfile builds and where it builds it."""
+
+    runtime: str  # e.g. "nodejs:18"
+    family: str  # the directory's name, e.g. "nodejs"
+    public_base: str | None  # the Dockerfile's default BASE_IMAGE, e.g. "node:18-bookworm-slim"
+
+
+def parse_recipe(family: str, dockerfile: str) -> Recipe | None:
+    """The recipe a runtime Dockerfile declares (pure); None when it names no runtime."""
+    label = _LABEL_LINE.search(dockerfile)
+    if label is None:
+        return None
+    base = _BASE_LINE.search(dockerfile)
+    return Recipe(label.group(2), family, base.group(1) if base else None)
+
+
+def runtime_recipes(root: Path | None = None) -> dict[str, Recipe]:
+    """{runtime: recipe} for every directory under ``runtimes/`` whose Dockerfile names one."""
+    root = runtime_dir() if root is None else root
+    found: dict[str, Recipe] = {}
+    if not root.is_dir():
+        return found
+    for family_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        dockerfile = family_dir / "Dockerfile"
+        if not dockerfile.is_file():
+            continue
+        recipe = parse_recipe(family_dir.name, dockerfile.read_text(encoding="utf-8"))
+        if recipe is not None:
+            found.setdefault(recipe.runtime, recipe)
+    return found
+
+
+def buildable_runtimes(recipes: dict[str, Recipe]) -> dict[str, str]:
+    """{runtime: family}: the platform's runtimes first, then every other recipe (pure)."""
+    runtimes = dict(RUNTIMES)
+    for runtime, recipe in recipes.items():
+        runtimes.setdefault(runtime, recipe.family)
+    return runtimes
+
+
 def _split(runtime: str) -> tuple[str, str]:
     """``python:3.11`` -> (family ``python``, version ``3.11``)."""
     family = RUNTIMES.get(runtime)
     if family is None:
-        known = ", ".join(sorted(RUNTIMES))
-        raise ValueError(f"unknown runtime {runtime!r} (known: {known})")
+        recipe = runtime_recipes().get(runtime)
+        if recipe is None:
+            known = ", ".join(sorted(buildable_runtimes(runtime_recipes())))
+            raise ValueError(f"unknown runtime {runtime!r} (known: {known})")
+        family = recipe.family
     _, _, version = runtime.partition(":")
     return family, version
 
@@ -98,9 +150,28 @@ def local_base_tag(family: str) -> str:
 
 
 def public_base_image(runtime: str) -> str:
-    """The registry base for a runtime, e.g. ``python:3.11-slim``."""
+    """The registry base for a runtime: its Dockerfile's default ``BASE_IMAGE``
+    (e.g. ``node:18-bookworm-slim``), else ``<family>:<version>-slim``."""
     family, version = _split(runtime)
+    recipe = runtime_recipes().get(runtime)
+    if recipe is not None and recipe.public_base:
+        return recipe.public_base
     return f"{family}:{version}-slim"
+
+
+def base_override(family: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(variable, image) when the environment names a base for a family (pure).
+
+    ``NIMBUS_BASE_IMAGE_NODEJS`` names the nodejs family's; the older, unsuffixed
+    ``NIMBUS_BASE_IMAGE`` still names the python family's, the only one it ever did.
+    """
+    names = [f"NIMBUS_BASE_IMAGE_{family.upper().replace('-', '_')}"]
+    if family == "python":
+        names.append("NIMBUS_BASE_IMAGE")
+    for name in names:
+        if environ.get(name):
+            return name, environ[name]
+    return None
 
 
 def _image_exists(client: Any, tag: str) -> bool:
@@ -140,15 +211,16 @@ def choose_base(
 ) -> str:
     """The base image to build on, making or pulling it when needed.
 
-    Order: ``$NIMBUS_BASE_IMAGE``; the local offline base if present; the public
-    slim image when ``$NIMBUS_PULL_BASE=1`` and a registry answers; else build the
-    offline base now.
+    Order: ``$NIMBUS_BASE_IMAGE_<FAMILY>`` (see `base_override`); the local offline
+    base if present; the public slim image when ``$NIMBUS_PULL_BASE=1`` and a registry
+    answers; else build the offline base now.
     """
-    override = os.environ.get("NIMBUS_BASE_IMAGE")
-    if override:
-        progress(f"{runtime}: base {override} (from NIMBUS_BASE_IMAGE)")
-        return override
     family, _ = _split(runtime)
+    found = base_override(family, os.environ)
+    if found is not None:
+        variable, override = found
+        progress(f"{runtime}: base {override} (from {variable})")
+        return override
     local = local_base_tag(family)
     if _image_exists(client, local):
         progress(f"{runtime}: base {local} (local)")
@@ -201,14 +273,23 @@ def build_runtime_images(
     progress: Callable[[str], None],
     *,
     force: bool = False,
+    only: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Build every runtime image that is missing (or all, with ``force``); return {runtime: tag}.
 
-    Blocking: docker calls and possibly a debootstrap run. Callers on an event
-    loop run it in a thread.
+    Every runtime directory is built (the platform's runtimes first), or those named
+    in ``only``. Blocking: docker calls and possibly a debootstrap run. Callers on an
+    event loop run it in a thread.
     """
+    runtimes = buildable_runtimes(runtime_recipes())
+    unknown = [runtime for runtime in only if runtime not in runtimes]
+    if unknown:
+        known = ", ".join(sorted(runtimes))
+        raise ValueError(f"unknown runtime {', '.join(unknown)} (known: {known})")
     built: dict[str, str] = {}
-    for runtime, family in RUNTIMES.items():
+    for runtime, family in runtimes.items():
+        if only and runtime not in only:
+            continue
         family_dir = runtime_dir() / family
         digest = content_hash(family_dir)
         tag = image_tag(runtime)

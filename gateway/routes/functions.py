@@ -12,6 +12,7 @@ from gateway.keys import CONFIG, PLATFORM
 from gateway.middleware import caller
 from gateway.requests import json_body
 from gateway.schemas import check_function_name, function_draft
+from invoker.sequences import component_problem
 
 routes = web.RouteTableDef()
 
@@ -29,6 +30,13 @@ async def put_function(request: web.Request) -> web.Response:
         body,
         max_code_bytes=request.app[CONFIG].max_code_bytes,
     )
+    if draft.sequence:
+        # Same tenant only: steps are looked up in the caller's own functions.
+        problem = await component_problem(
+            who.tenant, draft.name, draft.sequence, request.app[PLATFORM].store.get_function
+        )
+        if problem is not None:
+            raise bad_request(problem, "sequence")
     largest = request.app[PLATFORM].ops.largest_container_mb()
     if draft.memory_mb > largest:
         raise bad_request(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -12,8 +14,9 @@ from gateway.middleware import caller
 from gateway.quotas import QUOTAS, backlog_full
 from gateway.requests import json_object
 from gateway.schemas import check_function_name
-from invoker.api import InvokeRequest, Status, Throttled
+from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status, Throttled
 from invoker.dispatcher import BacklogFull
+from invoker.sequences import SequenceRunner, sequence_activation
 
 routes = web.RouteTableDef()
 
@@ -60,29 +63,63 @@ async def invoke(request: web.Request) -> web.Response:
                 "Location": f"/v1/activations/{activation_id}",
             },
         )
-    activation_id = request.app[PLATFORM].ids.next()
+    result = await run_now(request.app, stored.spec, event)
+    return result_response(result)
+
+
+def call_runner(app: web.Application) -> SequenceRunner:
+    """Runs calls now for this gateway: params merged, sequences step by step, every
+    activation recorded (a sequence's own without usage: its steps are billed)."""
+    platform = app[PLATFORM]
+
+    async def record(request: InvokeRequest, result: InvokeResult) -> None:
+        await platform.store.save_activation(sequence_activation(request, result), wait=False)
+
+    return SequenceRunner(
+        lookup=platform.function,
+        invoke=platform.ops.invoke,
+        record=record,
+        new_id=platform.ids.next,
+    )
+
+
+async def run_now(
+    app: web.Application, spec: FunctionSpec, event: Mapping[str, Any]
+) -> InvokeResult:
+    """Run a function (or sequence) on an event now; 429 when it cannot start."""
+    request = InvokeRequest(activation_id=app[PLATFORM].ids.next(), function=spec, args=event)
     try:
-        result = await request.app[PLATFORM].ops.invoke(
-            InvokeRequest(activation_id=activation_id, function=stored.spec, args=event)
-        )
+        return await call_runner(app).call(request)
     except Throttled as exc:
         retry = max(1, math.ceil(exc.retry_after_s))
         raise ApiError(
             429, f"too many calls: {exc.reason}; retry later", type="throttled"
         ).with_headers({"Retry-After": str(retry)}) from None
-    headers = {
+
+
+def result_headers(result: InvokeResult) -> dict[str, str]:
+    """The `X-Nimbus-*` headers of a finished call."""
+    return {
         "X-Nimbus-Activation-Id": result.activation_id,
         "X-Nimbus-Cold-Start": "true" if result.cold_start else "false",
         "X-Nimbus-Duration-Ms": f"{result.duration_ms:.3f}",
         "X-Nimbus-Init-Ms": f"{result.init_ms:.3f}",
     }
-    if result.status is Status.SUCCESS:
-        return web.json_response(result.result, headers=headers)
-    raise_status = ERROR_STATUS.get(result.status, 500)
-    error = ApiError(
-        raise_status,
+
+
+def failure(result: InvokeResult) -> ApiError:
+    """The error answer of a call that did not succeed (502, 504 or 503)."""
+    return ApiError(
+        ERROR_STATUS.get(result.status, 500),
         result.error or result.status.value,
         type=result.status.value,
         activation_id=result.activation_id,
     )
-    return error.response(headers=headers)
+
+
+def result_response(result: InvokeResult) -> web.Response:
+    """A finished call as the invoke route answers it: its result, or its failure."""
+    headers = result_headers(result)
+    if result.status is Status.SUCCESS:
+        return web.json_response(result.result, headers=headers)
+    return failure(result).response(headers=headers)

@@ -5,12 +5,16 @@ A tenant's own keys (rotation) are in `gateway/routes/keys.py`.
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from aiohttp import web
 
 from gateway.auth import ADMIN_TENANT, TENANT_NAME, hash_key, new_key
 from gateway.errors import ApiError, bad_request, not_found
 from gateway.keys import PLATFORM
 from gateway.middleware import require_admin
+from gateway.openwhisk.auth import mint_credential
 from gateway.requests import json_object, reject_unknown
 from gateway.schemas import TENANT_FIELDS
 from gateway.tenant_lifecycle import delete_tenant as delete_everything
@@ -21,7 +25,9 @@ routes = web.RouteTableDef()
 
 @routes.post("/v1/tenants")
 async def create_tenant(request: web.Request) -> web.Response:
-    """Admin only: `{"name"}` -> 201 `{"name", "api_key"}`; the key is never shown again."""
+    """Admin only: `{"name"}` -> 201 `{"name", "api_key", "openwhisk"}`: the API key and an
+    OpenWhisk credential (`{"uuid", "key", "auth"}`, itself one of the tenant's keys), never
+    shown again."""
     require_admin(request)
     body = await json_object(request)
     reject_unknown(body, TENANT_FIELDS)
@@ -36,7 +42,11 @@ async def create_tenant(request: web.Request) -> web.Response:
     if not await request.app[PLATFORM].store.create_tenant(name, hash_key(key)):
         raise ApiError(409, f"tenant {name!r} exists", field="name")
     await purge_leftovers(request.app, name)  # before its key exists outside this request
-    return web.json_response({"name": name, "api_key": key}, status=201)
+    credential = await mint_credential(request.app[PLATFORM].store, name, time.time())
+    payload: dict[str, Any] = {"name": name, "api_key": key}
+    if credential is not None:  # None: deleted already by another request
+        payload["openwhisk"] = credential.to_json()
+    return web.json_response(payload, status=201)
 
 
 @routes.get("/v1/tenants")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
 from invoker.api import FunctionSpec
+
+REDACTED = "***"
+"""What the API shows in place of a secret parameter's value."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,13 @@ class FunctionDraft:
     concurrency: int
     env: Mapping[str, str]
     network: bool
+    params: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    secret_params: tuple[str, ...] = ()
+    web: bool = False
+    web_raw: bool = False
+    web_secret_hash: str | None = field(default=None, repr=False)
+    sequence: tuple[str, ...] = ()
+    annotations: Mapping[str, Any] = field(default_factory=dict)
 
     @cached_property
     def code_sha256(self) -> str:
@@ -59,9 +69,22 @@ class StoredFunction:
             "concurrency": s.concurrency,
             "env": dict(s.env),
             "network": s.network,
+            "params": shown_params(s.params, s.secret_params),
+            "secret_params": list(s.secret_params),
+            "web": s.web,
+            "web_raw": s.web_raw,
+            "web_secret": s.web_secret_hash is not None,
+            "sequence": list(s.sequence) if s.sequence else None,
+            "annotations": dict(s.annotations),
             "created": self.created,
             "updated": self.updated,
         }
+
+
+def shown_params(params: Mapping[str, Any], secret: Sequence[str]) -> dict[str, Any]:
+    """Default parameters as the API shows them: secret ones as `REDACTED`."""
+    hidden = set(secret)
+    return {k: REDACTED if k in hidden else v for k, v in params.items()}
 
 
 class FunctionStore(Protocol):

@@ -140,7 +140,7 @@ def handler(event, context):
 def test_images_are_tagged_by_content_and_alias(
     docker_client: docker.DockerClient, built: dict[str, str]
 ) -> None:
-    assert set(built) == set(RUNTIMES)
+    assert set(RUNTIMES) <= set(built)  # every runtime directory is built, served or not
     tag = built[RUNTIME]
     assert tag == image_tag(RUNTIME)
     image = docker_client.images.get(tag)

@@ -105,13 +105,14 @@ async def test_a_tenant_rotates_its_keys(api: Api) -> None:
 
     status, listed, _ = await api.call("GET", "/v1/tenants/self/keys", key=second)
     assert status == 200
-    assert [set(k) for k in listed["keys"]] == [{"key_id", "created"}] * 2
+    # Oldest first: the key made with the tenant, its OpenWhisk credential, the new key.
+    assert [set(k) for k in listed["keys"]] == [{"key_id", "created"}] * 3
     assert second not in str(listed) and first not in str(listed)
-    first_id = next(k["key_id"] for k in listed["keys"] if k["key_id"] != created["key_id"])
+    first_id, openwhisk_id = listed["keys"][0]["key_id"], listed["keys"][1]["key_id"]
 
     # Another tenant can neither see nor revoke rotor's keys.
     nosy_keys = (await api.call("GET", "/v1/tenants/self/keys", key=other))[1]["keys"]
-    assert len(nosy_keys) == 1 and nosy_keys[0]["key_id"] not in {first_id, created["key_id"]}
+    assert len(nosy_keys) == 2 and not {k["key_id"] for k in nosy_keys} & {first_id, openwhisk_id}
     assert (await api.call("DELETE", f"/v1/tenants/self/keys/{first_id}", key=other))[0] == 404
     assert (await api.call("GET", "/v1/functions", key=first))[0] == 200
 
@@ -119,6 +120,8 @@ async def test_a_tenant_rotates_its_keys(api: Api) -> None:
     assert status == 204, body
     assert (await api.call("GET", "/v1/functions", key=first))[0] == 401  # cache or not
     assert (await api.call("GET", "/v1/functions", key=second))[0] == 200
+    status, _, _ = await api.call("DELETE", f"/v1/tenants/self/keys/{openwhisk_id}", key=second)
+    assert status == 204
     status, body, _ = await api.call(
         "DELETE", f"/v1/tenants/self/keys/{created['key_id']}", key=second
     )

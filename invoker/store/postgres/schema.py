@@ -7,7 +7,7 @@ concurrent CREATE ... IF NOT EXISTS can still collide in the catalog.
 
 from __future__ import annotations
 
-from invoker.store.sql.schema import KEYS_BACKFILL, ColumnTypes, tables
+from invoker.store.sql.schema import KEYS_BACKFILL, ColumnTypes, function_columns, tables
 
 TYPES = ColumnTypes(
     real="DOUBLE PRECISION",
@@ -27,5 +27,10 @@ CREATE INDEX IF NOT EXISTS activations_by_tenant_seq ON activations (tenant, seq
 CREATE INDEX IF NOT EXISTS activations_by_time ON activations ((COALESCE(start, "end")));
 """
 
-SCHEMA = tables(TYPES) + _UPGRADES + KEYS_BACKFILL
+_FUNCTION_UPGRADES = "".join(
+    f"ALTER TABLE functions ADD COLUMN IF NOT EXISTS {column} {kind};\n"
+    for column, kind in function_columns(TYPES)
+)
+
+SCHEMA = tables(TYPES) + _UPGRADES + _FUNCTION_UPGRADES + KEYS_BACKFILL
 """Everything `open` runs, in order."""

@@ -21,14 +21,19 @@ _PUT_BLOB = "INSERT INTO blobs (sha256, data) VALUES (?1, ?2) ON CONFLICT DO NOT
 # `version` 1 is a new function: an update always makes it 2 or more.
 _UPSERT = """
 INSERT INTO functions (tenant, name, version, runtime, handler, code_sha256, code_kind,
-    code_size, memory_mb, timeout_s, concurrency, env, network, created, updated)
-VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13)
+    code_size, memory_mb, timeout_s, concurrency, env, network, created, updated,
+    params, secret_params, web, web_raw, web_secret_hash, components, annotations)
+VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13,
+    ?14, ?15, ?16, ?17, ?18, ?19, ?20)
 ON CONFLICT (tenant, name) DO UPDATE SET version = functions.version + 1,
     runtime = excluded.runtime, handler = excluded.handler,
     code_sha256 = excluded.code_sha256, code_kind = excluded.code_kind,
     code_size = excluded.code_size, memory_mb = excluded.memory_mb,
     timeout_s = excluded.timeout_s, concurrency = excluded.concurrency, env = excluded.env,
-    network = excluded.network, updated = excluded.updated
+    network = excluded.network, updated = excluded.updated,
+    params = excluded.params, secret_params = excluded.secret_params, web = excluded.web,
+    web_raw = excluded.web_raw, web_secret_hash = excluded.web_secret_hash,
+    components = excluded.components, annotations = excluded.annotations
 RETURNING *
 """
 _ONE = "SELECT * FROM functions WHERE tenant = ?1 AND name = ?2"
@@ -41,8 +46,24 @@ UNUSED_BLOBS = (
 
 def function_from_row(row: Any) -> StoredFunction:
     """A stored function from its row."""
-    spec = from_row(FunctionSpec, row, env=json.loads(row["env"]), network=bool(row["network"]))
+    components = row["components"]
+    spec = from_row(
+        FunctionSpec,
+        row,
+        env=json.loads(row["env"]),
+        network=bool(row["network"]),
+        params=json.loads(row["params"]),
+        secret_params=tuple(json.loads(row["secret_params"])),
+        web=bool(row["web"]),
+        web_raw=bool(row["web_raw"]),
+        sequence=tuple(json.loads(components)) if components is not None else (),
+        annotations=json.loads(row["annotations"]),
+    )
     return from_row(StoredFunction, row, spec=spec)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def put_steps(d: Dialect, draft: FunctionDraft, now: float) -> Steps[tuple[StoredFunction, bool]]:
@@ -51,10 +72,13 @@ def put_steps(d: Dialect, draft: FunctionDraft, now: float) -> Steps[tuple[Store
     yield from each(d.blob_lock(shared=True))
     yield command(_PUT_BLOB, sha, draft.code)
     f, env = draft, json.dumps(dict(draft.env), sort_keys=True)
+    components = _json(list(f.sequence)) if f.sequence else None
     upserted = yield query(
         _UPSERT,
         *(f.tenant, f.name, f.runtime, f.handler, sha, f.code_kind, len(f.code), f.memory_mb),
         *(float(f.timeout_s), f.concurrency, env, f.network, float(now)),
+        *(_json(dict(f.params)), _json(list(f.secret_params)), f.web, f.web_raw),
+        *(f.web_secret_hash, components, _json(dict(f.annotations))),
     )
     row = first(upserted)
     stored = function_from_row(row)

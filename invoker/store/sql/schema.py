@@ -163,6 +163,24 @@ CREATE TABLE IF NOT EXISTS store_secrets (
 );
 """
 
+# The functions table's columns added since it was first made (name, definition): every
+# store, new or old, gains them through its dialect's upgrade step, so they are listed once.
+_FUNCTION_COLUMNS = (
+    ("params", "TEXT NOT NULL DEFAULT '{{}}'"),
+    ("secret_params", "TEXT NOT NULL DEFAULT '[]'"),
+    ("web", "{boolean} NOT NULL DEFAULT {false}"),
+    ("web_raw", "{boolean} NOT NULL DEFAULT {false}"),
+    ("web_secret_hash", "TEXT"),
+    ("components", "TEXT"),  # a sequence's function names (JSON); NULL: code runs
+    ("annotations", "TEXT NOT NULL DEFAULT '{{}}'"),
+)
+
+
+def function_columns(types: ColumnTypes) -> list[tuple[str, str]]:
+    """The functions table's later columns, in one dialect's types, for `ALTER TABLE`."""
+    return [(name, kind.format(**asdict(types))) for name, kind in _FUNCTION_COLUMNS]
+
+
 # A tenant made before `tenant_keys` existed gets a key row for the hash it was made with.
 KEYS_BACKFILL = """
 INSERT INTO tenant_keys (tenant, key_id, key_hash, created)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from invoker.store.sql.schema import KEYS_BACKFILL, ColumnTypes, tables
+from invoker.store.sql.schema import KEYS_BACKFILL, ColumnTypes, function_columns, tables
 
 WAL_LIMIT_BYTES = 64 * 2**20
 """The write-ahead log is cut back to this after a checkpoint (moving pages grows it)."""
@@ -43,14 +43,19 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
 def migrate(db: sqlite3.Connection) -> None:
     """Create the tables, and bring a store made by an older version up to date.
 
-    On open, in autocommit mode: the lease columns of the queue, the activations' `size`
-    column (filled once for older rows), key rows for older tenants, and the indexes.
+    On open, in autocommit mode: the lease columns of the queue, the functions' later
+    columns (`function_columns`), the activations' `size` column (filled once for older
+    rows), key rows for older tenants, and the indexes.
     """
     db.executescript(tables(TYPES))
     queue = _columns(db, "queue")
     for column, kind in (("claimed_by", "TEXT"), ("lease_until", "REAL")):
         if column not in queue:  # a store made before leases
             db.execute(f"ALTER TABLE queue ADD COLUMN {column} {kind}")
+    functions = _columns(db, "functions")
+    for column, kind in function_columns(TYPES):
+        if column not in functions:
+            db.execute(f"ALTER TABLE functions ADD COLUMN {column} {kind}")
     if "size" not in _columns(db, "activations"):
         db.execute("ALTER TABLE activations ADD COLUMN size INTEGER")
         db.execute(_BACKFILL_SIZE)  # once: every later write sets it

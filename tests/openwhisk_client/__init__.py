@@ -1,0 +1,2 @@
+"""Clients of the OpenWhisk API for tests: the official npm client (`client.js`) and a
+curl-like one over aiohttp (`ow.py`)."""
