@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install docker postgres images node-client up down test lint unit bench clean
+.PHONY: install docker postgres images node-client browser up down test lint unit bench clean
 NIMBUS_TEST_POSTGRES_URL ?= postgresql://nimbus:nimbus@127.0.0.1:5432/nimbus_test
 
 $(VENV)/.installed: pyproject.toml
@@ -32,8 +32,12 @@ down:
 
 node-client:
 	@echo "==> the OpenWhisk npm client the compatibility tests drive"
-	@command -v npm >/dev/null || (apt-get install -y -q nodejs npm >/dev/null)
+	@command -v npm >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q nodejs npm >/dev/null)
 	@npm ci --silent --prefix tests/openwhisk_client
+
+browser:
+	@echo "==> Chromium and its driver for the console's browser tests"
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null)
 
 lint: install
 	@echo "==> ruff and mypy"
@@ -43,7 +47,7 @@ lint: install
 unit: install
 	@$(BIN)/pytest -q tests/unit
 
-test: images postgres node-client lint
+test: images postgres node-client browser lint
 	@NIMBUS_TEST_POSTGRES_URL=$(NIMBUS_TEST_POSTGRES_URL) bash scripts/test.sh
 
 clean:

@@ -24,87 +24,30 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import docker
-from aiohttp import web
-from common import free_port, percentile
-from docker.models.containers import _create_container_args
+from common import percentile
+from docker_floor import BENCH_LABEL, Direct, Floor
+from in_process import MEMORY_MB, RUNTIME, Gateway, nimbus, source
 
-from gateway.app import create_app
-from gateway.config import Config
-from gateway.keys import PLATFORM
-from invoker.containers.model import cpus_for
-from invoker.drivers.base import ContainerSpec
-from invoker.drivers.docker import SOCKET_NAME, container_kwargs, holder_kwargs
+from invoker.drivers.docker import holder_kwargs
 from invoker.images import build_runtime_images
 from invoker.service import Invoker
-from invoker.store.base import Store
-
-KEY = "nmb_admin_bench_key"
-RUNTIME = "python:3.11"
-MEMORY_MB = 128
-NOOP = "def handler(event):\n    return event\n"
-BENCH_LABEL = "io.nimbus.bench"
 
 
-def source(tag: str) -> str:
-    """The no-op function with a marker, so each deploy is a new version with new code."""
-    return f"# {tag}\n{NOOP}"
-
-
-@dataclass
-class Gateway:
-    """Nimbus running in this event loop, and an HTTP client for it."""
-
-    url: str
-    http: aiohttp.ClientSession
-    invoker: Invoker
-    store: Store
-
-    async def deploy(self, name: str, code: str) -> dict[str, Any]:
-        body = {"runtime": RUNTIME, "handler": "main.handler", "memory_mb": MEMORY_MB,
-                "code": {"source": code}}  # fmt: skip
-        async with self.http.put(f"{self.url}/v1/functions/{name}", json=body) as resp:
-            assert resp.status in (200, 201), await resp.text()
-            out: dict[str, Any] = await resp.json()
-            return out
-
-    async def invoke(self, name: str) -> tuple[float, dict[str, str]]:
-        """Latency in ms of one call seen by the client, and the response headers."""
-        t = time.perf_counter()
-        async with self.http.post(f"{self.url}/v1/functions/{name}/invoke", json={"x": 1}) as r:
-            await r.read()
-            elapsed = (time.perf_counter() - t) * 1000
-            assert r.status == 200, r.status
-            return elapsed, dict(r.headers)
-
-
-@asynccontextmanager
-async def nimbus(data_dir: Path, **overrides: Any) -> AsyncIterator[Gateway]:
-    """Gateway + invoker on a free port in this loop; everything removed on exit."""
-    port = free_port()
-    config = Config(data_dir=data_dir, port=port, admin_key=KEY, driver="docker", **overrides)
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"})
-    try:
-        platform = app[PLATFORM]
-        yield Gateway(f"http://127.0.0.1:{port}", http, platform.invoker, platform.store)
-    finally:
-        await http.close()
-        await runner.cleanup()
+async def timed_call(gw: Gateway, name: str) -> tuple[float, dict[str, str]]:
+    """Latency in ms of one call seen by the client, and the response headers."""
+    t = time.perf_counter()
+    async with gw.http.post(f"{gw.url}/v1/functions/{name}/invoke", json={"x": 1}) as r:
+        await r.read()
+        elapsed = (time.perf_counter() - t) * 1000
+        assert r.status == 200, r.status
+        return elapsed, dict(r.headers)
 
 
 async def settle(invoker: Invoker, stems: int, timeout: float = 60.0) -> None:
@@ -129,126 +72,6 @@ def row(name: str, samples: list[float]) -> str:
 HEADER = f"{'':<34}{'p50':>9}{'p90':>9}{'min':>9}{'mean':>9}"
 
 
-# ---- the docker floor: production container arguments, nothing else ----
-
-
-@dataclass
-class Started:
-    """A floor container that is up, with its start-up phases (ms)."""
-
-    name: str
-    socket: str
-    phases: dict[str, float]
-
-
-@dataclass
-class Floor:
-    """Starts containers the way the docker driver does, minus everything Nimbus adds."""
-
-    client: docker.DockerClient
-    image: str
-    root: Path
-    holder: str | None = None
-    names: set[str] = field(default_factory=set)
-    counter: int = 0
-
-    async def start(self, netns: bool) -> Started:
-        """create + start with `container_kwargs`, then a tight poll for the proxy's socket."""
-        self.counter += 1
-        name = f"nbbench-{os.getpid()}-{self.counter}"
-        socket_dir = self.root / name
-        socket_dir.mkdir(parents=True)
-        os.chmod(socket_dir, 0o777)
-        spec = ContainerSpec(
-            name=name,
-            runtime=RUNTIME,
-            memory_mb=MEMORY_MB,
-            cpus=cpus_for(MEMORY_MB, float(os.cpu_count() or 1)),
-            labels={BENCH_LABEL: "cold_start"},
-        )
-        holder = self.holder if netns else None
-        kwargs = container_kwargs(spec, self.image, socket_dir, holder)
-        # What containers.create() does before create_container, without its inspect.
-        create_args = _create_container_args({**kwargs, "version": self.client.api._version})
-        api = self.client.api
-        self.names.add(name)
-        t0 = time.perf_counter()
-        made = await asyncio.to_thread(api.create_container, **create_args)
-        t1 = time.perf_counter()
-        await asyncio.to_thread(api.start, made["Id"])
-        t2 = time.perf_counter()
-        path = str(socket_dir / SOCKET_NAME)
-        while True:  # tight poll: the floor, not a polling strategy
-            try:
-                _, writer = await asyncio.open_unix_connection(path)
-                writer.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.0005)
-        t3 = time.perf_counter()
-        t = time.perf_counter()
-        await asyncio.to_thread(api.inspect_container, made["Id"])
-        inspect_ms = (time.perf_counter() - t) * 1000
-        phases = {
-            "create": (t1 - t0) * 1000,
-            "start": (t2 - t1) * 1000,
-            "socket": (t3 - t2) * 1000,
-            "inspect": inspect_ms,  # not in the total: containers.run() does it before start
-        }
-        return Started(name, path, phases)
-
-    async def cold(self, netns: bool) -> dict[str, float]:
-        """One create+start+socket+/init+/run, timed per phase (ms); the container is removed."""
-        started = await self.start(netns)
-        try:
-            async with Direct(started.socket) as direct:
-                init_ms, run_ms = await direct.init_and_run()
-        finally:
-            await asyncio.to_thread(self.remove, started.name)
-        phases = {**started.phases, "init": init_ms, "run": run_ms}
-        phases["total"] = sum(phases[p] for p in ("create", "start", "socket", "init", "run"))
-        return phases
-
-    def remove(self, name: str) -> None:
-        try:
-            self.client.api.remove_container(name, force=True)
-        except docker.errors.NotFound:
-            pass
-        self.names.discard(name)
-        shutil.rmtree(self.root / name, ignore_errors=True)
-
-
-class Direct:
-    """/init and /run straight to one container's unix socket (no gateway, no store)."""
-
-    def __init__(self, path: str) -> None:
-        self._session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=path))
-
-    async def __aenter__(self) -> Direct:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._session.close()
-
-    async def _post(self, path: str, body: dict[str, Any]) -> float:
-        t = time.perf_counter()
-        async with self._session.post(f"http://c{path}", json=body) as resp:
-            await resp.read()
-            assert resp.status == 200, resp.status
-        return (time.perf_counter() - t) * 1000
-
-    async def init_and_run(self) -> tuple[float, float]:
-        """ms of /init (new connection included) and of the first /run."""
-        code = {"code": source("floor"), "binary": False, "main": "main.handler", "env": {}}
-        init_ms = await self._post("/init", {"value": code})
-        return init_ms, await self.run()
-
-    async def run(self) -> float:
-        body = {"value": {"x": 1}, "activation_id": "bench",
-                "deadline": int((time.time() + 30) * 1000)}  # fmt: skip
-        return await self._post("/run", body)
-
-
 # ---- (a) cold start with a stem cell ----
 
 
@@ -261,7 +84,7 @@ async def stem_cell_rounds(args: argparse.Namespace, data_dir: Path, floor: Floo
     async with nimbus(data_dir, stem_cells=((RUNTIME, MEMORY_MB, stems),)) as gw:
 
         async def warm_call() -> None:
-            latency, headers = await gw.invoke("f")
+            latency, headers = await timed_call(gw, "f")
             nim["warm"].append(latency)
             nim["warm_run"].append(float(headers["X-Nimbus-Duration-Ms"]))
 
@@ -271,7 +94,7 @@ async def stem_cell_rounds(args: argparse.Namespace, data_dir: Path, floor: Floo
             await settle(gw.invoker, stems)
             await asyncio.sleep(0.3)  # let the refill's docker work drain off the CPU
             before = gw.invoker.container_states()["prewarm"]
-            latency, headers = await gw.invoke("f")
+            latency, headers = await timed_call(gw, "f")
             assert headers["X-Nimbus-Cold-Start"] == "true", headers
             stem_served += gw.invoker.container_states()["prewarm"] == before - 1
             nim["cold"].append(latency)
@@ -297,7 +120,7 @@ async def stem_cell_rounds(args: argparse.Namespace, data_dir: Path, floor: Floo
         await gw.deploy("f", source("v0"))
         await settle(gw.invoker, stems)
         for _ in range(10):  # warm up the connection paths, not counted
-            await gw.invoke("f")
+            await timed_call(gw, "f")
         for _ in range(args.warm_calls):
             await warm_call()
         for i in range(args.rounds):
@@ -360,7 +183,7 @@ async def true_cold_rounds(args: argparse.Namespace, data_dir: Path, floor: Floo
             version += 1
             await gw.deploy("g", source(f"cold round {version}"))
             await settle(gw.invoker, 0)
-            latency, headers = await gw.invoke("g")
+            latency, headers = await timed_call(gw, "g")
             assert headers["X-Nimbus-Cold-Start"] == "true", headers
             return {
                 "total": latency,
@@ -381,7 +204,7 @@ async def true_cold_rounds(args: argparse.Namespace, data_dir: Path, floor: Floo
             for which in order:
                 await asyncio.sleep(0.2)  # let the previous removal drain off the CPU
                 results[which].append(await runs[which]())
-        warm = [(await gw.invoke("g"))[0] for _ in range(args.warm_calls)]
+        warm = [(await timed_call(gw, "g"))[0] for _ in range(args.warm_calls)]
 
     def col(which: str, phase: str) -> list[float]:
         return [r[phase] for r in results[which]]

@@ -20,215 +20,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import docker
-from aiohttp import web
-from common import free_port, percentile
+from common import percentile
+from host_costs import (
+    cgroup_memory,
+    cpu_seconds,
+    daemon_rss,
+    host_summary,
+    meminfo,
+    own_fds_threads,
+    process_table,
+    shim_pids,
+    shim_pss,
+)
+from in_process import MEMORY_MB, Gateway, nimbus, source
 
-from gateway.app import create_app
-from gateway.config import Config
-from gateway.keys import PLATFORM
 from invoker.drivers.base import MANAGED_LABEL
 from invoker.images import build_runtime_images
-from invoker.service import Invoker
 
-KEY = "nmb_admin_bench_key"
-RUNTIME = "python:3.11"
-MEMORY_MB = 128
-NOOP = "def handler(event):\n    return event\n"
-CGROUP_MEMORY = Path("/sys/fs/cgroup/memory/docker")
-CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 MIB = 2**20
 
 
-@dataclass
-class Gateway:
-    """Nimbus running in this event loop, and an HTTP client for it."""
-
-    url: str
-    http: aiohttp.ClientSession
-    invoker: Invoker
-    owner: str
-
-    async def deploy(self, name: str) -> None:
-        body = {"runtime": RUNTIME, "handler": "main.handler", "memory_mb": MEMORY_MB,
-                "code": {"source": f"# {name}\n{NOOP}"}}  # fmt: skip
-        async with self.http.put(f"{self.url}/v1/functions/{name}", json=body) as resp:
-            assert resp.status in (200, 201), await resp.text()
-
-    async def invoke(self, name: str) -> tuple[int, float, bool]:
-        """(HTTP status, latency ms, cold start?) of one call; status 0 if it did not answer."""
-        t = time.perf_counter()
-        try:
-            async with self.http.post(f"{self.url}/v1/functions/{name}/invoke", json={}) as r:
-                await r.read()
-                cold = r.headers.get("X-Nimbus-Cold-Start") == "true"
-                return r.status, (time.perf_counter() - t) * 1000, cold
-        except (aiohttp.ClientError, TimeoutError):
-            return 0, (time.perf_counter() - t) * 1000, False
-
-
-@asynccontextmanager
-async def nimbus(data_dir: Path, call_timeout: float, **overrides: Any) -> AsyncIterator[Gateway]:
-    """Gateway + invoker on a free port in this loop; its containers removed on exit."""
-    port = free_port()
-    config = Config(data_dir=data_dir, port=port, admin_key=KEY, driver="docker", **overrides)
-    app = create_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    connector = aiohttp.TCPConnector(limit=0)
-    http = aiohttp.ClientSession(
-        headers={"Authorization": f"Bearer {KEY}"},
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=call_timeout),
-    )
+async def invoke(gw: Gateway, name: str) -> tuple[int, float, bool]:
+    """(HTTP status, latency ms, cold start?) of one call; status 0 if it did not answer."""
+    t = time.perf_counter()
     try:
-        yield Gateway(f"http://127.0.0.1:{port}", http, app[PLATFORM].ops.invoker, config.owner)
-    finally:
-        await http.close()
-        await runner.cleanup()
-
-
-# ---- what the host pays ----
-
-
-def meminfo(field: str) -> int:
-    """A /proc/meminfo field in bytes."""
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name == field:
-            return int(rest.split()[0]) * 1024
-    raise KeyError(field)
-
-
-def cgroup_memory(container_id: str) -> dict[str, int] | None:
-    """usage, rss, cache and working set (usage - inactive_file) in bytes, cgroup v1."""
-    base = CGROUP_MEMORY / container_id
-    try:
-        usage = int((base / "memory.usage_in_bytes").read_text())
-        stat = dict(
-            (k, int(v))
-            for k, v in (line.split() for line in (base / "memory.stat").read_text().splitlines())
-        )
-    except OSError:
-        return None
-    return {
-        "usage": usage,
-        "rss": stat["total_rss"],
-        "cache": stat["total_cache"],
-        "working": usage - stat["total_inactive_file"],
-    }
-
-
-def pss_bytes(pid: int) -> int:
-    """Proportional set size of a process (shared pages split among their users)."""
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def process_table() -> dict[int, str]:
-    """pid -> command line of every process we can read."""
-    out = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                out[int(entry.name)] = (
-                    (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                )
-            except OSError:
-                continue
-    return out
-
-
-def cpu_seconds(container_ids: set[str], shim_pids: list[int]) -> tuple[float, float]:
-    """CPU seconds used so far by these containers (cgroup) and by these shim processes."""
-    containers, shims = 0.0, 0.0
-    for cid in container_ids:
-        try:
-            containers += int((CGROUP_CPU / cid / "cpuacct.usage").read_text()) / 1e9
-        except OSError:
-            continue
-    for pid in shim_pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        shims += (int(fields[11]) + int(fields[12])) * TICK_S  # utime + stime
-    return containers, shims
-
-
-def shim_pids(ids: set[str], table: dict[int, str]) -> list[int]:
-    """The containerd shims of the containers in `ids`."""
-    out = []
-    for pid, cmd in table.items():
-        parts = cmd.split()
-        if "containerd-shim" in cmd and "-id" in parts and parts[parts.index("-id") + 1] in ids:
-            out.append(pid)
-    return out
-
-
-def shim_pss(ids: set[str], table: dict[int, str]) -> tuple[int, int]:
-    """(how many shims found, their total PSS) for the containers in `ids`."""
-    found, total = 0, 0
-    for pid, cmd in table.items():
-        if "containerd-shim" not in cmd:
-            continue
-        parts = cmd.split()
-        if "-id" in parts and parts[parts.index("-id") + 1] in ids:
-            try:
-                total += pss_bytes(pid)
-                found += 1
-            except OSError:
-                continue
-    return found, total
-
-
-def daemon_rss(table: dict[int, str]) -> int:
-    """Resident memory of dockerd and containerd together, bytes."""
-    total = 0
-    for pid, cmd in table.items():
-        exe = cmd.split(" ", 1)[0].rsplit("/", 1)[-1]
-        if exe in ("dockerd", "containerd"):
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-    return total
-
-
-def own_fds_threads() -> tuple[int, int]:
-    return len(os.listdir("/proc/self/fd")), len(os.listdir("/proc/self/task"))
-
-
-def host_summary(pool_memory_mb: int) -> str:
-    """CPUs, memory, load and the limits that bound how many containers one host holds."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    pid_max = Path("/proc/sys/kernel/pid_max").read_text().strip()
-    threads_max = Path("/proc/sys/kernel/threads-max").read_text().strip()
-    return (
-        f"host: {os.cpu_count()} CPUs, {meminfo('MemTotal') / 2**30:.1f} GiB, "
-        f"load average {os.getloadavg()[0]:.2f} at start\n"
-        f"limits: open files {soft}/{hard} (this process is the gateway), "
-        f"pid_max {pid_max}, threads-max {threads_max}\n"
-        f"pool_memory_mb={pool_memory_mb}: the pool counts each container's limit "
-        f"({MEMORY_MB} MB), not its use; 500 containers need {500 * MEMORY_MB} MB of it"
-    )
+        async with gw.http.post(f"{gw.url}/v1/functions/{name}/invoke", json={}) as r:
+            await r.read()
+            cold = r.headers.get("X-Nimbus-Cold-Start") == "true"
+            return r.status, (time.perf_counter() - t) * 1000, cold
+    except (aiohttp.ClientError, TimeoutError):
+        return 0, (time.perf_counter() - t) * 1000, False
 
 
 # ---- the run ----
@@ -261,7 +89,7 @@ class Step:
 async def warm_latency(gw: Gateway, calls: int) -> list[float]:
     out = []
     for _ in range(calls):
-        status, ms, _ = await gw.invoke("f0")
+        status, ms, _ = await invoke(gw, "f0")
         assert status == 200, status
         out.append(ms)
     return out
@@ -271,7 +99,7 @@ async def call_each(gw: Gateway, count: int) -> tuple[int, list[float]]:
     """Call f0..f{count-1} once each, in turn (every container serves one warm call)."""
     errors, out = 0, []
     for i in range(count):
-        status, ms, cold = await gw.invoke(f"f{i}")
+        status, ms, cold = await invoke(gw, f"f{i}")
         if status != 200 or cold:
             errors += 1
         out.append(ms)
@@ -300,8 +128,8 @@ async def grow(gw: Gateway, start: int, stop: int, parallel: int) -> tuple[int, 
         nonlocal errors, first_error
         async with gate:
             name = f"f{i}"
-            await gw.deploy(name)
-            status, ms, was_cold = await gw.invoke(name)
+            await gw.deploy(name, source(name))
+            status, ms, was_cold = await invoke(gw, name)
             if status != 200 or not was_cold:
                 errors += 1
                 if not first_error:
@@ -316,7 +144,7 @@ async def grow(gw: Gateway, start: int, stop: int, parallel: int) -> tuple[int, 
 async def bench(args: argparse.Namespace, data_dir: Path) -> None:
     client = docker.from_env(timeout=300)
     await asyncio.to_thread(build_runtime_images, client, lambda line: None)
-    print(host_summary(args.pool_memory_mb))
+    print(host_summary(args.pool_memory_mb, MEMORY_MB))
     steps: list[Step] = []
     stopped = ""
     host_before = meminfo("MemTotal") - meminfo("MemAvailable")
@@ -329,8 +157,8 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> None:
         pool_memory_mb=args.pool_memory_mb,
         max_in_flight_per_tenant=max(100, args.parallel * 2),
     ) as gw:
-        await gw.deploy("f0")
-        assert (await gw.invoke("f0"))[0] == 200
+        await gw.deploy("f0", source("f0"))
+        assert (await invoke(gw, "f0"))[0] == 200
         await warm_latency(gw, 20)
         baseline = await warm_latency(gw, args.warm_calls)
         have = 1

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from gateway import metrics
 from gateway.auth import hash_key, load_token_secret, mint_activation_token
 from gateway.config import Config
+from gateway.console import routes as console_routes
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, RUN_DIR, STORE, TOKEN_SECRET, Platform
 from gateway.middleware import authenticate, errors, guard
 from gateway.openwhisk import errors as openwhisk_errors
@@ -42,6 +43,7 @@ from gateway.routes import (
 from gateway.routes import (
     nodes as node_routes,
 )
+from gateway.routes import runtimes as runtime_routes
 from gateway.routes import web as web_routes
 from gateway.server import connection_limits
 from invoker.api import FunctionSpec
@@ -183,4 +185,6 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
     bucket_routes.setup(app, config, object_event)  # after _store: same database
     openwhisk.setup(app)  # /api/v1: OpenWhisk's API over the same platform
     web_routes.setup(app)  # /web/{tenant}/{function}: public web functions
+    runtime_routes.setup(app)  # GET /v1/runtimes
+    console_routes.setup(app)  # /console: the web console's files (docs/console.md)
     return app

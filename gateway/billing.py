@@ -56,6 +56,8 @@ class Billable(Protocol):
     @property
     def function(self) -> str: ...
     @property
+    def version(self) -> int: ...
+    @property
     def activation_id(self) -> str: ...
     @property
     def node(self) -> str | None: ...
@@ -188,7 +190,9 @@ def build_report(
             allowance[month] = (req_left - free_req, gbs_left - free_gbs)
             if r.start < period_from:
                 continue  # only consumed this month's allowance
-            key = r.function if group_by == "function" else moment.date().isoformat()
+            key = {"function": r.function, "version": f"{r.function}:{r.version}"}.get(
+                group_by, moment.date().isoformat()
+            )
             acc = groups.setdefault(key, _Acc())
             acc.invocations += 1
             acc.gb_seconds += gbs

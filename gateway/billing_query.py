@@ -9,7 +9,7 @@ import math
 import re
 from datetime import UTC, date, datetime, timedelta
 
-GROUP_BY = ("function", "day")
+GROUP_BY = ("function", "day", "version")
 
 _EPOCH_RE = re.compile(r"\d+(\.\d*)?")
 

@@ -17,6 +17,7 @@ from gateway.auth import (
     is_admin_hash,
     verify_activation_token,
 )
+from gateway.console.routes import is_console_path
 from gateway.errors import ApiError, from_http_exception
 from gateway.keys import ADMIN_HASH, CONFIG, PLATFORM, TOKEN_SECRET
 from gateway.openapi import unknown_query_parameter
@@ -94,6 +95,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         request.path in PUBLIC_PATHS
         or request.path.startswith("/v1/hooks/")
         or request.path.startswith("/web/")
+        or is_console_path(request.path)  # the console's files; its data needs the key
         or request.path.startswith(OPENWHISK_PREFIX)
         or (request.path == "/metrics" and request.app[CONFIG].public_metrics)
     ):

@@ -44,6 +44,7 @@ from gateway.openapi_schemas import (
     obj,
     ref,
 )
+from gateway.openapi_versions import INVOKE_QUERY, QUALIFIED_NAME_SCHEMA, VERSION_ROUTES
 
 # Path parameters by name, unless a route overrides one.
 PATH_PARAMETERS: dict[str, Schema] = {
@@ -66,7 +67,20 @@ _NODE_LIST = obj(
     {
         "provider": STRING,
         "enforced": BOOLEAN,
-        "nodes": array(ref("Node")),
+        "nodes": array(
+            {
+                "allOf": [
+                    ref("Node"),
+                    obj(
+                        {
+                            "resident": obj({"memory_mb": INTEGER}),
+                            "overcommit_ratio": NUMBER,
+                            "memory_pressure": NUMBER,
+                        }
+                    ),
+                ]
+            }
+        ),
         "packing": obj({"nodes_ready": INTEGER, "nodes_needed": nullable(INTEGER)}),
     },
     required=("provider", "nodes"),
@@ -114,6 +128,37 @@ ROUTES: dict[tuple[str, str], Route] = {
         "Prometheus metrics (admin key unless served with --public-metrics)",
         ok={200: {"text/plain": STRING}},
         auth=ADMIN,
+    ),
+    ("GET", "/v1/runtimes"): Route(
+        "The runtimes a function can name, with the versions that run them",
+        ok={
+            200: json_body(
+                obj(
+                    {
+                        "runtimes": array(
+                            obj(
+                                {
+                                    "name": STRING,
+                                    "family": STRING,
+                                    "version": nullable(STRING),
+                                    "image": nullable(STRING),
+                                    "protocol": STRING,
+                                    "default": BOOLEAN,
+                                    "code_formats": array(
+                                        obj({"kind": STRING, "description": STRING})
+                                    ),
+                                    "handler": STRING,
+                                    "default_handler": STRING,
+                                    "stem_cells": INTEGER,
+                                },
+                                required=("name", "version", "code_formats", "default_handler"),
+                            )
+                        )
+                    },
+                    required=("runtimes",),
+                )
+            )
+        },
     ),
     # --- tenants ----------------------------------------------------------------------
     ("POST", "/v1/tenants"): Route(
@@ -217,18 +262,24 @@ ROUTES: dict[tuple[str, str], Route] = {
         "Delete a function and its containers", ok={200: _DELETED}
     ),
     ("POST", "/v1/functions/{name}/invoke"): Route(
-        "Run the function on the event; ?async=true queues it (202)",
+        "Run the function (the latest, or `name:version`, `name:alias`, ?version=, ?alias=) "
+        "on the event; ?async=true queues it (202)",
         ok={
             200: json_body(ANY),
             202: json_body(
-                obj({"activation_id": STRING, "status": STRING}, required=("activation_id",))
+                obj(
+                    {"activation_id": STRING, "status": STRING, "version": INTEGER},
+                    required=("activation_id",),
+                )
             ),
         },
-        query={"async": {"type": "boolean"}, "blocking": {"type": "boolean"}},
+        query={"async": {"type": "boolean"}, "blocking": {"type": "boolean"}, **INVOKE_QUERY},
         body=json_body(EVENT),
         body_required=False,
         errors=(429, 502, 503, 504),
+        path={"name": QUALIFIED_NAME_SCHEMA},
     ),
+    **VERSION_ROUTES,  # gateway/openapi_versions.py
     # --- activations ------------------------------------------------------------------
     ("GET", "/v1/activations"): Route(
         "The caller's newest activations",
@@ -350,6 +401,18 @@ ROUTES: dict[tuple[str, str], Route] = {
         "Drain a node, then release it",
         ok={202: json_body(obj({"id": STRING, "state": STRING}, required=("id", "state")))},
         auth=ADMIN,
+    ),
+    # --- web console (docs/console.md): public files; its data comes from this API ------
+    ("GET", "/console"): Route(
+        "The web console's page, no API key (the page calls this API with the key the user pastes)",
+        ok={200: {"text/html": STRING}, 304: {}},
+        auth=PUBLIC,
+    ),
+    ("GET", "/console/{path:.*}"): Route(
+        "The web console's static files (scripts, styles, icons), no API key",
+        ok={200: {"*/*": ANY}, 304: {}},
+        auth=PUBLIC,
+        path={"path": STRING},
     ),
     **BUCKET_ROUTES,  # gateway/openapi_buckets.py
     **{

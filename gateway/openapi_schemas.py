@@ -122,7 +122,11 @@ _CODE_ZIP = obj(
 FUNCTION_PUT = obj(
     {
         "runtime": {"type": "string", "enum": sorted(RUNTIMES), "default": "python:3.11"},
-        "handler": {"type": "string", "pattern": HANDLER.pattern},
+        "handler": {
+            "type": "string",
+            "pattern": HANDLER.pattern,
+            "description": "default: the runtime's (GET /v1/runtimes)",
+        },
         "code": {"oneOf": [_CODE_SOURCE, _CODE_ZIP]},
         "memory_mb": {**_range("integer", MEMORY_MB_RANGE), "default": 128},
         "timeout_s": {**_range("number", TIMEOUT_S_RANGE), "default": 30},
@@ -147,7 +151,7 @@ FUNCTION_PUT = obj(
 )
 # Code, or a sequence (which takes no runtime, handler, code or sizing of its own).
 FUNCTION_PUT["oneOf"] = [
-    {"required": ["handler", "code"], "not": {"required": ["sequence"]}},
+    {"required": ["code"], "not": {"required": ["sequence"]}},
     {
         "required": ["sequence"],
         "propertyNames": {"enum": sorted(SEQUENCE_FIELDS)},

@@ -53,7 +53,12 @@ BODY_LIMITS: dict[tuple[str, str], Callable[[Config], int]] = {
     ("POST", "/api/v1/namespaces/{namespace}/triggers/{name}"): lambda c: c.max_event_bytes,
     **{
         (method, route): lambda c: c.max_event_bytes
-        for route in ("/web/{tenant}/{function}", "/web/{tenant}/{function}/{path:.*}")
+        for route in (
+            "/web/{tenant}/{function}",
+            "/web/{tenant}/{function}/{path:.*}",
+            "/api/v1/web/{namespace}/{package}/{action}",
+            "/api/v1/web/{namespace}/{package}/{action}/{path:.*}",
+        )
         for method in ("POST", "PUT", "PATCH", "DELETE")
     },
 }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import base64
 import binascii
 import hashlib
@@ -10,16 +9,20 @@ import io
 import json
 import re
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 from gateway.errors import bad_request
 from gateway.requests import reject_unknown
-from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, RUNTIMES, TIMEOUT_S_RANGE
+from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, TIMEOUT_S_RANGE
 from invoker.pieces import spans
+from invoker.runtime_code import CodeRejected
+from invoker.runtimes import DEFAULT_RUNTIME, REGISTRY, RUNTIMES_BY_NAME, Runtime
 from invoker.store.base import FunctionDraft
 
 FUNCTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-HANDLER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
+# Any runtime's handler (the OpenAPI document's pattern); each runtime checks its own.
+HANDLER = re.compile("|".join(f"(?:{r.rules.handler_pattern.pattern})" for r in REGISTRY))
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The fields of a `PUT /v1/functions/{name}` body; the OpenAPI document is checked against it.
 FUNCTION_FIELDS = frozenset(
@@ -85,37 +88,9 @@ def _env(body: dict[str, Any]) -> dict[str, str]:
     return dict(env)
 
 
-def _defines(tree: ast.Module, name: str) -> bool:
-    """Does the module define `name` at top level (def, class, assignment or import)?"""
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            if node.name == name:
-                return True
-        elif isinstance(node, ast.Assign):
-            if any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
-                return True
-        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
-            if isinstance(node.target, ast.Name) and node.target.id == name:
-                return True
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
-                return True
-    return False
-
-
-def _check_handler_in_source(source: str, handler: str, field: str) -> None:
-    module, _, func = handler.rpartition(".")
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        raise bad_request(f"code does not parse: {exc.msg} (line {exc.lineno})", field) from exc
-    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, absurd nesting
-        raise bad_request(f"code does not parse: {exc}", field) from None
-    if not _defines(tree, func):
-        raise bad_request(f"handler {handler!r}: module {module!r} defines no {func!r}", "handler")
-
-
-def _code(body: dict[str, Any], handler: str, max_bytes: int) -> tuple[str, bytes]:
+def _code(
+    body: dict[str, Any], runtime: Runtime, handler: str, max_bytes: int
+) -> tuple[str, bytes]:
     code = body.get("code")
     if isinstance(code, dict):
         reject_unknown(code, CODE_FIELDS, prefix="code.")
@@ -124,15 +99,13 @@ def _code(body: dict[str, Any], handler: str, max_bytes: int) -> tuple[str, byte
     if "source" in code:
         source = code["source"]
         if not isinstance(source, str) or not source.strip():
-            raise bad_request("code.source must be non-empty Python source", "code.source")
+            raise bad_request(
+                f"code.source must be non-empty {runtime.rules.language} source", "code.source"
+            )
         data = source.encode()
         if len(data) > max_bytes:
             raise bad_request(f"code is over the {max_bytes} byte limit", "code.source")
-        if handler.count(".") != 1:
-            raise bad_request(
-                "with code.source the handler is 'module.function' (one dot)", "handler"
-            )
-        _check_handler_in_source(source, handler, "code.source")
+        _checked(runtime.rules.check_source, source, handler)
         return "source", data
     encoded = code["zip"]
     if not isinstance(encoded, str):
@@ -143,8 +116,16 @@ def _code(body: dict[str, Any], handler: str, max_bytes: int) -> tuple[str, byte
         raise bad_request("code.zip is not valid base64", "code.zip") from exc
     if len(data) > max_bytes:
         raise bad_request(f"code is over the {max_bytes} byte limit", "code.zip")
-    _check_handler_in_zip(data, handler)
+    _check_handler_in_zip(data, runtime, handler)
     return "zip", data
+
+
+def _checked(check: Callable[..., None], *args: Any) -> None:
+    """Run one of a runtime's code checks; what it rejects is a 400 naming the field."""
+    try:
+        check(*args)
+    except CodeRejected as exc:
+        raise bad_request(exc.message, exc.field) from None
 
 
 def b64decode_strict(encoded: str) -> bytes:
@@ -165,11 +146,10 @@ def b64decode_strict(encoded: str) -> bytes:
     return out.getvalue()  # the buffer itself: no copy of the whole
 
 
-def _check_handler_in_zip(data: bytes, handler: str) -> None:
-    module, _, _ = handler.rpartition(".")
+def _check_handler_in_zip(data: bytes, runtime: Runtime, handler: str) -> None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        names = set(archive.namelist())
+        names = frozenset(archive.namelist())
         # testzip inflates every member: refuse a zip bomb before spending the CPU on it.
         unpacked = sum(info.file_size for info in archive.infolist())
         if unpacked > MAX_UNZIPPED_BYTES:
@@ -181,15 +161,7 @@ def _check_handler_in_zip(data: bytes, handler: str) -> None:
             raise zipfile.BadZipFile("a member is corrupt")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
         raise bad_request(f"code.zip is not a valid zip archive: {exc}", "code.zip") from exc
-    path = module.replace(".", "/")
-    for candidate in (f"{path}.py", f"{path}/__init__.py"):
-        if candidate in names:
-            source = archive.read(candidate).decode("utf-8", errors="replace")
-            _check_handler_in_source(source, handler, "code.zip")
-            return
-    raise bad_request(
-        f"handler {handler!r}: the zip has no {path}.py or {path}/__init__.py", "handler"
-    )
+    _checked(runtime.rules.check_zip, names, archive.read, handler)
 
 
 def _json_object(body: dict[str, Any], key: str, max_bytes: int) -> dict[str, Any]:
@@ -273,6 +245,18 @@ def _sequence_draft(
     )
 
 
+def _runtime(body: dict[str, Any]) -> Runtime:
+    """The registered runtime the body names (the default one when it names none)."""
+    name = body.get("runtime", DEFAULT_RUNTIME)
+    if not isinstance(name, str):
+        raise bad_request(f"runtime must be a string such as {DEFAULT_RUNTIME!r}", "runtime")
+    runtime = RUNTIMES_BY_NAME.get(name)
+    if runtime is None:
+        available = ", ".join(sorted(RUNTIMES_BY_NAME))
+        raise bad_request(f"unknown runtime {name!r}; available: {available}", "runtime")
+    return runtime
+
+
 def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) -> FunctionDraft:
     """Validate a `PUT /v1/functions/{name}` body: a function with code, or a sequence.
 
@@ -293,24 +277,18 @@ def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) ->
     }
     if "sequence" in body:
         return _sequence_draft(tenant, name, body, common)
-    runtime = body.get("runtime", "python:3.11")
-    if not isinstance(runtime, str):
-        raise bad_request("runtime must be a string such as 'python:3.11'", "runtime")
-    if runtime not in RUNTIMES:
-        raise bad_request(
-            f"unknown runtime {runtime!r}; available: {', '.join(sorted(RUNTIMES))}", "runtime"
-        )
-    handler = body.get("handler")
-    if not isinstance(handler, str) or not HANDLER.fullmatch(handler):
-        raise bad_request("handler must look like 'module.function'", "handler")
-    code_kind, code = _code(body, handler, max_code_bytes)
+    runtime = _runtime(body)
+    handler = body.get("handler", runtime.default_handler)
+    if not isinstance(handler, str) or not runtime.rules.handler_pattern.fullmatch(handler):
+        raise bad_request(f"handler must look like {runtime.rules.handler_help}", "handler")
+    code_kind, code = _code(body, runtime, handler, max_code_bytes)
     network = body.get("network", False)
     if not isinstance(network, bool):
         raise bad_request("network must be true or false", "network")
     draft = FunctionDraft(
         tenant=tenant,
         name=name,
-        runtime=runtime,
+        runtime=runtime.name,
         handler=handler,
         code_kind=code_kind,
         code=code,

@@ -27,6 +27,7 @@ from gateway.quotas import backlog_full
 from invoker.dispatcher import BacklogFull
 from invoker.operations import Operations
 from invoker.store.base import Rule, Store, Trigger
+from invoker.versions import VersionError, parse_qualifier, split_target
 
 log = logging.getLogger("nimbus.triggers")
 
@@ -121,7 +122,14 @@ def rule_fields(body: Any) -> tuple[str, str, bool]:
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         raise bad_request("enabled must be true or false", "enabled")
-    return check_name(trigger, "trigger"), check_name(function, "function"), enabled
+    name, qualifier = split_target(function)
+    check_name(name, "function")
+    if qualifier is not None:
+        try:
+            parse_qualifier(qualifier)
+        except VersionError as exc:
+            raise bad_request(str(exc), "function") from None
+    return check_name(trigger, "trigger"), function, enabled
 
 
 def new_webhook_secret() -> str:
@@ -205,11 +213,14 @@ class TriggerEngine:
         for rule in await self.store.list_rules(trigger.tenant, trigger.name):
             if not rule.enabled:
                 continue
-            stored = await self.store.get_function(trigger.tenant, rule.function)
-            if stored is None:
+            try:  # a rule may name `fn:version` or `fn:alias`: resolved at each firing
+                resolved = await self.calls.resolve_target(trigger.tenant, rule.function)
+            except LookupError:
+                resolved = None
+            if resolved is None:
                 log.warning("rule %s names a missing function %s", rule.name, rule.function)
                 continue
-            specs.append(stored.spec)
+            specs.append(resolved.function.spec)
         calls = [(spec, event) for event in events for spec in specs]
         return await self.calls.submit_many(calls, trigger=trigger.name)
 

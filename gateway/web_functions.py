@@ -11,9 +11,10 @@ Shapes follow OpenWhisk's docs/webactions.md and its controller:
   body is always `__ow_body`. A request may not set an `__ow_` name (400).
 - `web_response`: the function's result as the response. `.http` (OpenWhisk's default):
   `statusCode`, `headers` and `body`, a base64 body decoded for binary content types;
-  `.json`, `.html`, `.svg`, `.text` as OpenWhisk renders them. The native route has no
-  extension: an object with any of `statusCode`/`headers`/`body` is read as `.http`,
-  anything else is JSON with 200.
+  `.json`, `.html`, `.svg`, `.text` as OpenWhisk renders them, an application error's
+  `error` property in place of the result. The native route has no extension: an object
+  with any of `statusCode`/`headers`/`body` is read as `.http`, anything else is JSON
+  with 200.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ RESERVED = frozenset(
 # The caller's credentials for Nimbus itself and the web secret stay with the platform.
 DROPPED_HEADERS = frozenset({"authorization", "x-require-whisk-auth"})
 SECRET_HEADER = "X-Require-Whisk-Auth"
+REQUIRE_AUTH = "require-whisk-auth"  # annotation: true asks for the caller's credentials
+ERROR_FIELD = "error"  # a result object with it is OpenWhisk's application error
 CUSTOM_OPTIONS = "web-custom-options"  # annotation: the function answers OPTIONS itself
 # What the response's own framing decides, never a function.
 _FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
@@ -310,11 +313,19 @@ def _text(result: Any) -> WebResponse:
 
 def web_response(result: Any, extension: str | None = None) -> WebResponse:
     """A successful result as the HTTP response; `extension` as OpenWhisk's (None: the
-    native route). Raises WebError for a result the extension cannot render."""
+    native route). Raises WebError for a result the extension cannot render.
+
+    With an extension, an application error (a result object with an `error` property,
+    OpenWhisk's `application error`) answers its `error` value rendered by the extension,
+    as OpenWhisk's controller projects it: `{"error": {"statusCode": 400, ...}}` under
+    `.http` is a 400.
+    """
     if extension is None:
         if isinstance(result, dict) and any(key in result for key in _HTTP_FIELDS):
             return _http(result)
         return WebResponse(200, json.dumps(result).encode(), "application/json")
+    if isinstance(result, dict) and ERROR_FIELD in result:
+        result = result[ERROR_FIELD]
     if extension == ".http":
         return _http(result)
     if extension == ".json":

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from invoker.runtimes import REGISTRY
+
 
 class ActivationIds:
     """Unguessable activation ids: 128 random bits as 32 hex characters, like a uuid4.
@@ -50,8 +52,8 @@ def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
         found()
 
 
-RUNTIMES: Mapping[str, str] = {"python:3.11": "python"}
-"""Runtime name -> runtime family (the directory under runtimes/)."""
+RUNTIMES: Mapping[str, str] = {runtime.name: runtime.family for runtime in REGISTRY}
+"""Runtime name -> runtime family (the directory under runtimes/); see invoker/runtimes.py."""
 
 MEMORY_MB_RANGE = (128, 4096)
 TIMEOUT_S_RANGE = (1, 900)

@@ -21,6 +21,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from invoker.api import FunctionSpec
+from invoker.containers.balloon import BalloonConfig
 from invoker.containers.keepalive import KeepAlivePolicy, keep_alive_policy_by_name
 from invoker.containers.pool import PoolLimits
 from invoker.dispatcher import Dispatcher, RetryPolicy
@@ -138,8 +139,9 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             nodes=nodes.gauges if nodes is not None else list,
             queue_depth=lambda: dispatcher.depth,
             packing=nodes.packing if nodes is not None else lambda: (0, None),
+            memory=nodes.memory_gauges if nodes is not None else list,
         )
-        yield Operations(store, invoker, dispatcher)
+        yield Operations(store, invoker, dispatcher, version_retention=settings.version_retention)
 
 
 def _invoker_config(settings: InvokerSettings, run_dir: Path, node: str) -> InvokerConfig:
@@ -157,6 +159,9 @@ def _invoker_config(settings: InvokerSettings, run_dir: Path, node: str) -> Invo
         stem_cells=settings.stem_cells,
         reap_interval_s=settings.reap_interval_s,
         api_socket_dir=str(run_dir / "api"),
+        balloon=BalloonConfig(idle_grace_s=settings.balloon_idle_grace_s)
+        if settings.balloon
+        else None,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from invoker import replies
 from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status, Throttled
+from invoker.containers.ballooning import Balloons
 from invoker.containers.keepalive_memory import KeepAliveMemory
 from invoker.containers.lifecycle import INIT_TIMEOUT_S, ContainerLifecycle
 from invoker.containers.model import Prewarm, demand_of
@@ -46,6 +47,7 @@ class CallPath:
         wall: Callable[[], float],
         token_for: Callable[[FunctionSpec, float], str] | None = None,
         metrics: InvokerMetrics | None = None,
+        balloons: Balloons | None = None,
     ) -> None:
         self._pool = pool
         self._slots = pool.slots
@@ -57,6 +59,7 @@ class CallPath:
         self._wall = wall
         self._token_for = token_for
         self._metrics = metrics
+        self._balloons = balloons
 
     async def call(self, request: InvokeRequest) -> InvokeResult:
         """Run one call to completion. Raises Throttled (nothing ran)."""
@@ -64,16 +67,31 @@ class CallPath:
         wall_start, t0 = self._wall(), self._clock()
         self._memory.observe(spec, t0)
         self._life.cancel_prewarm(spec.key)
-        decision = await self._decide(demand_of(spec), t0)
-        wait_ms = (self._clock() - t0) * 1000
-        # No await from the decision to `_run_on`'s first one: the slot cannot go meanwhile.
-        if isinstance(decision, Cold):
-            slot = self._life.start_for_call(spec, decision.evict)
-        elif isinstance(decision, Specialise):
-            slot = self._life.specialise(decision.slot, spec)
-        else:
-            slot = self._slots[decision.slot]
-        return await self._run_on(request, slot, wall_start, t0, wait_ms)
+        while True:
+            decision = await self._decide(demand_of(spec), t0)
+            wait_ms = (self._clock() - t0) * 1000
+            # No await from the decision to `_run_on`'s first one, but for inflating a
+            # deflated container: the slot is the call's (busy) and cannot go meanwhile.
+            if isinstance(decision, Cold):
+                slot = self._life.start_for_call(spec, decision.evict)
+            elif isinstance(decision, Specialise):
+                slot = self._life.specialise(decision.slot, spec)
+            else:
+                slot = self._slots[decision.slot]
+                if not await self._inflated(spec, slot):
+                    continue  # its node cannot hold it at full size: decide again
+            return await self._run_on(request, slot, wall_start, t0, wait_ms)
+
+    async def _inflated(self, spec: FunctionSpec, slot: Slot) -> bool:
+        """The warm container is at its full memory for the call; False when its node could
+        not hold it so even after evictions: the container goes, the call goes elsewhere."""
+        if self._balloons is None or not self._balloons.deflated(slot.id):
+            return True
+        if await self._balloons.before_call(slot):
+            return True
+        self._pool.abandoned(slot.id, spec.tenant)
+        await self._life.remove([slot.id])
+        return False
 
     async def _decide(self, demand: Demand, t0: float) -> Warm | Specialise | Cold:
         """The pool's decision for the call, waiting (bounded) while it says wait."""

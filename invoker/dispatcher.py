@@ -7,6 +7,10 @@ update (retry later, or done) in one transaction: a call completes exactly once 
 activation shows, though after a crash mid-call its function may run again (at least
 once), as with every durable queue.
 
+A queued call runs the version of its function resolved when it was accepted (its
+pending activation's `version`), so an alias moved or a deploy made while it waits does
+not change it (`Dispatcher._accepted`).
+
 A claim is a lease held by this gateway's owner id and renewed while the call runs, so
 gateways sharing one database never take each other's live calls: a restart requeues
 only its own, and a gateway that dies for good has its calls claimed again once its
@@ -42,9 +46,9 @@ from invoker.api import (
 )
 from invoker.fairness import claim_plan
 from invoker.recorder import record_of
-from invoker.sequences import SequenceRunner, sequence_activation, with_params
+from invoker.sequences import sequence_activation, stored_runner
 from invoker.service import Invoker
-from invoker.store.base import LEASE_S, QueuedCall, Store
+from invoker.store.base import LEASE_S, QueuedCall, Store, StoredFunction
 
 log = logging.getLogger("nimbus.dispatcher")
 
@@ -121,7 +125,6 @@ class Dispatcher:
         self._lease_s = lease_s
         self._claimed: dict[asyncio.Task[None], QueuedCall] = {}  # running here
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._invoker = invoker
         self._policy = policy or RetryPolicy()
         self._max = max_in_flight
         self._poll_s = poll_s
@@ -129,13 +132,8 @@ class Dispatcher:
         self._wall = wall
         self._wake = asyncio.Event()
         self._ids = ActivationIds()
-        self._sequences = SequenceRunner(
-            lookup=store.get_function,
-            invoke=invoker.invoke,  # steps are recorded as synchronous calls are
-            record=self._record_nested,
-            new_id=self._ids.next,
-            wall=wall,
-        )
+        # The one call path (params, sequences) synchronous calls take too.
+        self._calls = stored_runner(store, invoker.invoke, self._ids.next, wall)
         self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.depth = 0  # last known queue depth, for metrics
@@ -252,15 +250,30 @@ class Dispatcher:
             # call is claimed again (here or by another gateway) and tried afresh.
             log.exception("async call %s failed in the platform", call.activation_id)
 
+    async def _accepted(self, call: QueuedCall) -> tuple[StoredFunction | None, str]:
+        """The version an accepted call runs: the one resolved when it was accepted (its
+        pending activation's), though an alias has moved or a deploy came since; None,
+        and why, when that version (or the function) is gone."""
+        latest = await self._store.get_function(call.tenant, call.function)
+        if latest is None:
+            return None, f"function {call.function!r} no longer exists"
+        accepted = await self._store.get_activation(call.tenant, call.activation_id)
+        if accepted is None or accepted.version in (0, latest.spec.version):
+            return latest, ""
+        pinned = await self._store.get_version(call.tenant, call.function, accepted.version)
+        if pinned is None:
+            return None, f"version {accepted.version} of {call.function!r} no longer exists"
+        return pinned, ""
+
     async def _attempt(self, call: QueuedCall) -> None:
-        stored = await self._store.get_function(call.tenant, call.function)
+        stored, missing = await self._accepted(call)
         attempt = call.attempts + 1
         if stored is None:
             gone = replace(
                 pending_activation(call.activation_id, _ghost(call), call.trigger),
                 status=Status.PLATFORM_ERROR,
                 dead_letter=True,
-                error=f"function {call.function!r} no longer exists",
+                error=missing,
                 attempts=attempt,
                 start=self._wall(),
                 end=self._wall(),
@@ -283,40 +296,31 @@ class Dispatcher:
             await self._store.finish_attempt(lost, None, None, owner=self._owner)
             self.depth = max(0, self.depth - 1)
             return
-        request = with_params(
-            InvokeRequest(
-                activation_id=call.activation_id,
-                function=stored.spec,
-                args=call.args,
-                trigger=call.trigger,
-                attempt=attempt,
-            )
+        request = InvokeRequest(
+            activation_id=call.activation_id,
+            function=stored.spec,
+            args=call.args,
+            trigger=call.trigger,
+            attempt=attempt,
         )
         try:
-            if stored.spec.sequence:
-                result = await self._sequences.run(request)  # each step records its own
-                await self._finish(request, result, sequence_activation(request, result), None)
-            else:
-                await self._invoker.invoke(request, recorder=self)  # ours to record
+            await self._calls.call(request, recorder=self)  # the attempt is ours to record
         except Throttled as exc:
             await self._store.defer(
                 call.activation_id, self._wall() + exc.retry_after_s, owner=self._owner
             )
 
     async def record(self, request: InvokeRequest, result: InvokeResult) -> None:
-        """Record an attempt with its queue update: done, retried later, or dead-lettered."""
-        done = record_of(request, result, step_ms=self._step_ms)
-        await self._finish(request, result, done.activation, done.usage)
-
-    async def _finish(
-        self,
-        request: InvokeRequest,
-        result: InvokeResult,
-        activation: Activation,
-        usage: Mapping[str, Any] | None,
-    ) -> None:
-        """Write an attempt (a sequence's has no usage: its steps are billed) and its
-        queue update: done, retried later (a sequence from its first step), or given up."""
+        """Record an attempt with its queue update: done, retried later (a sequence from
+        its first step), or dead-lettered. A sequence's attempt carries no usage: its
+        steps were billed as the calls they are."""
+        activation: Activation
+        usage: Mapping[str, Any] | None
+        if request.function.sequence:
+            activation, usage = sequence_activation(request, result), None
+        else:
+            done = record_of(request, result, step_ms=self._step_ms)
+            activation, usage = done.activation, done.usage
         retry_at = None
         if result.status is not Status.SUCCESS:
             retry_at = self._policy.retry_at(request.attempt, self._wall())
@@ -337,10 +341,6 @@ class Dispatcher:
         await self._store.finish_attempt(activation, usage, retry_at, owner=self._owner)
         if retry_at is None:
             self.depth = max(0, self.depth - 1)
-
-    async def _record_nested(self, request: InvokeRequest, result: InvokeResult) -> None:
-        """A sequence nested in a queued sequence: its own activation, without usage."""
-        await self._store.save_activation(sequence_activation(request, result))
 
 
 def _ghost(call: QueuedCall) -> FunctionSpec:

@@ -9,8 +9,12 @@ directory, so a second build with unchanged files is a no-op and a changed proxy
 never be mistaken for the old one. The alias
 ``nimbus/<family>:<version>`` always points at the newest build.
 
-Where no registry answers, the base image is made locally by the family's
-``build-base.sh`` (debootstrap + ``docker import``).
+Where no registry answers, the base image is made locally by ``runtimes/build-base.sh``
+(debootstrap + ``docker import``) with the packages and version check of the runtime's
+entry in ``invoker/runtimes.py`` (a family outside the registry may bring its own
+``build-base.sh``). Each image is labelled with the version its interpreter reports
+(``io.nimbus.runtime-version``), measured on the base before the build: what
+``GET /v1/runtimes`` says.
 """
 
 from __future__ import annotations
@@ -28,11 +32,14 @@ import docker
 import docker.errors
 
 from invoker.api import RUNTIMES
+from invoker.runtimes import REGISTRY, Runtime, runtime_named
 
 HASH_LENGTH = 12
 LOCAL_BASE_SUITE = "bookworm"
 RUNTIME_LABEL = "io.nimbus.runtime"
 HASH_LABEL = "io.nimbus.content-hash"
+VERSION_LABEL = "io.nimbus.runtime-version"
+BASE_BUILDER = "build-base.sh"
 _LABEL_LINE = re.compile(r'^\s*LABEL\s+io\.nimbus\.runtime=("?)([^"\s]+)\1\s*$', re.MULTILINE)
 _BASE_LINE = re.compile(r"^\s*ARG\s+BASE_IMAGE=(\S+)\s*$", re.MULTILINE)
 
@@ -182,13 +189,36 @@ def _image_exists(client: Any, tag: str) -> bool:
     return True
 
 
-def _run_base_builder(script: Path, tag: str, progress: Callable[[str], None]) -> None:
+def base_builder_command(family_dir: Path, tag: str) -> list[str]:
+    """The command that builds a family's offline base: the shared ``build-base.sh`` with
+    its registry entry's packages and version check, else the family's own script."""
+    runtime = _registered(family_dir.name)
+    if runtime is None:
+        return ["bash", str(family_dir / BASE_BUILDER), tag]
+    return [
+        "bash",
+        str(family_dir.parent / BASE_BUILDER),
+        tag,
+        runtime.family,
+        ",".join(runtime.base_packages),
+        runtime.version,
+        runtime.interpreter,
+        *runtime.version_args,
+    ]
+
+
+def _registered(family: str) -> Runtime | None:
+    return next((runtime for runtime in REGISTRY if runtime.family == family), None)
+
+
+def _run_base_builder(command: list[str], tag: str, progress: Callable[[str], None]) -> None:
+    script = Path(command[1])
     if not script.is_file():
         raise ImageBuildError(f"no offline base builder at {script}")
     progress(f"building offline base {tag} with {script} (debootstrap, about a minute)")
     tail: list[str] = []
     with subprocess.Popen(
-        ["bash", str(script), tag],
+        command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -235,8 +265,47 @@ def choose_base(
             progress(f"{runtime}: cannot pull {public} ({exc}); building the offline base")
         else:
             return public
-    _run_base_builder(family_dir / "build-base.sh", local, progress)
+    _run_base_builder(base_builder_command(family_dir, local), local, progress)
     return local
+
+
+def measured_version(client: Any, base: str, runtime: str) -> str | None:
+    """The version the base's interpreter reports, for a registered runtime; None for
+    others. Raises ImageBuildError when it breaks the promise of the runtime's name."""
+    entry = runtime_named(runtime)
+    if entry is None:
+        return None
+    try:
+        out = client.containers.run(
+            base,
+            list(entry.version_args),
+            entrypoint=[entry.interpreter],
+            remove=True,
+            network_mode="none",
+        )
+    except docker.errors.DockerException as exc:
+        raise ImageBuildError(f"{base} cannot run {entry.interpreter}: {exc}") from exc
+    version = bytes(out).decode(errors="replace").strip()
+    if not entry.accepts_version(version):
+        raise ImageBuildError(f"{base} has {entry.interpreter} {version}, not {entry.version}")
+    return version
+
+
+def image_version(tag: str) -> str | None:
+    """The runtime version a local image is labelled with; None without an engine, the
+    image or the label. Blocking: call it off the loop."""
+    try:
+        client = docker.from_env(timeout=10)
+    except docker.errors.DockerException:
+        return None
+    try:
+        labels = client.images.get(tag).labels or {}
+    except docker.errors.DockerException:
+        return None
+    finally:
+        client.close()
+    version = labels.get(VERSION_LABEL)
+    return str(version) if version else None
 
 
 def _docker_build(
@@ -298,8 +367,11 @@ def build_runtime_images(
             progress(f"{runtime}: {tag} up to date")
         else:
             base = choose_base(client, runtime, family_dir, progress)
-            progress(f"{runtime}: building {tag} on {base}")
+            version = measured_version(client, base, runtime)
+            progress(f"{runtime}: building {tag} on {base} ({version or 'version unknown'})")
             labels = {RUNTIME_LABEL: runtime, HASH_LABEL: digest}
+            if version:
+                labels[VERSION_LABEL] = version
             try:
                 _docker_build(client, family_dir, tag, base, labels, progress)
             except docker.errors.DockerException as exc:

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from invoker.api import FunctionSpec, InvokeResult, Status
 
 OTHER = "_other"
+INFLATE_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 0.1, 1)
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -45,11 +46,13 @@ class _Gauges(Collector):
         nodes: Callable[[], list[tuple[str, str, float, float]]],
         queue_depth: Callable[[], int],
         packing: Callable[[], tuple[int, int | None]],
+        memory: Callable[[], list[tuple[str, float, float, float, float]]],
     ) -> None:
         self._containers = containers
         self._nodes = nodes
         self._queue_depth = queue_depth
         self._packing = packing
+        self._memory = memory
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         by_state = GaugeMetricFamily(
@@ -69,6 +72,7 @@ class _Gauges(Collector):
             capacity.add_metric([node, resource], total)
         yield allocated
         yield capacity
+        yield from self._memory_families()
         yield GaugeMetricFamily(
             "nimbus_queue_depth", "Async invocations waiting to run", value=self._queue_depth()
         )
@@ -80,6 +84,21 @@ class _Gauges(Collector):
                 "Nodes a fresh packing of the ready nodes' containers needs",
                 value=needed,
             )
+
+    def _memory_families(self) -> Iterator[GaugeMetricFamily]:
+        """Per node: resident memory (limits now, deflated idle containers counted at their
+        deflated size), the overcommit ratio (full limits / memory) and its cap, pressure."""
+        families = (
+            ("nimbus_node_memory_resident_mb", "Memory the containers' limits hold now"),
+            ("nimbus_node_memory_overcommit_ratio", "Full memory limits over node memory"),
+            ("nimbus_node_memory_overcommit_cap", "The admin's cap on that ratio"),
+            ("nimbus_node_memory_pressure", "Resident memory over node memory"),
+        )
+        out = [GaugeMetricFamily(name, text, labels=["node"]) for name, text in families]
+        for node, *values in self._memory():
+            for family, value in zip(out, values, strict=True):
+                family.add_metric([node], value)
+        yield from out
 
 
 class InvokerMetrics:
@@ -114,6 +133,27 @@ class InvokerMetrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.balloon_resizes = Counter(
+            "nimbus_balloon_resizes",
+            "Idle containers' memory limits changed (deflated, or given room back)",
+            registry=registry,
+        )
+        self.balloon_inflate = Histogram(
+            "nimbus_balloon_inflate_seconds",
+            "Inflating a deflated container before a call (admission + limit write)",
+            buckets=INFLATE_BUCKETS,
+            registry=registry,
+        )
+        self.overcommit_evictions = Counter(
+            "nimbus_overcommit_evictions",
+            "Idle containers evicted so a deflated one could inflate for a call",
+            registry=registry,
+        )
+        self.overcommit_elsewhere = Counter(
+            "nimbus_overcommit_elsewhere",
+            "Calls sent elsewhere: their container's node could not hold it inflated",
+            registry=registry,
+        )
 
     def watch(
         self,
@@ -121,9 +161,11 @@ class InvokerMetrics:
         nodes: Callable[[], list[tuple[str, str, float, float]]] = list,
         queue_depth: Callable[[], int] = lambda: 0,
         packing: Callable[[], tuple[int, int | None]] = lambda: (0, None),
+        memory: Callable[[], list[tuple[str, float, float, float, float]]] = list,
     ) -> None:
-        """Register the scrape-time gauges."""
-        self.registry.register(_Gauges(containers, nodes, queue_depth, packing))
+        """Register the scrape-time gauges; `memory` gives per node (id, resident MB,
+        overcommit ratio, its cap, pressure), as `NodePool.memory_gauges` does."""
+        self.registry.register(_Gauges(containers, nodes, queue_depth, packing, memory))
 
     def observe(self, spec: FunctionSpec, result: InvokeResult) -> None:
         """Count one finished call."""

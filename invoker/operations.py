@@ -12,11 +12,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from invoker.api import FunctionSpec, InvokeRequest, InvokeResult
+from invoker.api import ActivationIds, FunctionSpec, InvokeRequest, InvokeResult
 from invoker.dispatcher import Dispatcher
 from invoker.nodes.model import Node
+from invoker.sequences import stored_runner
 from invoker.service import Invoker
 from invoker.store.base import FunctionDraft, Store, StoredFunction
+from invoker.versions import (
+    DEFAULT_VERSION_RETENTION,
+    Qualifier,
+    SplitCounter,
+    UnknownAlias,
+    UnknownVersion,
+    choose,
+    parse_qualifier,
+    split_target,
+)
 
 
 @dataclass(frozen=True)
@@ -50,13 +61,32 @@ class NoPool(Exception):
     """This deployment has no VM pool (vm_provider none)."""
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """The version a call runs, and the alias that chose it (if one did)."""
+
+    function: StoredFunction
+    alias: str | None = None
+
+
 class Operations:
     """The invoker's parts behind one narrow face, as the assembly built them."""
 
-    def __init__(self, store: Store, invoker: Invoker, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        store: Store,
+        invoker: Invoker,
+        dispatcher: Dispatcher,
+        *,
+        version_retention: int = DEFAULT_VERSION_RETENTION,
+    ) -> None:
         self._store = store
+        self._retention = max(1, version_retention)  # versions kept per function
+        self._splits = SplitCounter()  # each alias's calls dealt out in its proportions
         self.invoker = invoker  # for the assembly and tests; handlers use the methods
         self._dispatcher = dispatcher
+        # The call path the dispatcher's attempts take too (invoker/sequences.py).
+        self._calls = stored_runner(store, invoker.invoke, ActivationIds().next)
         self._changed: list[Callable[[str, str], None]] = []
 
     def on_change(self, listener: Callable[[str, str], None]) -> None:
@@ -74,12 +104,52 @@ class Operations:
         return self.invoker.largest_container_mb()
 
     async def deploy(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
-        """Store a new version; warm containers of the old one drain. (stored, created)."""
+        """Store a new version (and prune the oldest past the retention that no alias
+        names); warm containers of the earlier ones drain, and an earlier version called
+        by name or alias starts its own again. (stored, created)."""
         stored, created = await self._store.put_function(draft, now)
         self._notify(draft.tenant, draft.name)
         if not created:
+            await self._store.prune_versions(draft.tenant, draft.name, self._retention)
             await self.invoker.retire(draft.tenant, draft.name)
         return stored, created
+
+    async def resolve(
+        self, tenant: str, name: str, qualifier: Qualifier, *, request_id: str | None = None
+    ) -> Resolved | None:
+        """The version a call of `name` qualified so runs; None without the function.
+
+        An alias's split picks by `request_id` when one is given (sticky), else in exact
+        proportions (`invoker.versions`). Raises UnknownVersion or UnknownAlias (also for
+        an alias whose version was deleted since).
+        """
+        latest = await self._store.get_function(tenant, name)
+        if latest is None or qualifier.latest:
+            return None if latest is None else Resolved(latest)
+        alias = qualifier.alias
+        if alias is not None:
+            found = await self._store.get_alias(tenant, name, alias)
+            if found is None:
+                raise UnknownAlias(name, alias)
+            version = choose(self._splits, (tenant, name, alias), found.split, request_id)
+        else:
+            assert qualifier.version is not None
+            version = qualifier.version
+        if version == latest.spec.version:
+            return Resolved(latest, alias)
+        stored = await self._store.get_version(tenant, name, version)
+        if stored is None:
+            raise UnknownVersion(name, version)
+        return Resolved(stored, alias)
+
+    async def resolve_target(
+        self, tenant: str, target: str, *, request_id: str | None = None
+    ) -> Resolved | None:
+        """`resolve` for a target written `name` or `name:qualifier` (a rule's function, a
+        web path). Raises VersionError for a bad qualifier, UnknownVersion, UnknownAlias."""
+        name, qualifier = split_target(target)
+        asked = Qualifier() if qualifier is None else parse_qualifier(qualifier)
+        return await self.resolve(tenant, name, asked, request_id=request_id)
 
     async def delete(self, tenant: str, name: str) -> bool:
         """Delete a function and its containers; False when there is none."""
@@ -108,13 +178,17 @@ class Operations:
     # ---- calls ----
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
-        """Run a call now and record it. Raises Throttled."""
-        return await self.invoker.invoke(request)
+        """Run a call now and record it: the function's default params under the call's
+        args, a sequence step by step (each step its own activation). Raises Throttled
+        when nothing could start."""
+        return await self._calls.call(request)
 
     async def submit(
         self, spec: FunctionSpec, args: Mapping[str, Any], *, trigger: str | None = None
     ) -> str:
-        """Queue a call durably; its activation id. Raises BacklogFull."""
+        """Queue a call of the version `spec` is (resolved now: `resolve`) durably; its
+        activation id. It runs as `invoke` runs a call (params merged when it runs,
+        sequences step by step), on that version. Raises BacklogFull."""
         return await self._dispatcher.submit(spec, args, trigger=trigger)
 
     async def submit_many(

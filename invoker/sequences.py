@@ -7,9 +7,11 @@ each step is an activation of its own, metered and billed as a call. The sequenc
 activation carries no usage: it lists its steps' activation ids in its logs (as
 OpenWhisk does) and lasts as long as they took together.
 
-Orchestration only: looking functions up, running one step and recording a nested
-sequence's activation are handed in, so the gateway (synchronous and web calls) and the
-dispatcher (async and trigger-fired calls) run sequences the same way.
+`SequenceRunner.call` is the one way a call runs, whatever its entrance:
+`Operations.invoke` (synchronous, web and OpenWhisk calls) and the dispatcher (async and
+trigger-fired calls) both call it, from a runner `stored_runner` builds. The runner itself
+is orchestration only: looking functions up, running one step of code and recording a
+nested sequence's activation are handed in.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from invoker.api import Activation, InvokeRequest, InvokeResult, Status, Throttled
+from invoker.recorder import Recorder
 from invoker.records import activation_from
-from invoker.store.functions import StoredFunction
+from invoker.store.base import Store, StoredFunction
 
 MAX_DEPTH = 8
 """Sequences nest at most this deep when they run (deploys refuse cycles; a race of two
@@ -34,8 +37,17 @@ THROTTLE_WAIT_S = 30.0
 
 Lookup = Callable[[str, str], Awaitable[StoredFunction | None]]
 """(tenant, name) -> the function as stored now, or None."""
-Invoke = Callable[[InvokeRequest], Awaitable[InvokeResult]]
-"""Run one call of code and record its activation (with usage); raises Throttled."""
+
+
+class Invoke(Protocol):
+    """Run one call of code and record it (`Invoker.invoke`): through `recorder`, or as a
+    synchronous call (activation with usage) without one. Raises Throttled."""
+
+    def __call__(
+        self, request: InvokeRequest, recorder: Recorder | None = None
+    ) -> Awaitable[InvokeResult]: ...
+
+
 Record = Callable[[InvokeRequest, InvokeResult], Awaitable[None]]
 """Record a nested sequence's own activation (no usage: its steps are billed)."""
 
@@ -90,17 +102,21 @@ class SequenceRunner:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     throttle_wait_s: float = THROTTLE_WAIT_S
 
-    async def call(self, request: InvokeRequest) -> InvokeResult:
+    async def call(self, request: InvokeRequest, recorder: Recorder | None = None) -> InvokeResult:
         """Run a call now: its function's params under its event, and a sequence's steps
-        one after another (its own activation recorded through `record`).
+        one after another (each step recorded as a synchronous call).
 
+        The call's own record goes through `recorder` (the dispatcher, for a queued
+        attempt), or without one as a synchronous call's: code with its usage, a
+        sequence's own activation through `record`, without usage (its steps are billed).
+        A recorder is handed sequence results too, and must not bill them.
         Raises Throttled when nothing could run (the caller answers 429 or defers).
         """
         request = with_params(request)
         if not request.function.sequence:
-            return await self.invoke(request)
+            return await self.invoke(request, recorder)
         result = await self.run(request)
-        await self.record(request, result)
+        await (recorder.record if recorder is not None else self.record)(request, result)
         return result
 
     async def run(self, request: InvokeRequest, depth: int = 0) -> InvokeResult:
@@ -195,6 +211,23 @@ def _outcome(
         wait_ms=0.0,
         cold_start=cold,
         memory_mb=request.function.memory_mb,
+    )
+
+
+def stored_runner(
+    store: Store,
+    invoke: Invoke,
+    new_id: Callable[[], str],
+    wall: Callable[[], float] = time.time,
+) -> SequenceRunner:
+    """The runner every entrance uses: functions as the store has them now, a nested
+    sequence's own activation written behind the answer (as a synchronous call's is)."""
+
+    async def record(request: InvokeRequest, result: InvokeResult) -> None:
+        await store.save_activation(sequence_activation(request, result), wait=False)
+
+    return SequenceRunner(
+        lookup=store.get_function, invoke=invoke, record=record, new_id=new_id, wall=wall
     )
 
 

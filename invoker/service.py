@@ -4,8 +4,8 @@ Data flows one way through `invoke`: request -> the call path (`call_path.py`: p
 decision, container, /run, result) -> activation + usage record in the store -> caller.
 Every container is one slot in one table (`containers/slots.py`) that the pool decides on
 and the lifecycle (`containers/lifecycle.py`) starts, loads and removes. Background work
-(reaping idle containers, pre-warms, stem cells, consolidating nodes, saving what
-keep-alive learned) runs in a loop the invoker owns and cancels on close.
+(reaping idle containers, deflating them (ballooning), pre-warms, stem cells, consolidating
+nodes, saving what keep-alive learned) runs in a loop the invoker owns and cancels on close.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 from invoker.api import FunctionSpec, InvokeRequest, InvokeResult
 from invoker.call_path import CallPath
+from invoker.containers.balloon import BalloonConfig
+from invoker.containers.ballooning import Balloons
 from invoker.containers.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.containers.keepalive_memory import KeepAliveMemory
 from invoker.containers.lifecycle import ContainerLifecycle
@@ -53,6 +55,10 @@ class InvokerConfig:
     reap_interval_s: float = 1.0
     keep_alive_save_s: float = 60.0  # a crash loses at most this much of what was learned
     api_socket_dir: str | None = None  # where the gateway's api.sock lives, for callbacks
+    balloon: BalloonConfig | None = None
+    """Deflate idle warm containers to their working set (None: containers keep their full
+    memory). Where the driver has no call meter (process, Kubernetes, remote engines)
+    nothing is deflated either way."""
 
 
 class Invoker:
@@ -93,8 +99,26 @@ class Invoker:
             node=config.node,
             api_socket_dir=config.api_socket_dir,
         )
+        self.balloons: Balloons | None = None
+        if config.balloon is not None:
+            self.balloons = Balloons(
+                self.slots,
+                driver,
+                config.balloon,
+                clock=clock,
+                evict=lambda ids: self._life.remove(ids),  # the lifecycle comes next
+                nodes=nodes,
+                metrics=metrics,
+            )
         self._life = ContainerLifecycle(
-            self.pool, driver, client, store, defaults, clock=clock, nodes=nodes
+            self.pool,
+            driver,
+            client,
+            store,
+            defaults,
+            clock=clock,
+            nodes=nodes,
+            make_room=self.balloons.cold_evictions if self.balloons is not None else None,
         )
         self._calls = CallPath(
             self.pool,
@@ -106,6 +130,7 @@ class Invoker:
             wall=wall,
             token_for=token_for,
             metrics=metrics,
+            balloons=self.balloons,
         )
         self._background: asyncio.Task[None] | None = None
         self._recorder = StoreRecorder(store, step_ms=config.billing_step_ms)
@@ -155,10 +180,12 @@ class Invoker:
     # ---- maintenance ----
 
     async def _maintain(self) -> None:
-        """Reap expired idle containers and keep stem cells stocked, forever."""
+        """Reap expired idle containers, deflate idle ones, keep stem cells stocked, forever."""
         while True:
             try:
                 await self.reap()
+                if self.balloons is not None:
+                    await self.balloons.deflate_idle()
                 await self.run_prewarms()
                 await self.refill_stems()
                 await self.consolidate()

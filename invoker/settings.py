@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from invoker.runtimes import default_stem_cells
+
 
 @dataclass(frozen=True)
 class InvokerSettings:
@@ -44,7 +46,9 @@ class InvokerSettings:
     store_url: str = ""  # "" = SQLite in the data dir; postgresql://... = a shared Postgres
     billing_step_ms: int = 1
     metrics_label_cap: int = 200
-    stem_cells: tuple[tuple[str, int, int], ...] = (("python:3.11", 128, 2),)
+    # (runtime, memory MB, count) of generic containers kept started: by default each
+    # runtime's count from the registry (invoker/runtimes.py).
+    stem_cells: tuple[tuple[str, int, int], ...] = default_stem_cells()
     keep_alive_policy: str = "budget"  # budget | hybrid | fixed (bench/keepalive.py)
     keep_alive_s: float = 600.0  # the TTL of the fixed policy
     reap_interval_s: float = 1.0
@@ -54,7 +58,21 @@ class InvokerSettings:
     async_lease_s: float = 30.0  # a claimed async call is this gateway's while renewed
     pool_memory_mb: int = 0  # 0: three quarters of this machine's memory
     max_containers_per_function: int = 32
+    version_retention: int = 20  # versions kept per function, plus those an alias names
     max_in_flight_per_tenant: int = 100  # a tenant's default concurrency (admins set others)
+    # Memory ballooning and managed over-provisioning (docs/performance.md, "Ballooning").
+    balloon: bool = True
+    """Deflate idle warm containers to their working set + headroom (their cgroup memory
+    limit), and inflate them back to `memory_mb` before their next call. Takes effect with
+    the docker driver (cgroup files, else `docker update`); other drivers keep containers at
+    full size. On by default: a call never runs deflated, so callers see no difference."""
+    balloon_idle_grace_s: float = 2.0  # idle this long before a container is deflated
+    memory_overcommit: float = 1.0
+    """Admin cap per node on (sum of the containers' full memory limits) / node memory.
+    1.0 (the default) is no overcommit: placement is as without ballooning. Above it (e.g.
+    2.0), a node admits idle containers at their deflated size, so more warm containers
+    fit, while a call still starts only when its full memory_mb fits (idle containers are
+    evicted first, else the call goes elsewhere). Needs `balloon`; ignored without it."""
 
     @property
     def owner(self) -> str:

@@ -1,6 +1,10 @@
 """What `nimbus deploy PATH` uploads: a file's source, a zip, or a directory's deployment
 zip (the directory plus its vendored dependencies).
 
+A Node.js function directory (`--runtime nodejs:18`) needs a package.json; it is zipped
+as it is, with its node_modules: npm is not run here (a function's container has no
+network, and what `npm install` left is what the function runs with).
+
 A function directory with a `requirements.txt` gets its dependencies installed, as wheels
 only, for the runtime rather than for the machine that deploys: CPython 3.11 (Debian
 bookworm's python3, glibc 2.36) on manylinux x86_64 or aarch64. They land at the zip's
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import platform
 import re
@@ -29,6 +34,7 @@ from pathlib import Path
 
 __all__ = [
     "PackagingError",
+    "build_node_zip",
     "build_zip",
     "package_code",
     "platform_tags",
@@ -240,20 +246,86 @@ def build_zip(
                     progress(f"warning: {name} from {directory} shadows the vendored copy")
                     continue
                 entries[name] = path
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name in sorted(entries):
-                _add(archive, name, entries[name])
+        return _zip_of(entries, progress)
+
+
+def _zip_of(entries: dict[str, Path], progress: Progress) -> bytes:
+    """A deterministic zip of (archive name -> file), sorted by name."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(entries):
+            _add(archive, name, entries[name])
     data = buf.getvalue()
     progress(f"packaged {len(entries)} files, {len(data) / 2**20:.1f} MiB zipped")
     return data
 
 
-def package_code(path: Path, progress: Progress = _quiet) -> dict[str, str]:
-    """The `code` of a deploy body: a file becomes `{"source"}`; a .zip, or a directory
-    packaged by `build_zip` (its requirements.txt vendored), becomes `{"zip"}`."""
+def _node_dependencies(manifest: Path) -> list[str]:
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise PackagingError(f"{manifest}: not a readable JSON file ({exc})") from exc
+    dependencies = data.get("dependencies") if isinstance(data, dict) else None
+    return sorted(dependencies) if isinstance(dependencies, dict) else []
+
+
+def _node_skipped(name: str) -> bool:
+    # node_modules/.bin holds links to this machine's CLI tools; .git is history.
+    parts = name.split("/")
+    return parts[0] == ".git" or any(
+        part == ".bin" and parts[i - 1] == "node_modules" for i, part in enumerate(parts) if i
+    )
+
+
+def build_node_zip(directory: Path, progress: Progress = _quiet) -> bytes:
+    """The deployment zip of a Node.js function directory: its files, node_modules
+    included, at the zip root (package.json's `main` names the entry).
+
+    Raises PackagingError without a package.json, or when a package its `dependencies`
+    name is not in node_modules (run `npm install --omit=dev` there first).
+    """
+    if not directory.is_dir():
+        raise PackagingError(f"{directory}: not a directory")
+    manifest = directory / "package.json"
+    if not manifest.is_file():
+        raise PackagingError(
+            f'{directory}: a Node.js function directory needs a package.json (its "main" '
+            "names the entry file, index.js by default)"
+        )
+    missing = [
+        name
+        for name in _node_dependencies(manifest)
+        if not (directory / "node_modules" / name).is_dir()
+    ]
+    if missing:
+        raise PackagingError(
+            f"{manifest} depends on {', '.join(missing)}, not in node_modules: run "
+            f"`npm install --omit=dev` in {directory} first (nimbus deploy does not run npm)"
+        )
+    entries = {name: path for name, path in _files(directory) if not _node_skipped(name)}
+    return _zip_of(entries, progress)
+
+
+# How a directory becomes a zip, by runtime family; any other family's is zipped as is.
+DIRECTORY_PACKAGERS: dict[str, Callable[[Path, Progress], bytes]] = {
+    "python": build_zip,
+    "nodejs": build_node_zip,
+}
+
+
+def _plain_zip(directory: Path, progress: Progress) -> bytes:
+    return _zip_of(dict(_files(directory)), progress)
+
+
+def package_code(
+    path: Path, progress: Progress = _quiet, *, family: str = "python"
+) -> dict[str, str]:
+    """The `code` of a deploy body for a runtime family: a file becomes `{"source"}`; a
+    .zip, or a directory packaged for the family (python: `build_zip`, its
+    requirements.txt vendored; nodejs: `build_node_zip`), becomes `{"zip"}`."""
     if path.is_dir():
-        return {"zip": base64.b64encode(build_zip(path, progress)).decode()}
+        packager = DIRECTORY_PACKAGERS.get(family, _plain_zip)
+        return {"zip": base64.b64encode(packager(path, progress)).decode()}
     if path.suffix == ".zip":
         return {"zip": base64.b64encode(path.read_bytes()).decode()}
     if path.is_file():

@@ -53,7 +53,12 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--placement", default="best-fit", help="placement policy (docs/performance.md)"
     )
     serve.add_argument(
-        "--stem-cells", type=int, default=2, help="prewarmed python:3.11 128 MB containers"
+        "--stem-cells",
+        action="append",
+        default=[],
+        metavar="[RUNTIME=]N",
+        help="prewarmed 128 MB containers of a runtime: N alone is python:3.11's (default "
+        "2), RUNTIME=N another's (nodejs:18 default 1); repeatable",
     )
     serve.add_argument(
         "--keep-alive-policy",
@@ -132,7 +137,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         store_url=env.get("NIMBUS_STORE_URL", ""),
         price_book=prices,
         public_metrics=args.public_metrics,
-        stem_cells=(("python:3.11", 128, args.stem_cells),) if args.stem_cells else (),
+        stem_cells=stem_cells_value(args.stem_cells),
         keep_alive_s=args.keep_alive or 600.0,
         keep_alive_policy="fixed" if args.keep_alive else args.keep_alive_policy,
         activation_retention_days=retention,
@@ -190,6 +195,28 @@ def _default_vm_provider(driver: str, engines: Engines) -> str:
     if engines.listed:
         return "docker-hosts"
     return "kubernetes" if driver == "kubernetes" else "local"
+
+
+def stem_cells_value(values: list[str]) -> tuple[tuple[str, int, int], ...]:
+    """Pure: `--stem-cells` values over the registry's counts, as (runtime, MB, count).
+
+    `N` is the default runtime's count (the flag's meaning before there were others),
+    `RUNTIME=N` another's; a runtime not named keeps its registry count.
+    """
+    from invoker.runtimes import DEFAULT_RUNTIME, REGISTRY, STEM_CELL_MEMORY_MB
+
+    counts = {runtime.name: runtime.stem_cells for runtime in REGISTRY}
+    for value in values:
+        name, sep, number = value.rpartition("=")
+        name = name if sep else DEFAULT_RUNTIME
+        if name not in counts:
+            raise CliError(
+                f"--stem-cells: unknown runtime {name!r}; available: {', '.join(counts)}"
+            )
+        if not number.isdigit():
+            raise CliError(f"--stem-cells takes N or RUNTIME=N (N >= 0), got {value!r}")
+        counts[name] = int(number)
+    return tuple((name, STEM_CELL_MEMORY_MB, n) for name, n in counts.items() if n > 0)
 
 
 def _retention_days(flag: float | None, env: Mapping[str, str]) -> float:

@@ -2,10 +2,10 @@
 
 A PUT is translated into the native deploy body (`translation.py`) and deployed exactly
 as `PUT /v1/functions/{name}` does: the same validator, memory check and operation. An
-invoke is the native call: blocking runs the native call path (`call_runner`: default
-parameters merged, sequences step by step) and waits at most the blocking window
-(`timeout`, 60 s at most, as OpenWhisk) before answering 202 with the id while the call
-runs on; non-blocking queues it durably (`Operations.submit`).
+invoke is the native call: blocking runs it through `Operations.invoke` (default
+parameters merged and sequences run step by step, in the invoker) and waits at most the
+blocking window (`timeout`, 60 s at most, as OpenWhisk) before answering 202 with the id
+while the call runs on; non-blocking queues it durably (`Operations.submit`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from gateway.openwhisk.records import SUCCESS, WHISK_ERROR, record
 from gateway.openwhisk.translation import Existing, native_body
 from gateway.quotas import QUOTAS, backlog_full
 from gateway.requests import json_body, json_object
-from gateway.routes.invoke import call_runner
 from invoker.api import InvokeRequest, InvokeResult, Throttled
 from invoker.dispatcher import BacklogFull
 from invoker.records import activation_from
@@ -185,7 +184,7 @@ async def invoke_action(request: web.Request) -> web.Response:
     stored = await platform.function(tenant, name)
     if stored is None:
         raise not_found()
-    # Default parameters are merged, and sequences run, by the native call path.
+    # Default parameters are merged, and sequences run, by the invoker (Operations).
     if not flag(request.query, "blocking"):
         try:
             return _accepted(await platform.ops.submit(stored.spec, payload))
@@ -193,7 +192,7 @@ async def invoke_action(request: web.Request) -> web.Response:
             raise backlog_full(exc) from None
     wait_s = _blocking_window(request.query)
     call = InvokeRequest(activation_id=platform.ids.next(), function=stored.spec, args=payload)
-    task = asyncio.ensure_future(call_runner(request.app).call(call))
+    task = asyncio.ensure_future(platform.ops.invoke(call))
     request.app[BACKGROUND].keep(task)  # runs to its end even if this client goes away
     done, _ = await asyncio.wait({task}, timeout=wait_s)
     if not done:  # it runs on; its record answers GET .../activations/{id} when it ends

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.auth import ADMIN_TENANT, Caller, hash_key, is_admin_hash
+from gateway.auth import ADMIN_TENANT, Caller, bearer_token, hash_key, is_admin_hash
 from gateway.errors import ApiError
 from gateway.keys import ADMIN_HASH, PLATFORM
 from invoker.store.base import Store
@@ -92,18 +92,32 @@ def basic_secret(header: str | None) -> str | None:
     return decoded if _PRINTABLE.fullmatch(decoded) else None
 
 
+async def _caller_of(request: web.Request, secret: str) -> Caller | None:
+    hashed = hash_key(secret)
+    if is_admin_hash(hashed, request.app[ADMIN_HASH]):
+        return Caller(tenant=ADMIN_TENANT, admin=True)
+    tenant = await request.app[PLATFORM].tenant_for_key(hashed)
+    return None if tenant is None else Caller(tenant=tenant)
+
+
 async def basic_caller(request: web.Request) -> Caller:
     """The caller of an `/api/` request, from HTTP Basic; 401 without a valid credential."""
     secret = basic_secret(request.headers.get("Authorization"))
     if secret is None:
         raise ApiError(401, UNAUTHORIZED).with_headers({"WWW-Authenticate": 'Basic realm="nimbus"'})
-    hashed = hash_key(secret)
-    if is_admin_hash(hashed, request.app[ADMIN_HASH]):
-        return Caller(tenant=ADMIN_TENANT, admin=True)
-    tenant = await request.app[PLATFORM].tenant_for_key(hashed)
-    if tenant is None:
+    found = await _caller_of(request, secret)
+    if found is None:
         raise ApiError(401, UNAUTHORIZED)
-    return Caller(tenant=tenant)
+    return found
+
+
+async def credential_caller(request: web.Request) -> Caller | None:
+    """Who presents a valid credential, HTTP Basic `uuid:key` or a Bearer API key; None
+    without one. For web actions annotated `require-whisk-auth: true`: as on OpenWhisk,
+    any authenticated caller may call them."""
+    header = request.headers.get("Authorization")
+    secret = basic_secret(header) or bearer_token(header)
+    return None if secret is None else await _caller_of(request, secret)
 
 
 def resolve_namespace(namespace: str, who: Caller) -> str:

@@ -3,6 +3,7 @@
 - `GET /api/v1`: what the API is and which kinds and limits it has (no credentials);
 - `GET /api/v1/namespaces`: the caller's one namespace, its tenant;
 - `GET /api/v1/namespaces/{ns}/packages`: always empty (packages do not exist here);
+- `ANY /api/v1/web/{ns}/default/{action}[.ext]` (no credentials): web actions, `web_actions.py`;
 - `POST /v1/openwhisk/credentials` (native, Bearer): another OpenWhisk credential for the
   caller's tenant, shown once, like `POST /v1/tenants/self/keys`.
 """
@@ -17,7 +18,7 @@ from aiohttp import web
 from gateway.errors import ApiError
 from gateway.keys import CONFIG, PLATFORM
 from gateway.middleware import caller
-from gateway.openwhisk import actions, activations, triggers_rules
+from gateway.openwhisk import actions, activations, triggers_rules, web_actions
 from gateway.openwhisk.auth import mint_credential
 from gateway.openwhisk.common import BACKGROUND, Background, tenant_of
 from gateway.openwhisk.params import window
@@ -45,7 +46,12 @@ async def api_info(request: web.Request) -> web.Response:
                     {"kind": kind, "default": kind == "python:3", "deprecated": False}
                     for kind in SUPPORTED_KINDS
                     if kind.startswith("python")
-                ]
+                ],
+                "nodejs": [
+                    {"kind": kind, "default": kind == "nodejs:default", "deprecated": False}
+                    for kind in SUPPORTED_KINDS
+                    if kind.startswith("nodejs")
+                ],
             },
             "limits": {
                 "actions_per_minute": round(config.tenant_rate_per_s * 60)
@@ -110,4 +116,5 @@ def setup(app: web.Application) -> None:
     for module in (actions, activations, triggers_rules):
         app.add_routes(module.routes)
     app.add_routes(routes)
+    web_actions.add_routes(app)
     app.cleanup_ctx.append(_background)

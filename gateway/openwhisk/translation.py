@@ -29,7 +29,13 @@ from gateway.errors import ApiError
 from gateway.openwhisk.documents import SEQUENCE, entity_name, from_key_values
 from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, RUNTIMES, TIMEOUT_S_RANGE
 
-KINDS = {"python:3": "python:3.11", "python:3.11": "python:3.11", "python:default": "python:3.11"}
+KINDS = {
+    "python:3": "python:3.11",
+    "python:3.11": "python:3.11",
+    "python:default": "python:3.11",
+    "nodejs:18": "nodejs:18",
+    "nodejs:default": "nodejs:18",
+}
 SUPPORTED_KINDS = (*sorted(KINDS), SEQUENCE)
 DEFAULT_TIMEOUT_MS = 60_000
 DEFAULT_MEMORY_MB = 256
@@ -129,13 +135,16 @@ def _code_exec(exec_: Mapping[str, Any], kind: str) -> dict[str, Any]:
         raise ApiError(400, "exec.code must be the action's code")
     main = exec_.get("main") or "main"
     if not isinstance(main, str) or not _MAIN.fullmatch(main):
-        raise ApiError(400, "exec.main must name a Python function")
+        raise ApiError(400, "exec.main must name a function")
     binary = exec_.get("binary")
     data = _decode_zip(code) if binary is not False else None
     if binary is True and data is None:
         raise ApiError(400, "exec.code must be a base64 zip when exec.binary is true")
     native: dict[str, Any] = {"runtime": KINDS[kind]}
-    if data is None:
+    if KINDS[kind].startswith("nodejs:"):  # code as OpenWhisk's Node runtime takes it: no shim
+        zipped = base64.b64encode(data).decode() if data is not None else None
+        native.update(handler=main, code={"zip": zipped} if zipped else {"source": code})
+    elif data is None:
         native.update(handler=f"main.{main}", code={"source": code})
     else:
         shimmed = base64.b64encode(_with_shim(data)).decode()

@@ -11,6 +11,7 @@ from gateway.errors import bad_request, not_found
 from gateway.keys import CONFIG, PLATFORM
 from gateway.middleware import caller
 from gateway.requests import json_body
+from gateway.routes import versions
 from gateway.schemas import check_function_name, function_draft
 from invoker.sequences import component_problem
 
@@ -43,7 +44,8 @@ async def put_function(request: web.Request) -> web.Response:
             f"memory_mb {draft.memory_mb} is more than the largest node holds ({largest} MB)",
             "memory_mb",
         )
-    # Warm containers of an earlier version drain, so the next call runs this one.
+    # A new immutable version; warm containers of earlier ones drain, so the next call
+    # runs this one (an earlier one called by version or alias starts its own again).
     stored, created = await request.app[PLATFORM].ops.deploy(draft, time.time())
     return web.json_response(stored.to_json(), status=201 if created else 200)
 
@@ -75,3 +77,9 @@ async def delete_function(request: web.Request) -> web.Response:
     if not await request.app[PLATFORM].ops.delete(who.tenant, name):
         raise not_found(f"function {name!r}")
     return web.json_response({"deleted": name})
+
+
+# A function's versions and aliases are served with it (gateway/routes/versions.py).
+for _sub in versions.routes:
+    if isinstance(_sub, web.RouteDef):
+        routes.route(_sub.method, _sub.path, **_sub.kwargs)(_sub.handler)

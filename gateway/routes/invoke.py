@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import ApiError, bad_request, not_found
+from gateway.errors import ApiError, bad_request
 from gateway.keys import PLATFORM
 from gateway.middleware import caller
 from gateway.quotas import QUOTAS, backlog_full
 from gateway.requests import json_object
-from gateway.schemas import check_function_name
-from invoker.api import FunctionSpec, InvokeRequest, InvokeResult, Status, Throttled
+from gateway.routes.versions import resolve_call
+from invoker.api import InvokeRequest, InvokeResult, Status, Throttled
 from invoker.dispatcher import BacklogFull
-from invoker.sequences import SequenceRunner, sequence_activation
 
 routes = web.RouteTableDef()
 
@@ -41,60 +39,44 @@ def _is_async(request: web.Request) -> bool:
 
 @routes.post("/v1/functions/{name}/invoke")
 async def invoke(request: web.Request) -> web.Response:
-    """Run the function on the JSON event in the body and answer with its result."""
+    """Run the function on the JSON event in the body and answer with its result.
+
+    `{name}` may name a version or an alias (`name:3`, `name:prod`, or `?version=` /
+    `?alias=`); the version is resolved here, before the call is run or queued, so an
+    accepted async call keeps it though the alias moves.
+    """
     who = caller(request)
-    name = check_function_name(request.match_info["name"])
     request.app[QUOTAS].check_rate(who.tenant)  # 429 past the tenant's rate: sync and async
     # Capped at max_event_bytes (gateway/requests.py BODY_LIMITS), strict JSON.
     event = await json_object(request, empty_ok=True)
-    stored = await request.app[PLATFORM].function(who.tenant, name)
-    if stored is None:
-        raise not_found(f"function {name!r}")
+    resolved = await resolve_call(request, who.tenant)
+    spec = resolved.function.spec
+    chosen = {"X-Nimbus-Function-Version": str(spec.version)}
+    if resolved.alias is not None:
+        chosen["X-Nimbus-Alias"] = resolved.alias
     if _is_async(request):
         try:
-            activation_id = await request.app[PLATFORM].ops.submit(stored.spec, event)
+            activation_id = await request.app[PLATFORM].ops.submit(spec, event)
         except BacklogFull as exc:
             raise backlog_full(exc) from None
         return web.json_response(
-            {"activation_id": activation_id, "status": "pending"},
+            {"activation_id": activation_id, "status": "pending", "version": spec.version},
             status=202,
             headers={
                 "X-Nimbus-Activation-Id": activation_id,
                 "Location": f"/v1/activations/{activation_id}",
+                **chosen,
             },
         )
-    result = await run_now(request.app, stored.spec, event)
-    return result_response(result)
-
-
-def call_runner(app: web.Application) -> SequenceRunner:
-    """Runs calls now for this gateway: params merged, sequences step by step, every
-    activation recorded (a sequence's own without usage: its steps are billed)."""
-    platform = app[PLATFORM]
-
-    async def record(request: InvokeRequest, result: InvokeResult) -> None:
-        await platform.store.save_activation(sequence_activation(request, result), wait=False)
-
-    return SequenceRunner(
-        lookup=platform.function,
-        invoke=platform.ops.invoke,
-        record=record,
-        new_id=platform.ids.next,
-    )
-
-
-async def run_now(
-    app: web.Application, spec: FunctionSpec, event: Mapping[str, Any]
-) -> InvokeResult:
-    """Run a function (or sequence) on an event now; 429 when it cannot start."""
-    request = InvokeRequest(activation_id=app[PLATFORM].ids.next(), function=spec, args=event)
+    call = InvokeRequest(activation_id=request.app[PLATFORM].ids.next(), function=spec, args=event)
     try:
-        return await call_runner(app).call(request)
+        result = await request.app[PLATFORM].ops.invoke(call)  # params, sequences: invoker's
     except Throttled as exc:
         retry = max(1, math.ceil(exc.retry_after_s))
         raise ApiError(
             429, f"too many calls: {exc.reason}; retry later", type="throttled"
         ).with_headers({"Retry-After": str(retry)}) from None
+    return result_response(result, chosen)
 
 
 def result_headers(result: InvokeResult) -> dict[str, str]:
@@ -117,9 +99,9 @@ def failure(result: InvokeResult) -> ApiError:
     )
 
 
-def result_response(result: InvokeResult) -> web.Response:
+def result_response(result: InvokeResult, extra: Mapping[str, str] | None = None) -> web.Response:
     """A finished call as the invoke route answers it: its result, or its failure."""
-    headers = result_headers(result)
+    headers = {**result_headers(result), **(extra or {})}
     if result.status is Status.SUCCESS:
         return web.json_response(result.result, headers=headers)
     return failure(result).response(headers=headers)

@@ -31,12 +31,18 @@ def _node_json(node: Node, containers: tuple[str, ...] | list[str]) -> dict[str,
             "memory": round(memory / node.flavor.memory_mb, 4),
         },
         "containers": list(containers),
+        # Ballooning: what the containers' limits hold now (idle ones deflated), the full
+        # limits over the node's memory, and how full its memory is at the limits now.
+        "resident": {"memory_mb": node.resident_mb},
+        "overcommit_ratio": round(node.overcommit_ratio, 4),
+        "memory_pressure": round(node.memory_pressure, 4),
     }
 
 
 @routes.get("/v1/nodes")
 async def list_nodes(request: web.Request) -> web.Response:
-    """Every node with its capacity, allocation, utilisation and containers."""
+    """Every node with its capacity, allocation (full limits), resident memory (deflated
+    idle containers at their limit now), overcommit ratio, memory pressure and containers."""
     require_admin(request)
     report = request.app[PLATFORM].ops.nodes_report()
     if report is None:

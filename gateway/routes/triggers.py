@@ -117,7 +117,11 @@ async def put_rule(request: web.Request) -> web.Response:
     store = request.app[PLATFORM].store
     if await store.get_trigger(who.tenant, trigger) is None:
         raise bad_request(f"no trigger named {trigger!r}", "trigger")
-    if await store.get_function(who.tenant, function) is None:
+    try:
+        resolved = await request.app[PLATFORM].ops.resolve_target(who.tenant, function)
+    except LookupError:
+        resolved = None
+    if resolved is None:
         raise bad_request(f"no function named {function!r}", "function")
     created = await store.put_rule(
         make_rule(who.tenant, name, trigger, function, enabled, time.time())

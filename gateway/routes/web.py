@@ -5,7 +5,9 @@ web, another tenant's) answers the same 404, so names cannot be probed. A web ca
 the function's tenant's call: metered and billed to it, within its rate and concurrency
 limits, and rate limited per function as well (`WebLimits`), so a public URL cannot
 exhaust the platform. `serve_web` is the whole flow; the OpenWhisk facade calls it for
-`/api/v1/web/...` with an extension and its own error shape.
+`/api/v1/web/...` with an extension and its own error shape (gateway/openwhisk/web_actions.py).
+The call itself is `Operations.invoke`, as every other entrance's: default params merged
+and sequences run in the invoker.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from aiohttp import web
 
 from gateway.errors import ApiError
 from gateway.keys import CONFIG, PLATFORM
+from gateway.openwhisk.auth import credential_caller
 from gateway.quotas import QUOTAS
 from gateway.ratelimit import RateLimiter
 from gateway.requests import read_body
-from gateway.routes.invoke import ERROR_STATUS, call_runner, result_headers
+from gateway.routes.invoke import ERROR_STATUS, result_headers
 from gateway.schemas import FUNCTION_NAME
 from gateway.web_functions import (
+    REQUIRE_AUTH,
     SECRET_HEADER,
     WebError,
     WebLimits,
@@ -92,6 +96,9 @@ async def serve_web(
         return errors(429, message, {**extra, **_retry_after(wait)})
     if not secret_matches(spec.web_secret_hash, request.headers.get(SECRET_HEADER)):
         return errors(401, f"this web function needs its {SECRET_HEADER} header", extra)
+    if spec.annotations.get(REQUIRE_AUTH) is True and await credential_caller(request) is None:
+        message = f"this web function ({REQUIRE_AUTH}: true) needs a caller's credentials"
+        return errors(401, message, extra)
     try:
         app[QUOTAS].check_rate(tenant)  # the owner's own rate: web calls are its calls
     except ApiError as exc:
@@ -106,7 +113,7 @@ async def serve_web(
         return errors(exc.status, exc.message, extra)
     call = InvokeRequest(activation_id=app[PLATFORM].ids.next(), function=spec, args=args)
     try:
-        result = await call_runner(app).call(call)
+        result = await app[PLATFORM].ops.invoke(call)
     except Throttled as exc:
         message = f"too many calls: {exc.reason}; retry later"
         return errors(429, message, {**extra, **_retry_after(exc.retry_after_s)})

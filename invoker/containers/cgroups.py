@@ -9,13 +9,60 @@ never an estimate.
 
 from __future__ import annotations
 
+import enum
+import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from invoker.containers.balloon import MB, working_set_mb
 from invoker.drivers.base import ContainerStats
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+class LimitWrite(enum.Enum):
+    """How writing a container's memory limit went."""
+
+    DONE = "done"
+    REFUSED = "refused"  # the kernel could not reclaim down to it: the limit is unchanged
+    UNSUPPORTED = "unsupported"  # no writable limit file here: ask the engine instead
+
+
+@dataclass(frozen=True)
+class MemoryFiles:
+    """The memory controller's files of one container: its limit, its use, its figures.
+
+    v1: memory.limit_in_bytes, memory.usage_in_bytes, memory.stat (total_inactive_file);
+    v2: memory.max, memory.current, memory.stat (inactive_file). Only the limit is written;
+    on v1 Docker also sets memory.memsw.limit_in_bytes to the full size, which stays: a
+    limit may go below it, and inflating never goes above the function's memory_mb.
+    """
+
+    limit: Path
+    usage: Path
+    stat: Path
+    inactive_key: bytes
+
+    @classmethod
+    def v1(cls, directory: Path) -> MemoryFiles:
+        """The files of a v1 memory cgroup directory."""
+        return cls(
+            directory / "memory.limit_in_bytes",
+            directory / "memory.usage_in_bytes",
+            directory / "memory.stat",
+            b"total_inactive_file",
+        )
+
+    @classmethod
+    def v2(cls, directory: Path) -> MemoryFiles:
+        """The files of a v2 cgroup directory."""
+        return cls(
+            directory / "memory.max",
+            directory / "memory.current",
+            directory / "memory.stat",
+            b"inactive_file",
+        )
 
 
 @dataclass
@@ -34,6 +81,8 @@ class CallMeter:
     freezer: Path | None = None
     """freezer.state (v1) or cgroup.freeze (v2): an idle container's processes are frozen,
     so nothing a call left behind (threads, forks) runs, or is paid for, between calls."""
+    memory: MemoryFiles | None = None
+    """The memory limit and use, for ballooning (None where the controller is not found)."""
     _cpu0: float | None = None
     _reset: bool = False
     _fds: dict[Path, int] = field(default_factory=dict)
@@ -42,7 +91,10 @@ class CallMeter:
         fd = self._fds.get(path)
         if fd is None:
             try:
-                fd = os.open(path, os.O_RDWR if path == self.memory_peak else os.O_RDONLY)
+                writable = path == self.memory_peak or (
+                    self.memory is not None and path == self.memory.limit
+                )
+                fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
             except OSError:
                 try:
                     fd = os.open(path, os.O_RDONLY)
@@ -99,6 +151,54 @@ class CallMeter:
             return False
         return True
 
+    def working_set_mb(self) -> float | None:
+        """Memory in use minus inactive page cache, in MB (None where unreadable)."""
+        if self.memory is None:
+            return None
+        usage = self._read_number(self.memory.usage)
+        stat = self._read(self.memory.stat)
+        if usage is None or stat is None:
+            return None
+        inactive = 0
+        for line in stat.splitlines():
+            key, _, value = line.partition(b" ")
+            if key == self.memory.inactive_key:
+                inactive = int(value)
+                break
+        return working_set_mb(usage, inactive)
+
+    def set_memory_limit(self, limit_mb: int) -> LimitWrite:
+        """Write the container's memory limit: one pwrite on a file kept open.
+
+        Lowering it makes the kernel reclaim page cache first; on v1 it refuses (EBUSY)
+        when the container's memory cannot be brought under the new limit.
+        """
+        if self.memory is None:
+            return LimitWrite.UNSUPPORTED
+        fd = self._fds.get(self.memory.limit)
+        if fd is None:
+            try:
+                fd = self._fds[self.memory.limit] = os.open(self.memory.limit, os.O_RDWR)
+            except OSError:
+                return LimitWrite.UNSUPPORTED
+        try:
+            os.pwrite(fd, str(limit_mb * MB).encode(), 0)
+        except OSError as exc:
+            if exc.errno in (errno.EBUSY, errno.EINVAL):
+                return LimitWrite.REFUSED
+            return LimitWrite.UNSUPPORTED
+        return LimitWrite.DONE
+
+    def memory_limit_mb(self) -> float | None:
+        """The container's memory limit now, in MB (None where unreadable or unlimited)."""
+        if self.memory is None:
+            return None
+        raw = self._read(self.memory.limit)
+        try:
+            return None if raw is None else int(raw.split()[0]) / MB
+        except (ValueError, IndexError):
+            return None
+
     def _cpu(self) -> float | None:
         if self.v2:
             raw = self._read(self.cpu_usage)
@@ -150,6 +250,7 @@ def docker_meter(container_id: str, parent: str | None) -> CallMeter | None:
             cpu_usage=CGROUP_ROOT / "cpuacct" / parent / container_id / "cpuacct.usage",
             v2=False,
             freezer=freezer if freezer.exists() else None,
+            memory=MemoryFiles.v1(v1_memory),
         )
     for v2 in _v2_dirs(container_id, parent):
         if (v2 / "memory.peak").exists():
@@ -159,6 +260,7 @@ def docker_meter(container_id: str, parent: str | None) -> CallMeter | None:
                 cpu_usage=v2 / "cpu.stat",
                 v2=True,
                 freezer=freeze if freeze.exists() else None,
+                memory=MemoryFiles.v2(v2),
             )
     return None
 

@@ -23,7 +23,7 @@ from invoker.containers.model import ContainerDefaults, Prewarm, container_spec,
 from invoker.containers.pool import Pool
 from invoker.containers.slots import Failure, FunctionKey, Slot
 from invoker.drivers.base import ContainerDriver, ContainerHandle, ContainerSpec, DriverError
-from invoker.nodes.model import NoCapacity
+from invoker.nodes.model import NoCapacity, Node
 from invoker.nodes.node_pool import NodePool
 from invoker.runtime_client import ProxyError, RuntimeClient
 from invoker.store.base import Store
@@ -31,6 +31,11 @@ from invoker.store.base import Store
 log = logging.getLogger("nimbus.invoker")
 
 INIT_TIMEOUT_S = 60.0
+PLACE_ROUNDS = 3  # evict-then-place attempts for one container on an overcommitted pool
+
+
+class SlotGone(DriverError):
+    """The slot was removed (its caller gave up) while its container was being started."""
 
 
 class ContainerLifecycle:
@@ -46,6 +51,7 @@ class ContainerLifecycle:
         *,
         clock: Callable[[], float],
         nodes: NodePool | None = None,
+        make_room: Callable[[int], tuple[str, ...] | None] | None = None,
     ) -> None:
         self._pool = pool
         self._slots = pool.slots
@@ -55,6 +61,7 @@ class ContainerLifecycle:
         self._defaults = defaults
         self._clock = clock
         self._nodes = nodes
+        self._make_room = make_room  # idle containers to evict for a new one (overcommit)
         self._prewarms: dict[FunctionKey, Prewarm] = {}
         self._pulses: dict[FunctionKey, asyncio.Event] = {}
         self._names = itertools.count(1)
@@ -128,11 +135,26 @@ class ContainerLifecycle:
             self._pool.prewarmed(slot.id)
 
     async def _create(self, slot: Slot) -> ContainerHandle:
-        """Place the slot's container, start it and trust its proxy; the handle is the slot's."""
+        """Place the slot's container, start it and trust its proxy; the handle is the slot's.
+
+        SlotGone when the slot was removed while it started (a caller's start timeout):
+        the container is destroyed and its node share given back, so nothing leaks.
+        """
         cspec = await self._placed_spec(slot)
-        slot.handle = handle = await self._driver.create(cspec)
+        if self._slots.get(slot.id) is slot:
+            slot.handle = await self._driver.create(cspec)
+        handle = slot.handle
+        if self._slots.get(slot.id) is not slot or handle is None:
+            await self._undo_start(slot)
+            raise SlotGone(f"container {slot.id} was removed while it started")
         self._client.trust(handle.address, handle.token)
         return handle
+
+    async def _undo_start(self, slot: Slot) -> None:
+        """Remove the slot's container and give its node share back (it never served)."""
+        await self._destroy(slot)
+        slot.handle = None
+        self._unplace(slot)
 
     async def _start_for(self, slot: Slot, idle_until: float | None = None) -> None:
         """Create a container for its function, /init it, and open it to its reserved calls."""
@@ -142,9 +164,7 @@ class ContainerLifecycle:
         try:
             await self._create(slot)
         except Exception as exc:  # whatever went wrong, the calls waiting must be answered
-            await self._destroy(slot)  # started, then refused: remove it now
-            slot.handle = None
-            self._unplace(slot)
+            await self._undo_start(slot)  # started, then refused: remove it now
             if isinstance(exc, NoCapacity):
                 slot.failed(Failure.NO_CAPACITY, str(exc))
             else:
@@ -191,6 +211,11 @@ class ContainerLifecycle:
             slot.failed(Failure.PLATFORM, f"/init failed: {exc}")
             log.warning("loading %s/%s failed: %s", spec.tenant, spec.name, exc)
         slot.init_ms = (self._clock() - started) * 1000
+        if self._slots.get(slot.id) is not slot:  # removed while it loaded: nobody waits
+            await self._undo_start(slot)
+            slot.ready.set()
+            self.wake(spec.key)
+            return
         if slot.init_error is None:
             self._pool.initialized(slot.id, slot.init_ms / 1000, idle_until)
             self.freeze_if_idle(slot)
@@ -202,7 +227,7 @@ class ContainerLifecycle:
         cspec = container_spec(slot.id, slot.runtime, slot.memory_mb, slot.spec, self._defaults)
         if self._nodes is None:
             return cspec
-        node = await self._nodes.place(slot.id, slot.memory_mb)
+        node = await self._place(slot)
         if node is None:  # left for the cluster's scheduler (a Pending pod)
             return cspec
         slot.node = node.id
@@ -213,6 +238,20 @@ class ContainerLifecycle:
             # More CPU than its node has would make the engine refuse to start it.
             cpus=min(cspec.cpus, node.flavor.vcpu),
         )
+
+    async def _place(self, slot: Slot) -> Node | None:
+        """Place the slot on a node; on an overcommitted pool, evict idle containers first
+        when no node has room (a few rounds: concurrent starts may take the room freed)."""
+        assert self._nodes is not None
+        for _ in range(PLACE_ROUNDS):
+            try:
+                return await self._nodes.place(slot.id, slot.memory_mb)
+            except NoCapacity:
+                evict = self._make_room(slot.memory_mb) if self._make_room is not None else None
+                if not evict:
+                    raise
+            await self.remove(evict)  # their memory is free once they are gone
+        return await self._nodes.place(slot.id, slot.memory_mb)
 
     # ---- between calls ----
 

@@ -93,6 +93,12 @@ class ContainerDriver(Protocol):
         container between calls, where the driver can."""
         ...
 
+    async def set_memory_limit(self, handle: ContainerHandle, limit_mb: int) -> bool:
+        """Change a running container's memory limit through the engine (ballooning, where
+        the call meter cannot write the cgroup); False where the driver cannot or the
+        engine refused (the limit is then unchanged)."""
+        ...
+
     async def ended(self, handle: ContainerHandle) -> str | None:
         """Why a container that stopped did (out of memory, killed, exited), in words a
         tenant may read; None when it still runs or the driver cannot tell."""

@@ -253,6 +253,10 @@ class DockerDriver:
         """Why the container stopped (out of memory, killed, exited), or None."""
         return await self._engine.ended(handle.id)
 
+    async def set_memory_limit(self, handle: ContainerHandle, limit_mb: int) -> bool:
+        """Resize through the engine, where the cgroup files cannot be written directly."""
+        return await self._engine.set_memory_limit(handle.id, limit_mb)
+
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """Peak memory since the last call began, and total CPU seconds, where readable."""
         meter = self.call_meter(handle)

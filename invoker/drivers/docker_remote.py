@@ -276,6 +276,10 @@ class RemoteDockerDriver:
         """None: usage records carry null peak memory rather than a guess."""
         return None
 
+    async def set_memory_limit(self, handle: ContainerHandle, limit_mb: int) -> bool:
+        """Not on remote engines yet: containers keep their full memory."""
+        return False
+
     async def remove_orphans(self, owner: str, instance_id: str) -> int:
         """Remove containers of `owner` on this engine that another instance started."""
         try:

@@ -101,6 +101,21 @@ class Engine:
         except (RequestException, OSError) as exc:
             raise DriverError(f"cannot remove {what}: {exc}") from exc
 
+    async def set_memory_limit(self, container_id: str, limit_mb: int) -> bool:
+        """`docker update --memory`: False when the engine refuses (e.g. the container's
+        memory cannot be brought under the new limit) or cannot be reached.
+
+        Only the memory limit changes: a memswap limit set at start stays, which a lower
+        limit may sit under and the full limit equals.
+        """
+        try:
+            await self.call(
+                self.client.api.update_container, container_id, mem_limit=limit_mb * 2**20
+            )
+        except (docker.errors.DockerException, RequestException, OSError):
+            return False
+        return True
+
     async def ended(self, container_id: str, wait_s: float = 2.0) -> str | None:
         """Why a container stopped (out of memory, a signal, an exit code), as a tenant may
         read it; None while it still runs after `wait_s` or when the engine cannot say."""

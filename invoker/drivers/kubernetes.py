@@ -140,6 +140,10 @@ class KubernetesDriver:
         """Pods' cgroups live on other machines: per-call figures are unknown (None)."""
         return None
 
+    async def set_memory_limit(self, handle: ContainerHandle, limit_mb: int) -> bool:
+        """No in-place pod resize yet: containers keep their full memory."""
+        return False
+
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """Unknown on Kubernetes: (None, None).
 

@@ -56,6 +56,11 @@ class NodeRoutedDriver:
         driver = self._drivers.get(handle.node or "")
         return driver.call_meter(handle) if driver is not None else None
 
+    async def set_memory_limit(self, handle: ContainerHandle, limit_mb: int) -> bool:
+        """The node's driver resizes, if it can."""
+        driver = self._drivers.get(handle.node or "")
+        return await driver.set_memory_limit(handle, limit_mb) if driver is not None else False
+
     async def remove_orphans(self, owner: str, instance_id: str) -> int:
         """Orphans on every engine of the list."""
         total = 0

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from kubernetes.client import ApiClient
 
-from invoker.api import RUNTIMES
 from invoker.drivers.base import ContainerDriver
 from invoker.drivers.fleet import Fleet, open_fleet
 from invoker.providers.docker_hosts import listed_hosts
+from invoker.runtimes import REGISTRY
 from invoker.settings import InvokerSettings
 
 log = logging.getLogger("nimbus.invoker")
@@ -26,8 +26,8 @@ def make_driver(
     with the `docker-hosts` provider the fleet of engines, which it enlists as nodes.
     """
     from invoker.drivers.docker import DockerDriver, engine_answers
-    from invoker.drivers.process import ProcessDriver
-    from invoker.images import image_tag, runtime_dir
+    from invoker.drivers.process import ProcessDriver, host_commands
+    from invoker.images import runtime_dir
 
     if settings.vm_provider == "docker-hosts":
         return _docker_hosts_driver(settings, run_dir)
@@ -37,11 +37,10 @@ def make_driver(
         if name == "process":
             log.warning("no Docker engine answers: using the process driver (no isolation)")
     if name == "docker":
-        # Hash the runtime recipes once: image_tag reads every file of the runtime.
-        tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
-        return DockerDriver(run_dir, tags.__getitem__), None, None
+        return DockerDriver(run_dir, _image_tags().__getitem__), None, None
     if name == "process":
-        return ProcessDriver(run_dir, runtime_dir() / "python" / "proxy.py"), None, None
+        commands = host_commands(REGISTRY, runtime_dir())
+        return ProcessDriver(run_dir, commands=commands), None, None
     if name == "kubernetes":
         from invoker.drivers.kubernetes import KubernetesDriver, load_api_client
         from invoker.drivers.kubernetes_pods import KubernetesDriverConfig
@@ -60,13 +59,18 @@ def _docker_hosts_driver(
     settings: InvokerSettings, run_dir: Path
 ) -> tuple[ContainerDriver, None, Fleet]:
     """One engine per VM from the hosts file, each reached by its own driver."""
-    from invoker.images import image_tag
-
     if settings.driver not in ("auto", "docker"):
         raise ValueError("vm_provider docker-hosts runs containers with Docker: driver docker")
     hosts = listed_hosts(
         settings.docker_hosts_file, settings.docker_hosts_urls, settings.docker_cert_path
     )
-    tags = {runtime: image_tag(runtime) for runtime in RUNTIMES}
-    fleet = open_fleet(hosts, run_dir, settings.owner, tags.__getitem__, tuple(RUNTIMES))
+    tags = _image_tags()
+    fleet = open_fleet(hosts, run_dir, settings.owner, tags.__getitem__, tuple(tags))
     return fleet.driver, None, fleet
+
+
+def _image_tags() -> dict[str, str]:
+    """Every registered runtime's image tag, hashed once: image_tag reads all its files."""
+    from invoker.images import image_tag
+
+    return {runtime.name: image_tag(runtime.name) for runtime in REGISTRY}

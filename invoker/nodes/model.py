@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from invoker.nodes.placement import (
+    MEMORY_DIM,
     NodeState,
     NodeView,
     PlacementLimits,
@@ -49,6 +50,12 @@ class Node:
     created_at: float = 0.0
     ready_at: float | None = None
     released_at: float | None = None
+    deflated: dict[str, int] = field(default_factory=dict)
+    """Container id -> its memory limit now (MB), for idle containers deflated below their
+    allocations; every other container holds its full allocation."""
+    reserved: dict[str, int] = field(default_factory=dict)
+    """Container id -> MB promised to its inflation while idle containers are evicted to
+    make room: not held yet (not resident), but no one else may take it."""
     # Kept in step by allocate/free, so placement does not re-add every allocation per call.
     _allocated: Vector = field(init=False, repr=False, compare=False)
 
@@ -74,13 +81,83 @@ class Node:
         """What placement policies see."""
         return NodeView(self.id, self.capacity, self.allocated, self.state)
 
-    def allocate(self, container_id: str, demand: Vector, limits: PlacementLimits) -> None:
+    @property
+    def allocated_memory_mb(self) -> int:
+        """Sum of the full memory limits of the containers here."""
+        return int(self._allocated[MEMORY_DIM])
+
+    @property
+    def resident_mb(self) -> int:
+        """Sum of the containers' memory limits now: deflated ones count at their limit."""
+        given_back = sum(
+            int(self.allocations[c][MEMORY_DIM]) - limit
+            for c, limit in self.deflated.items()
+            if c in self.allocations
+        )
+        return self.allocated_memory_mb - given_back
+
+    @property
+    def overcommit_ratio(self) -> float:
+        """Allocated memory (full limits) over the node's memory."""
+        return self.allocated_memory_mb / self.flavor.memory_mb if self.flavor.memory_mb else 0.0
+
+    @property
+    def memory_pressure(self) -> float:
+        """Resident memory (limits as they are now) over the node's memory."""
+        return self.resident_mb / self.flavor.memory_mb if self.flavor.memory_mb else 0.0
+
+    def resident_view(self) -> NodeView:
+        """What placement sees on an overcommitted node: memory as the limits hold it now,
+        plus what inflations under way were promised."""
+        vcpu = self._allocated[:MEMORY_DIM]
+        rest = self._allocated[MEMORY_DIM + 1 :]
+        memory = self.resident_mb + self.reserved_mb
+        return NodeView(self.id, self.capacity, (*vcpu, memory, *rest), self.state)
+
+    @property
+    def reserved_mb(self) -> int:
+        """Memory promised to inflations under way (see `reserved`)."""
+        return sum(self.reserved.values())
+
+    def reserve(self, container_id: str, extra_mb: int) -> None:
+        """Promise a container `extra_mb` more than its limit now (its inflation, once the
+        containers evicted for it are gone); `set_limit` or `free` ends the promise."""
+        if container_id not in self.allocations:
+            raise KeyError(f"container {container_id} is not on node {self.id}")
+        self.reserved[container_id] = extra_mb
+
+    def set_limit(self, container_id: str, limit_mb: int) -> None:
+        """Book a container's memory limit now (deflated below its allocation, or back)."""
+        full = self.allocations.get(container_id)
+        if full is None:
+            raise KeyError(f"container {container_id} is not on node {self.id}")
+        self.reserved.pop(container_id, None)
+        if limit_mb >= full[MEMORY_DIM]:
+            self.deflated.pop(container_id, None)
+        else:
+            self.deflated[container_id] = limit_mb
+
+    def fits(self, demand: Vector, limits: PlacementLimits, max_ratio: float = 1.0) -> bool:
+        """Would a new container (at its full size) fit here?
+
+        Its full size must fit in the memory the limits leave now (resident), and the full
+        limits of all containers may add up to at most `max_ratio` times the node's memory
+        (1.0: no memory overcommit, the rule without ballooning).
+        """
+        allocated_after = self.allocated_memory_mb + demand[MEMORY_DIM]
+        return limits.fits(demand, self.resident_view()) and within(
+            allocated_after, self.flavor.memory_mb * max_ratio
+        )
+
+    def allocate(
+        self, container_id: str, demand: Vector, limits: PlacementLimits, max_ratio: float = 1.0
+    ) -> None:
         """Record a container on this node; refuses anything that would pass the limits."""
         if self.state is not NodeState.READY:
             raise ValueError(f"node {self.id} is {self.state.value}, not ready")
         if container_id in self.allocations:
             raise ValueError(f"container {container_id} is already on node {self.id}")
-        if not limits.fits(demand, self.view()):
+        if not self.fits(demand, limits, max_ratio):
             raise ValueError(f"{demand!r} does not fit on node {self.id}")
         self.allocations[container_id] = demand
         self._allocated = vadd(self._allocated, demand)
@@ -88,6 +165,8 @@ class Node:
     def free(self, container_id: str) -> Vector | None:
         """Forget a container; returns what it held (None if it was not here)."""
         demand = self.allocations.pop(container_id, None)
+        self.deflated.pop(container_id, None)
+        self.reserved.pop(container_id, None)
         if demand is not None:
             # Re-summed rather than subtracted, so fractional vCPUs never drift.
             self._allocated = vsum(list(self.allocations.values()), len(self.capacity))

@@ -23,7 +23,16 @@ from invoker.nodes.autoscale import (
 )
 from invoker.nodes.consolidation import ConsolidationPlanner
 from invoker.nodes.model import Flavor, NoCapacity, Node, demand_for
-from invoker.nodes.placement import NodeState, PlacementLimits, PlacementPolicy, Vector
+from invoker.nodes.overcommit import OvercommitLimits
+from invoker.nodes.placement import (
+    MEMORY_DIM,
+    NodeState,
+    NodeView,
+    PlacementLimits,
+    PlacementPolicy,
+    Vector,
+    within,
+)
 from invoker.providers.base import NodeProvider
 
 log = logging.getLogger("nimbus.nodes")
@@ -38,6 +47,10 @@ class NodePoolConfig:
     max_nodes: int = 4
     consolidate_below: float = 0.5  # utilisation under which a node is a drain candidate
     min_node_age_s: float = 60.0  # do not consolidate a node younger than this
+    memory_overcommit: float = 1.0
+    """Cap on a node's full memory limits over its memory (`OvercommitLimits.max_ratio`).
+    Above 1.0, idle containers count at their deflated size (ballooning) and more of them
+    fit; a new container still needs its full size free. 1.0: no memory overcommit."""
 
 
 class NodePool:
@@ -62,6 +75,7 @@ class NodePool:
         self.nodes: dict[str, Node] = {}
         self._grow = asyncio.Lock()
         self.last_needed: int | None = None  # the planner's latest count
+        self.overcommit = OvercommitLimits(config.memory_overcommit)
 
     async def start(self) -> None:
         """Adopt the provider's existing nodes, then provision up to the minimum."""
@@ -95,15 +109,22 @@ class NodePool:
         log.info("node %s (%s) is up", node.id, flavor.name)
         return node
 
-    def _views(self) -> list[Node]:
-        return [n for n in self.nodes.values() if n.state is NodeState.READY]
+    def _views(self, demand: Vector) -> list[NodeView]:
+        """Ready nodes whose overcommit cap leaves room for `demand`, memory as resident."""
+        ratio = self.overcommit.max_ratio
+        return [
+            n.resident_view()
+            for n in self.nodes.values()
+            if n.state is NodeState.READY
+            and within(n.allocated_memory_mb + demand[MEMORY_DIM], n.flavor.memory_mb * ratio)
+        ]
 
     def _try_place(self, container: str, demand: Vector) -> Node | None:
-        chosen = self._policy.place(demand, [n.view() for n in self._views()])
+        chosen = self._policy.place(demand, self._views(demand))
         if chosen is None:
             return None
         node = self.nodes[chosen]
-        node.allocate(container, demand, self._limits)
+        node.allocate(container, demand, self._limits, self.overcommit.max_ratio)
         return node
 
     async def place(self, container: str, memory_mb: int) -> Node | None:
@@ -244,6 +265,19 @@ class NodePool:
     def containers_on(self, node_id: str) -> Sequence[str]:
         """The containers placed on a node."""
         return sorted(self.nodes[node_id].allocations)
+
+    def memory_gauges(self) -> list[tuple[str, float, float, float, float]]:
+        """(node, resident MB, overcommit ratio, its cap, memory pressure) for metrics."""
+        return [
+            (
+                n.id,
+                float(n.resident_mb),
+                n.overcommit_ratio,
+                self.overcommit.max_ratio,
+                n.memory_pressure,
+            )
+            for n in self.nodes.values()
+        ]
 
     def gauges(self) -> list[tuple[str, str, float, float]]:
         """(node, resource, allocated, capacity) for metrics."""

@@ -58,6 +58,7 @@ class Resident:
     limit_mb: int
     busy: bool = False
     keep_value: float = 0.0
+    evictable: bool = True  # False: idle but already going (or otherwise not to be evicted)
 
     def __post_init__(self) -> None:
         if not 0 < self.limit_mb <= self.memory_mb:
@@ -135,7 +136,7 @@ def _make_room(
     if resident_short <= 0 and allocated_short <= 0:
         return Admit()
     idle = sorted(
-        (c for c in node.containers if not c.busy and c.id not in protect),
+        (c for c in node.containers if not c.busy and c.evictable and c.id not in protect),
         # Among equal values, the bigger first: fewer containers lost for the same room.
         key=lambda c: (c.keep_value, -c.limit_mb, c.id),
     )

@@ -102,6 +102,7 @@ async def open_node_pool(
             max_nodes=max_nodes,
             consolidate_below=settings.consolidate_below,
             min_node_age_s=settings.min_node_age_s,
+            memory_overcommit=settings.memory_overcommit if settings.balloon else 1.0,
         ),
         clock=time.monotonic,
         on_change=record,

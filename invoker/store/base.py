@@ -7,6 +7,7 @@ types it takes and returns:
 | --- | --- |
 | tenants, API keys, shared secrets | `invoker.store.tenants` |
 | functions and their code | `invoker.store.functions` |
+| functions' versions and aliases | `invoker.store.versions` |
 | activations and usage records | `invoker.store.activations` |
 | the durable queue of async calls | `invoker.store.queue` |
 | triggers and rules | `invoker.store.triggers` |
@@ -51,6 +52,7 @@ from invoker.store.tenants import (
     usage_tombstone,
 )
 from invoker.store.triggers import Rule, Trigger, TriggerStore
+from invoker.store.versions import Alias, MissingVersions, VersionStore
 
 __all__ = [
     "DELETE_BATCH",
@@ -59,6 +61,7 @@ __all__ = [
     "RECORD_OVERHEAD_BYTES",
     "ActivationPage",
     "ActivationStore",
+    "Alias",
     "DeletedTenant",
     "FunctionDraft",
     "FunctionStore",
@@ -66,6 +69,7 @@ __all__ = [
     "KeepAliveStore",
     "KeyInfo",
     "LastKeyError",
+    "MissingVersions",
     "NodeLease",
     "NodeLeaseStore",
     "QueueStore",
@@ -80,6 +84,7 @@ __all__ = [
     "TooManyKeysError",
     "Trigger",
     "TriggerStore",
+    "VersionStore",
     "activation_size",
     "dumped_size",
     "fit_page",
@@ -91,6 +96,7 @@ __all__ = [
 class Store(
     TenantStore,
     FunctionStore,
+    VersionStore,
     ActivationStore,
     QueueStore,
     TriggerStore,

@@ -18,7 +18,9 @@
  * "main"); dots in it stand for slashes when no such file exists. A bare "function"
  * names an export of the code's entry: the single source file, or in a zip the file its
  * package.json "main" names (index.js by default). Single-file code is written as
- * <module>.js. The export may be OpenWhisk style, main(params) returning a value or a
+ * <module>.js; a top-level function of the handler's name that it declares but does not
+ * export is exported for it, as OpenWhisk's Node.js runtime takes such code. The export
+ * may be OpenWhisk style, main(params) returning a value or a
  * Promise, or Lambda style, handler(event, context) (async, or with a third `callback`).
  *
  * Each activation's console and process.stdout/stderr output is captured on its own
@@ -114,6 +116,21 @@ async function load(file) {
   }
 }
 
+/**
+ * Appended to single-file code: OpenWhisk's Node.js runtime takes a source whose `main` is
+ * a plain top-level function, not exported, so a function of the handler's name that the
+ * code declares but does not export is exported for it. After the code, on a line of its
+ * own: line numbers in stack traces are unchanged.
+ */
+function exportFooter(name) {
+  if (!/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(name)) return '';
+  const key = JSON.stringify(name);
+  return (
+    `\n;if (typeof module !== 'undefined' && typeof ${name} === 'function' && ` +
+    `!Object.prototype.hasOwnProperty.call(module.exports, ${key})) module.exports[${key}] = ${name};\n`
+  );
+}
+
 /** The one function this proxy serves, and its /init and /run logic. */
 class Action {
   constructor() {
@@ -164,7 +181,8 @@ class Action {
           `handler ${JSON.stringify(main)}: single-file code needs a plain module name (use a zip for packages)`,
         );
       }
-      fs.writeFileSync(path.join(this.codeDir, `${module || 'index'}.js`), code, { mode: 0o600 });
+      const file = path.join(this.codeDir, `${module || 'index'}.js`);
+      fs.writeFileSync(file, code + exportFooter(name), { mode: 0o600 });
     }
     // Started before the load so module-level code can call the API, and set after
     // the function's env so that cannot point NIMBUS_API_URL elsewhere.

@@ -1,5 +1,6 @@
 """The official OpenWhisk npm client (`openwhisk`) against a running gateway, on real
-Docker: actions, invocations, activations, triggers and rules (tests/openwhisk_client)."""
+Docker: actions, invocations, activations, triggers and rules, a sequence and a web action
+(tests/openwhisk_client)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ STEPS = (
     "triggers.invoke (fire)",
     "rules.disable",
     "rules.delete and triggers.delete",
+    "sequence create and invoke",
+    "web action fetched with plain HTTP",
     "actions.delete",
 )
 

@@ -130,6 +130,7 @@ async def _json_routes(api: Api) -> dict[tuple[str, str], str]:
         for prefix, name in names.items():
             if url.startswith(prefix):
                 url = url.replace("{name}", name)
+        url = url.replace("{alias}", "prod")
         urls[(method, path)] = url
     assert "{" not in "".join(urls.values()), urls
     return urls

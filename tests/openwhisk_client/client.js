@@ -123,12 +123,72 @@ async function triggersAndRules () {
   ok('rules.delete and triggers.delete')
 }
 
+const SHOUT = "def main(args):\n    return {'greeting': args['greeting'].upper() + '!'}\n"
+const PAGE = [
+  'import base64',
+  'PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d49484452")).decode()',
+  'def main(args):',
+  "    kind = args.get('kind', 'html')",
+  "    if kind == 'html':",
+  "        return {'body': '<h1>hello ' + args.get('name', 'web') + '</h1>'}",
+  "    if kind == 'png':",
+  "        return {'headers': {'Content-Type': 'image/png'}, 'body': PNG}",
+  "    if kind == 'redirect':",
+  "        return {'statusCode': 302, 'headers': {'Location': 'https://example.org/'}}",
+  "    if kind == 'teapot':",
+  "        return {'statusCode': 418, 'body': 'short and stout'}",
+  "    return {'name': args.get('name'), 'method': args.get('__ow_method')}",
+  ''
+].join('\n')
+
+async function sequences () {
+  await ow.actions.create({ name: 'greet', kind: 'python:3', action: HELLO })
+  await ow.actions.create({ name: 'shout', kind: 'python:3', action: SHOUT })
+  const ns = process.env.OW_NAMESPACE
+  await ow.actions.create({ name: 'loud', sequence: [`/${ns}/greet`, `/${ns}/shout`] })
+  const got = await ow.actions.get({ name: 'loud' })
+  assert.equal(got.exec.kind, 'sequence')
+  const result = await ow.actions.invoke({ name: 'loud', blocking: true, result: true, params: { name: 'seq' } })
+  assert.deepEqual(result, { greeting: 'HELLO SEQ!' })
+  ok('sequence create and invoke')
+  for (const name of ['loud', 'shout', 'greet']) await ow.actions.delete({ name })
+}
+
+// A web action, created with the client and fetched with plain HTTP and no credentials.
+async function webActions () {
+  await ow.actions.create({
+    name: 'page', kind: 'python:3', action: PAGE, annotations: { 'web-export': true }
+  })
+  const base = `${process.env.OW_APIHOST}/api/v1/web/${process.env.OW_NAMESPACE}/default/page`
+  const json = await fetch(`${base}.json?kind=json&name=ada`)
+  assert.equal(json.status, 200)
+  assert.deepEqual(await json.json(), { name: 'ada', method: 'get' })
+  const html = await fetch(`${base}.html?name=bo`)
+  assert.equal(html.status, 200)
+  assert.match(html.headers.get('content-type'), /text\/html/)
+  assert.equal(await html.text(), '<h1>hello bo</h1>')
+  const png = await fetch(`${base}.http?kind=png`)
+  assert.equal(png.headers.get('content-type'), 'image/png')
+  const bytes = Buffer.from(await png.arrayBuffer())
+  assert.equal(bytes.subarray(1, 4).toString(), 'PNG')
+  const moved = await fetch(`${base}.http?kind=redirect`, { redirect: 'manual' })
+  assert.equal(moved.status, 302)
+  assert.equal(moved.headers.get('location'), 'https://example.org/')
+  const teapot = await fetch(`${base}.http?kind=teapot`)
+  assert.equal(teapot.status, 418)
+  assert.equal(await teapot.text(), 'short and stout')
+  ok('web action fetched with plain HTTP')
+  await ow.actions.delete({ name: 'page' })
+}
+
 async function main () {
   assert.deepEqual(await ow.namespaces.list(), [process.env.OW_NAMESPACE])
   ok('namespaces.list')
   await actions()
   await activations(await invocations())
   await triggersAndRules()
+  await sequences()
+  await webActions()
   await ow.actions.delete({ name: 'hello' })
   await assert.rejects(ow.actions.get({ name: 'hello' }), (err) => err.statusCode === 404)
   ok('actions.delete')

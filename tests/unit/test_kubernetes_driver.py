@@ -1,256 +1,41 @@
-"""The Kubernetes driver and node provider against the API's recorded behaviour, over HTTP.
+"""The Kubernetes driver creating pods, and the API errors it reports.
 
-No cluster runs here. A small aiohttp server on 127.0.0.1 plays kube-apiserver:
-it answers with the recorded objects in tests/fixtures/k8s/ (Pod, PodList,
-NodeList and Status objects in the API's own shapes) and records every request.
-The driver talks to it through a real `kubernetes.client.ApiClient`, so the
-client's URL building, serialisation and error handling are all exercised.
-
-The recorded pods have cluster IPs (10.244.x.x). Tests inject a readiness probe
-so nothing ever connects there; the one test of the real HTTP probe rewrites
-the pod IP to 127.0.0.1 first.
+No cluster runs here: kube_fake's aiohttp server on 127.0.0.1 plays kube-apiserver with
+the recorded objects in tests/fixtures/k8s/, and the code under test talks to it through a
+real `kubernetes.client.ApiClient`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import socket
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import pytest
-from aiohttp import web
 from kubernetes.client import ApiClient, Configuration
 
-from invoker.drivers.base import (
-    INSTANCE_LABEL,
-    MANAGED_LABEL,
-    ContainerDriver,
-    ContainerHandle,
-    ContainerSpec,
-    DriverError,
-)
-from invoker.drivers.kubernetes import KubernetesDriver, load_api_client
+from invoker.drivers.base import INSTANCE_LABEL, MANAGED_LABEL, DriverError
+from invoker.drivers.kubernetes import KubernetesDriver
 from invoker.drivers.kubernetes_pods import EGRESS_LABEL, KubernetesDriverConfig, pod_manifest
 from invoker.drivers.kubernetes_status import KubernetesApiError
-from invoker.providers.kubernetes_nodes import (
-    KubernetesNodeProvider,
-    NodeLifecycleNotSupported,
-    NodeListError,
-    Toleration,
+from invoker.providers.kubernetes_nodes import Toleration
+from tests.unit import kube_fake
+from tests.unit.kube_fake import (
+    BIG_POD,
+    FAST,
+    INSTANCE,
+    NS,
+    OWNER,
+    POD,
+    Cluster,
+    Probe,
+    driver,
+    fixture,
+    spec,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "k8s"
-NS = "nimbus-functions"
-OWNER = "n3f9a1c2b7d4e"
-INSTANCE = "2f9d1c0a7b6e4d3c9a8b7c6d5e4f3a2b"
-POD = "nimbus-2f9d1c0a-1-7f3c9a"  # the name the recorded pod objects carry
-BIG_POD = "nimbus-2f9d1c0a-2-0c41d7"
-
-
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())  # type: ignore[no-any-return]
-
-
-# --- a fake kube-apiserver ------------------------------------------------------
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    body: Any
-
-
-def _selected(labels: dict[str, str], selector: str) -> bool:
-    """The equality-based label selector subset: `k`, `k=v`, `k==v`, `k!=v`, comma-joined."""
-    for term in filter(None, selector.split(",")):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            if labels.get(key) == value:
-                return False
-        elif "=" in term:
-            key, value = term.replace("==", "=").split("=", 1)
-            if labels.get(key) != value:
-                return False
-        elif term not in labels:
-            return False
-    return True
-
-
-@dataclass
-class FakeKubeApi:
-    """Serves recorded responses and records what the client sent."""
-
-    requests: list[Request] = field(default_factory=list)
-    create_reply: tuple[int, dict[str, Any]] = field(
-        default_factory=lambda: (201, fixture("pod-create-201.json"))
-    )
-    # Successive answers to GET pod; the last one repeats.
-    reads: list[dict[str, Any]] = field(
-        default_factory=lambda: [
-            fixture("pod-pending-containercreating.json"),
-            fixture("pod-running.json"),
-        ]
-    )
-    existing: set[str] = field(default_factory=set)
-    pod_pages: list[dict[str, Any]] = field(
-        default_factory=lambda: [
-            fixture("pod-list-managed-page1.json"),
-            fixture("pod-list-managed-page2.json"),
-        ]
-    )
-    nodes_reply: tuple[int, dict[str, Any]] = field(
-        default_factory=lambda: (200, fixture("node-list.json"))
-    )
-    healthz: list[int] = field(default_factory=lambda: [200])
-    vanish_after_create: bool = False
-    create_delay_s: float = 0.0
-    create_seen: asyncio.Event = field(default_factory=asyncio.Event)
-    create_done: asyncio.Event = field(default_factory=asyncio.Event)
-    read_seen: asyncio.Event = field(default_factory=asyncio.Event)
-    headers: list[dict[str, str]] = field(default_factory=list)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/api/v1/namespaces/{ns}/pods", self.create_pod)
-        app.router.add_get("/api/v1/namespaces/{ns}/pods", self.list_pods)
-        app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}", self.read_pod)
-        app.router.add_delete("/api/v1/namespaces/{ns}/pods/{name}", self.delete_pod)
-        app.router.add_get("/api/v1/nodes", self.list_nodes)
-        app.router.add_get("/healthz", self.health)
-        return app
-
-    async def _record(self, request: web.Request) -> Request:
-        raw = await request.read()
-        self.headers.append(dict(request.headers))
-        rec = Request(
-            request.method, request.path, dict(request.query), json.loads(raw) if raw else None
-        )
-        self.requests.append(rec)
-        return rec
-
-    def sent(self, method: str) -> list[Request]:
-        return [r for r in self.requests if r.method == method and r.path != "/healthz"]
-
-    async def create_pod(self, request: web.Request) -> web.Response:
-        rec = await self._record(request)
-        self.create_seen.set()
-        await asyncio.sleep(self.create_delay_s)
-        status, body = self.create_reply
-        if status == 201 and not self.vanish_after_create:
-            self.existing.add(rec.body["metadata"]["name"])
-        self.create_done.set()
-        return web.json_response(body, status=status)
-
-    async def read_pod(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        self.read_seen.set()
-        if request.match_info["name"] not in self.existing:
-            return web.json_response(fixture("status-404-pod-not-found.json"), status=404)
-        answer = self.reads[0] if len(self.reads) == 1 else self.reads.pop(0)
-        return web.json_response(answer)
-
-    async def delete_pod(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        name = request.match_info["name"]
-        if name not in self.existing:
-            return web.json_response(fixture("status-404-pod-not-found.json"), status=404)
-        self.existing.discard(name)
-        return web.json_response(fixture("pod-delete-200.json"))
-
-    async def list_pods(self, request: web.Request) -> web.Response:
-        rec = await self._record(request)
-        index = 0 if "continue" not in rec.query else 1
-        page = copy.deepcopy(self.pod_pages[index])
-        selector = rec.query.get("labelSelector", "")
-        page["items"] = [
-            p for p in page["items"] if _selected(p["metadata"].get("labels", {}), selector)
-        ]
-        return web.json_response(page)
-
-    async def list_nodes(self, request: web.Request) -> web.Response:
-        await self._record(request)
-        status, body = self.nodes_reply
-        return web.json_response(body, status=status)
-
-    async def health(self, request: web.Request) -> web.Response:
-        status = self.healthz[0] if len(self.healthz) == 1 else self.healthz.pop(0)
-        return web.json_response({"ok": status == 200}, status=status)
-
-
-@dataclass
-class Cluster:
-    api: FakeKubeApi
-    client: ApiClient
-    port: int
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    api = FakeKubeApi()
-    runner = web.AppRunner(api.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    configuration = Configuration(host=f"http://127.0.0.1:{port}")
-    client = ApiClient(configuration)
-    try:
-        yield Cluster(api, client, port)
-    finally:
-        client.close()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
-
-
-class Probe:
-    """An injected readiness probe: answers from a script, remembers what it was asked."""
-
-    def __init__(self, *answers: bool) -> None:
-        self.answers = list(answers) or [True]
-        self.asked: list[str] = []
-
-    async def __call__(self, address: str) -> bool:
-        self.asked.append(address)
-        return self.answers[0] if len(self.answers) == 1 else self.answers.pop(0)
-
-
-FAST = KubernetesDriverConfig(
-    start_timeout_s=5.0, poll_initial_s=0.01, poll_max_s=0.05, probe_interval_s=0.01
-)
-
-
-def spec(name: str = POD, **overrides: Any) -> ContainerSpec:
-    fields: dict[str, Any] = {
-        "name": name,
-        "runtime": "python:3.11",
-        "memory_mb": 256,
-        "cpus": 0.5,
-        "labels": {
-            MANAGED_LABEL: OWNER,
-            INSTANCE_LABEL: INSTANCE,
-            "io.nimbus.tenant": "acme",
-            "io.nimbus.function": "hello",
-            "io.nimbus.version": "1",
-        },
-        "env": {"GREETING": "hi"},
-        "node": "worker-b",
-    }
-    fields.update(overrides)
-    return ContainerSpec(**fields)
-
-
-def driver(
-    cluster: Cluster, probe: Probe | None = None, config: KubernetesDriverConfig = FAST
-) -> KubernetesDriver:
-    return KubernetesDriver(cluster.client, config=config, readiness=probe or Probe(True))
+cluster = kube_fake.cluster
 
 
 # --- create ---------------------------------------------------------------------
@@ -489,130 +274,3 @@ async def test_an_unreachable_api_is_a_driver_error() -> None:
             await drv.create(spec())
     finally:
         client.close()  # type: ignore[no-untyped-call]
-
-
-# --- destroy, orphans, stats ----------------------------------------------------------
-
-
-async def test_destroy_deletes_and_a_pod_already_gone_is_fine(cluster: Cluster) -> None:
-    cluster.api.existing.add(POD)
-    drv = driver(cluster)
-    handle = ContainerHandle(id="uid", name=POD, address="http://10.244.1.17:8080")
-    await drv.destroy(handle)
-    await drv.destroy(handle)  # the API now answers 404
-    first, second = cluster.api.sent("DELETE")
-    assert first.path == second.path == f"/api/v1/namespaces/{NS}/pods/{POD}"
-    assert first.body == {"gracePeriodSeconds": 1}
-    assert POD not in cluster.api.existing
-
-
-async def test_remove_orphans_deletes_only_this_owners_pods_of_other_instances(
-    cluster: Cluster,
-) -> None:
-    everything = [p["metadata"]["name"] for page in cluster.api.pod_pages for p in page["items"]]
-    cluster.api.existing.update(everything)
-
-    removed = await driver(cluster).remove_orphans(OWNER, INSTANCE)
-
-    lists = cluster.api.sent("GET")
-    assert [r.query.get("labelSelector") for r in lists] == [f"{MANAGED_LABEL}={OWNER}"] * 2
-    assert "continue" in lists[1].query  # followed the second page
-    deleted = sorted(r.path.rsplit("/", 1)[1] for r in cluster.api.sent("DELETE"))
-    # Ours (this instance) stays; the terminating one is left to finish; the other
-    # owner's pod is never even listed.
-    assert deleted == ["nimbus-0aa0e7c4-3-a90e12", "nimbus-0aa0e7c4-4-55d0b1"]
-    assert removed == 2
-    assert {POD, "nimbus-77c0ffee-9-abcdef"} <= cluster.api.existing
-
-
-async def test_stats_are_unknown_rather_than_invented(cluster: Cluster) -> None:
-    stats = await driver(cluster).stats(ContainerHandle(id="u", name=POD, address="http://x:1"))
-    assert (stats.peak_memory_mb, stats.cpu_seconds) == (None, None)
-    assert cluster.api.requests == []
-
-
-async def test_a_kubeconfig_client_reaches_the_named_cluster(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(
-        f"""
-apiVersion: v1
-kind: Config
-clusters:
-  - name: test
-    cluster: {{server: "http://127.0.0.1:{cluster.port}"}}
-users:
-  - name: nimbus
-    user: {{token: not-a-real-token}}
-contexts:
-  - name: test
-    context: {{cluster: test, user: nimbus, namespace: {NS}}}
-current-context: test
-"""
-    )
-    client = load_api_client(str(kubeconfig))
-    try:
-        cluster.api.existing.add(POD)
-        drv = KubernetesDriver(client, config=FAST, readiness=Probe(True))
-        await drv.destroy(ContainerHandle(id="u", name=POD, address="http://x:1"))
-    finally:
-        client.close()  # type: ignore[no-untyped-call]
-    assert [r.path for r in cluster.api.sent("DELETE")] == [f"/api/v1/namespaces/{NS}/pods/{POD}"]
-    assert cluster.api.headers[-1]["Authorization"] == "Bearer not-a-real-token"
-
-
-def test_the_driver_satisfies_the_protocol(cluster: Cluster) -> None:
-    drv = driver(cluster)
-    assert isinstance(drv, ContainerDriver)
-    assert drv.name == "kubernetes"
-
-
-# --- the node provider over HTTP ------------------------------------------------------
-
-
-async def test_node_provider_reads_allocatable_taints_and_readiness(cluster: Cluster) -> None:
-    tolerate = Toleration("nimbus.io/dedicated", "Equal", "functions", "NoSchedule")
-    provider = KubernetesNodeProvider(
-        cluster.client, tolerations=[tolerate], label_selector="nimbus.io/pool=functions"
-    )
-    nodes = {n.id: n for n in await provider.list_nodes()}
-
-    (request,) = cluster.api.sent("GET")
-    assert request.path == "/api/v1/nodes"
-    assert request.query["labelSelector"] == "nimbus.io/pool=functions"
-    assert set(nodes) == {"control-plane", "worker-a", "worker-b", "worker-c", "worker-d"}
-    assert (nodes["worker-a"].vcpu, nodes["worker-a"].memory_mb) == (3.92, 15224636 // 1024)
-    assert (nodes["worker-b"].vcpu, nodes["worker-b"].memory_mb) == (3.8, 15 * 1024)
-    assert nodes["worker-c"].memory_mb == 3500 * 10**6 // 2**20
-    usable = sorted(n.id for n in nodes.values() if n.usable)
-    assert usable == ["worker-a", "worker-b"]
-    assert not nodes["control-plane"].schedulable and nodes["control-plane"].ready
-    assert not nodes["worker-c"].schedulable  # cordoned
-    assert not nodes["worker-d"].ready  # kubelet stopped posting status
-    assert nodes["worker-b"].labels["nimbus.io/pool"] == "functions"
-
-
-async def test_node_provider_without_the_toleration_skips_the_dedicated_node(
-    cluster: Cluster,
-) -> None:
-    nodes = {n.id: n for n in await KubernetesNodeProvider(cluster.client).list_nodes()}
-    assert not nodes["worker-a"].schedulable
-    assert nodes["worker-b"].schedulable  # PreferNoSchedule does not block
-
-
-async def test_node_provider_forbidden_names_the_cluster_role(cluster: Cluster) -> None:
-    cluster.api.nodes_reply = (403, fixture("status-403-forbidden-list-nodes.json"))
-    with pytest.raises(NodeListError) as caught:
-        await KubernetesNodeProvider(cluster.client).list_nodes()
-    assert "missing permission to list nodes" in str(caught.value)
-    assert 'cannot list resource "nodes"' in str(caught.value)
-
-
-async def test_node_lifecycle_belongs_to_the_cluster_autoscaler(cluster: Cluster) -> None:
-    provider = KubernetesNodeProvider(cluster.client)
-    with pytest.raises(NodeLifecycleNotSupported, match="cluster autoscaler"):
-        await provider.provision("m5.large")
-    with pytest.raises(NotImplementedError, match="worker-a"):
-        await provider.release("worker-a")
-    assert cluster.api.requests == []

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.unit import objects_backends as backends
+from tests.unit.buckets_platform import Bucketed
 from tests.unit.objects_backends import Backend, opened, read_all
-from tests.unit.test_buckets import Bucketed
 
 objects_backend = backends.objects_backend  # the fixture: one run per backend
 

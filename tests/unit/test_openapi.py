@@ -103,7 +103,12 @@ def test_the_openapi_document_is_public() -> None:
 
 def test_head_uses_the_get_entry_and_unlisted_routes_are_unchecked() -> None:
     assert declared_query("HEAD", "/v1/activations") == {"function", "limit", "cursor"}
-    assert declared_query("POST", "/v1/functions/{name}/invoke") == {"async", "blocking"}
+    assert declared_query("POST", "/v1/functions/{name}/invoke") == {
+        "async",
+        "blocking",
+        "version",
+        "alias",
+    }
     assert declared_query("GET", "/v1/not-yet-documented") is None
 
 

@@ -11,7 +11,7 @@ import pytest
 from gateway.config import retention_days
 from invoker.retention import DAY_S, RetentionSweeper, retention_cutoff
 from invoker.store.sqlite import SqliteStore
-from tests.unit.test_store import T0, finished, pending, usage_of
+from tests.unit.store_suite import T0, finished, pending, usage_of
 
 BIG = {"blob": "z" * 100_000}  # about 25 pages each
 

@@ -25,8 +25,8 @@ from invoker.store.base import (
     page_end,
 )
 from invoker.store.sqlite import SqliteStore
-from tests.unit import test_store as suite
-from tests.unit.test_store import (
+from tests.unit import store_suite as suite
+from tests.unit.store_suite import (
     T0,
     THUMB,
     Backend,

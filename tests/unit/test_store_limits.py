@@ -1,7 +1,7 @@
 """The store suite, continued: fair claims, backlogs and tenant limits, on both backends.
 
 The `store` and `backend` fixtures (SQLite, and PostgreSQL at NIMBUS_TEST_POSTGRES_URL)
-are test_store.py's.
+are store_suite's.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import replace
 from invoker.api import Status
 from invoker.store.base import Store
 from invoker.tenant_limits import TenantLimits
-from tests.unit import test_store as contract
-from tests.unit.test_store import T0, Backend, pending
+from tests.unit import store_suite as contract
+from tests.unit.store_suite import T0, Backend, pending
 
 store = contract.store  # the fixtures, one run per backend
 backend = contract.backend

@@ -1,7 +1,7 @@
 """The store's SQL written once: how it runs on each dialect, and what both must agree on.
 
 Pure tests of the steps and the dialects, then contracts on SQLite and PostgreSQL alike
-(the `store` and `backend` fixtures are test_store.py's; PostgreSQL at
+(the `store` and `backend` fixtures are store_suite's; PostgreSQL at
 NIMBUS_TEST_POSTGRES_URL).
 """
 
@@ -29,8 +29,8 @@ from invoker.store.sql.statements import Dialect, Done, Steps, Stmt, drive, driv
 from invoker.store.sqlite import SqliteStore
 from invoker.store.sqlite import schema as sqlite_schema
 from invoker.store.sqlite.dialect import SqliteDialect
-from tests.unit import test_store as suite
-from tests.unit.test_store import T0, Backend, pending, postgres_url, rule, trigger
+from tests.unit import store_suite as suite
+from tests.unit.store_suite import T0, Backend, pending, postgres_url, rule, trigger
 
 store = suite.store  # the fixtures, one run per backend
 backend = suite.backend

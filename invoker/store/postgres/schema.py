@@ -7,7 +7,13 @@ concurrent CREATE ... IF NOT EXISTS can still collide in the catalog.
 
 from __future__ import annotations
 
-from invoker.store.sql.schema import KEYS_BACKFILL, ColumnTypes, function_columns, tables
+from invoker.store.sql.schema import (
+    KEYS_BACKFILL,
+    VERSIONS_BACKFILL,
+    ColumnTypes,
+    function_columns,
+    tables,
+)
 
 TYPES = ColumnTypes(
     real="DOUBLE PRECISION",
@@ -32,5 +38,5 @@ _FUNCTION_UPGRADES = "".join(
     for column, kind in function_columns(TYPES)
 )
 
-SCHEMA = tables(TYPES) + _UPGRADES + _FUNCTION_UPGRADES + KEYS_BACKFILL
+SCHEMA = tables(TYPES) + _UPGRADES + _FUNCTION_UPGRADES + VERSIONS_BACKFILL + KEYS_BACKFILL
 """Everything `open` runs, in order."""

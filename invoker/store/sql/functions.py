@@ -1,8 +1,9 @@
 """Functions and their code in SQL, for both dialects.
 
-A deploy stores its code blob (once per content hash) and upserts the function in one
-statement, so concurrent deploys of one function get distinct versions. Blob collection
-runs under the blob lock held exclusively, which deploys hold shared from their blob
+A deploy stores its code blob (once per content hash), upserts the function in one
+statement, so concurrent deploys of one function get distinct versions, and keeps that
+row as its immutable version (`invoker.store.sql.versions`), in one transaction. Blob
+collection runs under the blob lock held exclusively, which deploys hold shared from their blob
 insert to their commit: a sweep never removes a blob a concurrent deploy is about to
 reference (`Dialect.blob_lock`; SQLite has one writer and needs none).
 """
@@ -12,10 +13,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from invoker.api import FunctionSpec
 from invoker.store.functions import FunctionDraft, StoredFunction
-from invoker.store.sql.rows import first, from_row, scalar
-from invoker.store.sql.statements import Dialect, SqlStore, Steps, command, each, query
+from invoker.store.sql.function_rows import function_from_row
+from invoker.store.sql.rows import first, scalar
+from invoker.store.sql.statements import Dialect, Steps, command, each, query
+from invoker.store.sql.versions import SqlVersions, forget_steps, snapshot_steps
+
+__all__ = ["UNUSED_BLOBS", "SqlFunctions", "delete_steps", "function_from_row", "put_steps"]
 
 _PUT_BLOB = "INSERT INTO blobs (sha256, data) VALUES (?1, ?2) ON CONFLICT DO NOTHING"
 # `version` 1 is a new function: an update always makes it 2 or more.
@@ -39,27 +43,10 @@ RETURNING *
 _ONE = "SELECT * FROM functions WHERE tenant = ?1 AND name = ?2"
 UNUSED_BLOBS = (
     "DELETE FROM blobs WHERE NOT EXISTS "
-    "(SELECT 1 FROM functions f WHERE f.code_sha256 = blobs.sha256)"
+    "(SELECT 1 FROM functions f WHERE f.code_sha256 = blobs.sha256) AND NOT EXISTS "
+    "(SELECT 1 FROM function_versions v WHERE v.code_sha256 = blobs.sha256)"
 )
-"""Collect the code blobs no function uses (under the exclusive blob lock)."""
-
-
-def function_from_row(row: Any) -> StoredFunction:
-    """A stored function from its row."""
-    components = row["components"]
-    spec = from_row(
-        FunctionSpec,
-        row,
-        env=json.loads(row["env"]),
-        network=bool(row["network"]),
-        params=json.loads(row["params"]),
-        secret_params=tuple(json.loads(row["secret_params"])),
-        web=bool(row["web"]),
-        web_raw=bool(row["web_raw"]),
-        sequence=tuple(json.loads(components)) if components is not None else (),
-        annotations=json.loads(row["annotations"]),
-    )
-    return from_row(StoredFunction, row, spec=spec)
+"""Collect the code blobs no function or version uses (under the exclusive blob lock)."""
 
 
 def _json(value: Any) -> str:
@@ -67,7 +54,8 @@ def _json(value: Any) -> str:
 
 
 def put_steps(d: Dialect, draft: FunctionDraft, now: float) -> Steps[tuple[StoredFunction, bool]]:
-    """Store the code blob and the function; `version` grows by one on every update."""
+    """Store the code blob, the function and its new version; `version` grows by one on
+    every update."""
     sha = draft.code_sha256
     yield from each(d.blob_lock(shared=True))
     yield command(_PUT_BLOB, sha, draft.code)
@@ -80,22 +68,25 @@ def put_steps(d: Dialect, draft: FunctionDraft, now: float) -> Steps[tuple[Store
         *(_json(dict(f.params)), _json(list(f.secret_params)), f.web, f.web_raw),
         *(f.web_secret_hash, components, _json(dict(f.annotations))),
     )
-    row = first(upserted)
-    stored = function_from_row(row)
+    stored = function_from_row(first(upserted))
+    yield from snapshot_steps(f.tenant, f.name, stored.spec.version)
     return stored, stored.spec.version == 1
 
 
 def delete_steps(d: Dialect, tenant: str, name: str) -> Steps[bool]:
-    """Remove a function, what keep-alive learned of it, and code no function uses."""
+    """Remove a function with its versions and aliases, what keep-alive learned of it,
+    and code no function uses."""
     yield from each(d.blob_lock(shared=False))
     gone = yield command("DELETE FROM functions WHERE tenant = ?1 AND name = ?2", tenant, name)
+    yield from forget_steps(tenant, name)
     yield command(UNUSED_BLOBS)
     yield command("DELETE FROM keepalive WHERE tenant = ?1 AND function = ?2", tenant, name)
     return gone.count == 1
 
 
-class SqlFunctions(SqlStore):
-    """Functions and code blobs, for either dialect."""
+class SqlFunctions(SqlVersions):
+    """Functions and code blobs, and (`SqlVersions`) their versions and aliases, for
+    either dialect."""
 
     async def put_function(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
         """`put_steps` in one transaction."""

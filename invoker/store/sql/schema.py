@@ -52,6 +52,41 @@ CREATE TABLE IF NOT EXISTS functions (
     PRIMARY KEY (tenant, name)
 );
 CREATE INDEX IF NOT EXISTS functions_by_code ON functions (code_sha256);
+CREATE TABLE IF NOT EXISTS function_versions (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    runtime TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    code_kind TEXT NOT NULL,
+    code_size INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    timeout_s {real} NOT NULL,
+    concurrency INTEGER NOT NULL,
+    env TEXT NOT NULL,
+    network {boolean} NOT NULL,
+    params TEXT NOT NULL,
+    secret_params TEXT NOT NULL,
+    web {boolean} NOT NULL,
+    web_raw {boolean} NOT NULL,
+    web_secret_hash TEXT,
+    components TEXT,
+    annotations TEXT NOT NULL,
+    created {real} NOT NULL,
+    PRIMARY KEY (tenant, name, version)
+);
+CREATE INDEX IF NOT EXISTS function_versions_by_code ON function_versions (code_sha256);
+CREATE TABLE IF NOT EXISTS function_aliases (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    weight {real} NOT NULL,
+    created {real} NOT NULL,
+    updated {real} NOT NULL,
+    PRIMARY KEY (tenant, name, alias, version)
+);
 CREATE TABLE IF NOT EXISTS activations (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
@@ -180,6 +215,23 @@ def function_columns(types: ColumnTypes) -> list[tuple[str, str]]:
     """The functions table's later columns, in one dialect's types, for `ALTER TABLE`."""
     return [(name, kind.format(**asdict(types))) for name, kind in _FUNCTION_COLUMNS]
 
+
+VERSION_COLUMNS = (
+    "tenant, name, version, runtime, handler, code_sha256, code_kind, code_size, memory_mb, "
+    "timeout_s, concurrency, env, network, params, secret_params, web, web_raw, "
+    "web_secret_hash, components, annotations"
+)
+"""What a version copies of its function's row as a deploy left it (then `created`)."""
+
+# A function deployed before versions existed (or by an older gateway sharing the
+# database) gets its current row as its version; run after the functions' later columns.
+VERSIONS_BACKFILL = f"""
+INSERT INTO function_versions ({VERSION_COLUMNS}, created)
+    SELECT {VERSION_COLUMNS}, updated FROM functions f
+    WHERE NOT EXISTS (SELECT 1 FROM function_versions v
+        WHERE v.tenant = f.tenant AND v.name = f.name AND v.version = f.version)
+    ON CONFLICT DO NOTHING;
+"""
 
 # A tenant made before `tenant_keys` existed gets a key row for the hash it was made with.
 KEYS_BACKFILL = """

@@ -35,6 +35,8 @@ OWNED_TABLES = (
     "tenant_limits",
     "triggers",
     "rules",
+    "function_versions",
+    "function_aliases",
 )
 _ADD_TENANT = (
     "INSERT INTO tenants (name, key_hash, created) VALUES (?1, ?2, ?3) "

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 
-from invoker.store.sql.schema import KEYS_BACKFILL, ColumnTypes, function_columns, tables
+from invoker.store.sql.schema import (
+    KEYS_BACKFILL,
+    VERSIONS_BACKFILL,
+    ColumnTypes,
+    function_columns,
+    tables,
+)
 
 WAL_LIMIT_BYTES = 64 * 2**20
 """The write-ahead log is cut back to this after a checkpoint (moving pages grows it)."""
@@ -44,7 +50,8 @@ def migrate(db: sqlite3.Connection) -> None:
     """Create the tables, and bring a store made by an older version up to date.
 
     On open, in autocommit mode: the lease columns of the queue, the functions' later
-    columns (`function_columns`), the activations' `size` column (filled once for older
+    columns (`function_columns`), a version for each function made before versions
+    (`VERSIONS_BACKFILL`), the activations' `size` column (filled once for older
     rows), key rows for older tenants, and the indexes.
     """
     db.executescript(tables(TYPES))
@@ -56,6 +63,7 @@ def migrate(db: sqlite3.Connection) -> None:
     for column, kind in function_columns(TYPES):
         if column not in functions:
             db.execute(f"ALTER TABLE functions ADD COLUMN {column} {kind}")
+    db.executescript(VERSIONS_BACKFILL)  # after the columns it copies
     if "size" not in _columns(db, "activations"):
         db.execute("ALTER TABLE activations ADD COLUMN size INTEGER")
         db.execute(_BACKFILL_SIZE)  # once: every later write sets it
