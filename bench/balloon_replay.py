@@ -5,6 +5,7 @@ on a fixed, memory-bound pool of nodes through the real policies: `invoker.conta
 (when an idle container deflates, to what) and `invoker.nodes.overcommit` (a node admits idle
 containers at their deflated size; a call starts only when its full memory fits, evicting idle
 containers first, lowest keep value = least recently used first, else going cold elsewhere).
+The model and the replay are in `balloon_model.py`.
 
 Model (one container per function, as the data README's replay):
 - A minute's calls run back to back on the function's container: one busy period of
@@ -12,248 +13,69 @@ Model (one container per function, as the data README's replay):
   offset in the minute (at 0 when it fills the minute). No call runs deflated.
 - A container idle for the balloon's grace (2 s) deflates; it is kept warm 10 minutes after
   its last call (fixed keep-alive), unless evicted for memory first.
-- Memory per function, from 100_mem.csv (per app; here one function per app):
-  `memory_mb`, the limit a call needs = the app's `AverageAllocatedMb_pct100` rounded up to
-  a 128 MB step (the smallest Lambda-style size that never ran out in the data); the idle
-  working set = its `AverageAllocatedMb_pct50` (the samples span each app's whole life,
-  idle most of it, so the median sample is the trace's closest figure to an idle
-  container's footprint; pct1 and pct95 are shown as sensitivity).
+- Memory per function, from 100_mem.csv (per app; here one function per app; Azure's
+  samples of each app's allocated memory, measured in production over the app's life):
+  `memory_mb`, the configured limit a call needs and the platform reserves, is modelled from
+  the app's peak `AverageAllocatedMb_pct100`: by default (`--limit-factor 1.0`, no
+  `--limit-sizes`) the peak rounded up to a 128 MB step, i.e. users configure exactly their
+  peak. Real users configure more than they use (Lambda users pick from fixed sizes, often
+  2x their use): `--limit-factor F` asks for F x the peak, and `--limit-sizes` rounds up to
+  the smallest of fixed sizes (bare: Lambda's 128, 256, 512, 1024, 1536, 2048, 3008 MB; a
+  function whose F x peak exceeds them all gets the largest, never less than its peak).
+  The idle working set = `AverageAllocatedMb_pct50` (the samples span each app's whole
+  life, idle most of it, so the median sample is the trace's closest figure to an idle
+  container's footprint; pct1 and pct95 are shown as sensitivity). It does not grow with F:
+  a function uses what it uses, whatever its limit.
 - A start with no warm container is a cold start (counted once per busy period, as
   keepalive.py counts one cold call per minute); a warm container that cannot inflate on
   its node is dropped and the call goes cold elsewhere. A start that fits on no node even
   after evicting every idle container there is rejected (counted cold, and reported).
+- Accounting check: ballooning only shrinks idle containers. When the busy memory alone
+  (every busy container at full size) exceeds the pool, no overcommit can serve the start:
+  `busy>pool` counts such rejected starts, and a NOTE gives how often the trace's own busy
+  demand exceeds the pool at each node size.
 - "Failed for memory": a call that would start without its full memory resident (0 by
   construction of `overcommit`, checked on every start).
 
+Sensitivity table: F = 1.0, 1.5, 2.0 (`--table-factors`) with fixed sizes (`--limit-sizes`,
+default Lambda's) at two node sizes (`--table-gb`, default 16 and 20 GiB: there the pool is
+memory-bound for the full-size baseline at every F, x floor > 1, and busy memory alone
+rarely exceeds it).
+
     .venv/bin/python bench/balloon_replay.py [../shared/data/azure-functions-2019]
+        [--limit-factor 1.0] [--limit-sizes [MB ...]] [--table-gb 16 20]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import heapq
-import math
-import random
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from keepalive import DEFAULT_DATA, MINUTE_S, Function, load_trace, percentile
-
-from invoker.containers.balloon import BalloonConfig, BalloonView, Deflate, decide, target_mb
-from invoker.nodes.overcommit import (
-    Admit,
-    NodeMemory,
-    OvercommitLimits,
-    Resident,
-    admit_call,
-    place_cold,
+from balloon_model import (
+    LAMBDA_SIZES_MB,
+    STEP_MB,
+    Demand,
+    Outcome,
+    Period,
+    Sizing,
+    busy_demand,
+    busy_periods,
+    deflated_mb,
+    mean_deflated_ratio,
+    memory_figures,
+    replay,
+    run_pair,
 )
+from keepalive import DEFAULT_DATA, Function, load_trace
 
-KEEP_ALIVE_S = 600.0
-STEP_MB = 128
-END, DEFLATE, START, EXPIRE = range(4)  # event order at equal times
+from invoker.containers.balloon import BalloonConfig
+from invoker.nodes.overcommit import OvercommitLimits
 
-
-@dataclass(frozen=True)
-class Period:
-    """One busy period of a function: [start, end) seconds, and the calls it serves."""
-
-    start: float
-    end: float
-    calls: int
-
-
-@dataclass(frozen=True)
-class Sizing:
-    """A function's memory: the limit a call needs and its idle working set."""
-
-    memory_mb: int
-    working_set_mb: float
-
-
-def memory_figures(path: Path, ws_column: str) -> dict[str, Sizing]:
-    """Per app: memory_mb from pct100 (rounded up to 128 MB), working set from `ws_column`."""
-    out = {}
-    with open(path / "100_mem.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            limit = math.ceil(float(row["AverageAllocatedMb_pct100"]) / STEP_MB) * STEP_MB
-            out[row["HashApp"]] = Sizing(limit, float(row[ws_column]))
-    return out
-
-
-def busy_periods(path: Path, functions: list[Function], seed: int) -> list[list[Period]]:
-    """Each function's busy periods, from its calls per minute and mean duration."""
-    with open(path / "100_run.csv", newline="") as f:
-        mean_s = {r["HashFunction"]: float(r["Average"]) / 1000.0 for r in csv.DictReader(f)}
-    rng = random.Random(seed)
-    out = []
-    for fn in functions:
-        periods = []
-        for minute, n in enumerate(fn.calls_per_minute):
-            if n == 0:
-                continue
-            busy = min(MINUTE_S, n * mean_s[fn.key])
-            offset = rng.uniform(0.0, MINUTE_S - busy)
-            start = minute * MINUTE_S + offset
-            periods.append(Period(start, start + busy, n))
-        out.append(periods)
-    return out
-
-
-@dataclass
-class Box:
-    """A warm container in the replay."""
-
-    fn: int
-    node: int
-    memory_mb: int
-    limit_mb: int
-    busy: bool
-    last_used: float
-    generation: int
-
-
-@dataclass
-class Outcome:
-    """What one replay saw."""
-
-    label: str
-    calls: int = 0
-    colds: int = 0
-    evictions: int = 0
-    refused_inflations: int = 0
-    rejected_calls: int = 0
-    failed_for_memory: int = 0
-    deflations: int = 0
-    peak_ratio: float = 0.0
-    cold_by_app: dict[str, list[int]] = field(default_factory=dict)
-
-    @property
-    def cold_pct(self) -> float:
-        """Cold busy periods as a percentage of calls."""
-        return 100.0 * self.colds / self.calls
-
-    @property
-    def p75_app_cold_pct(self) -> float:
-        """75th percentile across apps of cold-start % (as keepalive.py reports it)."""
-        return percentile((100.0 * c / n for n, c in self.cold_by_app.values() if n), 75)
-
-
-def replay(
-    label: str,
-    functions: list[Function],
-    periods: list[list[Period]],
-    sizing: list[Sizing],
-    nodes: int,
-    node_mb: int,
-    balloon: BalloonConfig | None,
-    limits: OvercommitLimits,
-) -> Outcome:
-    """One run of the pool over the whole day."""
-    out = Outcome(label)
-    boxes: dict[int, Box] = {}
-    on_node: list[set[int]] = [set() for _ in range(nodes)]
-    events: list[tuple[float, int, int, int, int]] = []  # time, kind, fn, period/gen, seq
-    for k, ps in enumerate(periods):
-        for j, p in enumerate(ps):
-            heapq.heappush(events, (p.start, START, k, j, 0))
-    generation = 0
-
-    def memory(n: int) -> NodeMemory:
-        residents = tuple(
-            Resident(
-                str(f),
-                boxes[f].memory_mb,
-                boxes[f].limit_mb,
-                boxes[f].busy,
-                boxes[f].last_used,
-            )
-            for f in on_node[n]
-        )
-        return NodeMemory(str(n), node_mb, residents)
-
-    def remove(f: int) -> None:
-        on_node[boxes.pop(f).node].discard(f)
-
-    def evict(ids: tuple[str, ...]) -> None:
-        out.evictions += len(ids)
-        for cid in ids:
-            remove(int(cid))
-
-    while events:
-        now, kind, k, j, gen = heapq.heappop(events)
-        box = boxes.get(k)
-        if kind == END and box is not None:
-            box.busy, box.last_used = False, now
-            generation += 1
-            box.generation = generation
-            if balloon is not None:
-                heapq.heappush(events, (now + balloon.idle_grace_s, DEFLATE, k, 0, generation))
-            heapq.heappush(events, (now + KEEP_ALIVE_S, EXPIRE, k, 0, generation))
-        elif kind == DEFLATE and box is not None and box.generation == gen and balloon:
-            idle_since = None if box.busy else box.last_used
-            view = BalloonView(box.memory_mb, box.limit_mb, sizing[k].working_set_mb, idle_since)
-            resize = decide(view, now, balloon)
-            if isinstance(resize, Deflate):
-                box.limit_mb = resize.limit_mb
-                out.deflations += 1
-        elif kind == EXPIRE and box is not None and box.generation == gen and not box.busy:
-            remove(k)
-        elif kind == START:
-            p = periods[k][j]
-            app = functions[k].app
-            stats = out.cold_by_app.setdefault(app, [0, 0])
-            out.calls += p.calls
-            stats[0] += p.calls
-            need = sizing[k].memory_mb
-            if box is not None:
-                answer = admit_call(memory(box.node), str(k), limits)
-                if isinstance(answer, Admit):
-                    evict(answer.evict)
-                    box.limit_mb, box.busy = box.memory_mb, True
-                else:
-                    out.refused_inflations += 1
-                    remove(k)
-                    box = None
-            if box is None:
-                stats[1] += 1
-                out.colds += 1
-                placed = place_cold([memory(n) for n in range(nodes)], need, limits)
-                if placed is None:
-                    out.rejected_calls += p.calls
-                    continue
-                node, admit = int(placed[0]), placed[1]
-                evict(admit.evict)
-                box = Box(k, node, need, need, True, now, 0)
-                boxes[k] = box
-                on_node[node].add(k)
-            generation += 1  # pending deflations and expiries of the last idle spell are void
-            box.generation = generation
-            heapq.heappush(events, (p.end, END, k, 0, 0))
-            state = memory(box.node)
-            if box.limit_mb != box.memory_mb or state.resident_mb > state.capacity_mb:
-                out.failed_for_memory += p.calls
-            out.peak_ratio = max(out.peak_ratio, state.ratio)
-    return out
-
-
-def run_pair(
-    functions: list[Function],
-    periods: list[list[Period]],
-    sizing: list[Sizing],
-    nodes: int,
-    node_mb: int,
-    limits: OvercommitLimits,
-) -> tuple[Outcome, Outcome]:
-    """The same pool without and with ballooning."""
-    plain = replay("full size", functions, periods, sizing, nodes, node_mb, None, limits)
-    deflated = replay(
-        "ballooning", functions, periods, sizing, nodes, node_mb, BalloonConfig(), limits
-    )
-    return plain, deflated
+TARGET = 0.7  # at least 30 % fewer cold starts than full size
 
 
 def row(label: str, o: Outcome, base: Outcome | None = None) -> str:
@@ -261,15 +83,151 @@ def row(label: str, o: Outcome, base: Outcome | None = None) -> str:
     ratio = f"{o.colds / base.colds:>6.2f}" if base is not None and base.colds else f"{'':>6}"
     return (
         f"  {label:<22} {o.colds:>7,} {o.cold_pct:>7.2f} {ratio} {o.p75_app_cold_pct:>8.2f}"
-        f" {o.evictions:>9,} {o.refused_inflations:>8,} {o.rejected_calls:>8,}"
-        f" {o.failed_for_memory:>7} {o.peak_ratio:>6.2f}"
+        f" {o.evictions:>9,} {o.refused_inflations:>8,} {o.rejected_starts:>8,}"
+        f" {o.busy_bound:>9,} {o.failed_for_memory:>7} {o.peak_ratio:>6.2f}"
     )
 
 
 HEADER = (
     f"  {'pool / run':<22} {'colds':>7} {'cold %':>7} {'x full':>6} {'p75 app':>8}"
-    f" {'evictions':>9} {'refused':>8} {'rejected':>8} {'failed':>7} {'ratio':>6}"
+    f" {'evictions':>9} {'refused':>8} {'rejected':>8} {'busy>pool':>9} {'failed':>7}"
+    f" {'ratio':>6}"
 )
+
+TABLE_HEADER = (
+    f"  {'F':>4} {'node':>6} {'x floor':>7} | {'full: cold %':>12} {'evictions':>9} |"
+    f" {'balloon: cold %':>15} {'evictions':>9} {'x full':>6} | {'failed':>6}"
+    f" {'busy>pool':>9} {'defl/full':>9}"
+)
+
+
+def limit_model(factor: float, sizes: Sequence[int] | None) -> str:
+    """How memory_mb is derived, in words."""
+    peak = "pct100" if factor == 1.0 else f"{factor:g} x pct100"
+    if sizes is None:
+        return f"memory_mb = {peak} rounded up to {STEP_MB} MB"
+    return f"memory_mb = smallest of {'/'.join(map(str, sorted(sizes)))} MB >= {peak}"
+
+
+def busy_note(gb: float, demand: Demand, pool_mb: int) -> str | None:
+    """The NOTE for a pool whose busy memory alone exceeds it, else None."""
+    if demand.over_starts == 0:
+        return None
+    return (
+        f"  NOTE {gb:g} GiB: busy memory alone (peak {demand.peak_mb / 1024:.1f} GiB) exceeds"
+        f" the {pool_mb / 1024:g} GiB pool at {demand.over_starts:,} starts"
+        f" ({demand.over_s / 60:.0f} min of the day); ballooning only shrinks idle"
+        f" containers, so those starts go cold or are rejected with or without it"
+    )
+
+
+def table_line(
+    factor: float, gb: float, floor: Outcome, plain: Outcome, ball: Outcome, ratio: float
+) -> str:
+    """One line of the limit-factor sensitivity table."""
+    return (
+        f"  {factor:>4.1f} {gb:>4g}Gi {plain.colds / floor.colds:>7.2f} |"
+        f" {plain.cold_pct:>12.3f} {plain.evictions:>9,} | {ball.cold_pct:>15.3f}"
+        f" {ball.evictions:>9,} {ball.colds / plain.colds:>6.2f} |"
+        f" {plain.failed_for_memory + ball.failed_for_memory:>6}"
+        f" {ball.busy_bound:>9,} {ratio:>9.2f}"
+    )
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every run of one invocation shares."""
+
+    path: Path
+    functions: list[Function]
+    periods: list[list[Period]]
+    nodes: int
+    limits: OvercommitLimits
+    cfg: BalloonConfig
+
+    def sizes(self, column: str, factor: float, fixed: Sequence[int] | None) -> list[Sizing]:
+        """Each function's sizing: working set from `column`, limit from F and `fixed`."""
+        figures = memory_figures(self.path, column, factor, fixed)
+        return [figures[f.app] for f in self.functions]
+
+    def with_working_set(self, sizing: Sequence[Sizing], column: str) -> list[Sizing]:
+        """The same limits with the working set taken from another 100_mem.csv column."""
+        other = self.sizes(column, 1.0, None)
+        return [Sizing(s.memory_mb, o.working_set_mb) for s, o in zip(sizing, other, strict=True)]
+
+    def floor(self, sizing: Sequence[Sizing]) -> Outcome:
+        """The unbounded pool: cold starts that no memory could avoid."""
+        return replay("", self.functions, self.periods, sizing, 1, 1 << 30, None, self.limits)
+
+    def pair(self, sizing: Sequence[Sizing], gb: float) -> tuple[Outcome, Outcome]:
+        """Full size and ballooning on nodes of `gb` GiB."""
+        return run_pair(
+            self.functions, self.periods, sizing, self.nodes, int(gb * 1024), self.limits
+        )
+
+    def note(self, sizing: Sequence[Sizing], gb: float) -> str | None:
+        """The busy-memory NOTE for nodes of `gb` GiB, if busy memory alone overflows."""
+        pool_mb = self.nodes * int(gb * 1024)
+        return busy_note(gb, busy_demand(self.periods, sizing, pool_mb), pool_mb)
+
+
+Ratios = dict[str, tuple[float, int]]  # label: (colds x full size, calls failed for memory)
+
+
+def by_node(setup: Setup, sizing: list[Sizing], gbs: list[float], ws_gb: float) -> Ratios:
+    """The main table (one pair per node size) and the working-set sensitivity."""
+    print("By node memory (working set = pct50; rejected and busy>pool count starts):")
+    print(HEADER)
+    ratios: Ratios = {}
+    for gb in gbs:
+        plain, ball = setup.pair(sizing, gb)
+        print(row(f"{gb:g} GiB full size", plain))
+        print(row(f"{gb:g} GiB ballooning", ball, plain))
+        failed = plain.failed_for_memory + ball.failed_for_memory
+        ratios[f"{gb:g} GiB nodes"] = (ball.colds / plain.colds, failed)
+    print("\n".join(n for n in (setup.note(sizing, gb) for gb in gbs) if n))
+    node_mb = int(ws_gb * 1024)
+    print(f"\nSensitivity at {ws_gb:g} GiB nodes (x full: to the {ws_gb:g} GiB full-size run):")
+    print(HEADER)
+    fns, periods, limits = setup.functions, setup.periods, setup.limits
+    base = replay("", fns, periods, sizing, setup.nodes, node_mb, None, limits)
+    variants = [
+        (f"ws={c.rsplit('_', 1)[1]}", setup.with_working_set(sizing, c), limits)
+        for c in ("AverageAllocatedMb_pct1", "AverageAllocatedMb_pct95")
+    ]
+    variants.append(("ws=0 (bound)", [Sizing(s.memory_mb, 0.0) for s in sizing], limits))
+    variants.append(("cap 1.5", sizing, OvercommitLimits(max_ratio=1.5)))
+    for label, variant, caps in variants:
+        ball = replay("", fns, periods, variant, setup.nodes, node_mb, setup.cfg, caps)
+        print(row(f"{label} ballooning", ball, base))
+    return ratios
+
+
+def factor_table(
+    setup: Setup, factors: list[float], gbs: list[float], fixed: Sequence[int]
+) -> Ratios:
+    """The limit-factor sensitivity table: F x node size, full size against ballooning."""
+    print(
+        f"\nConfigured limit = smallest of {'/'.join(map(str, fixed))} MB >= F x pct100"
+        f" (working set pct50, {setup.nodes} nodes; x floor: full-size colds / unbounded"
+        " colds, > 1 = memory-bound; defl/full: mean per function):"
+    )
+    print(TABLE_HEADER)
+    ratios: Ratios = {}
+    notes = []
+    for factor in factors:
+        sizing = setup.sizes("AverageAllocatedMb_pct50", factor, fixed)
+        floor = setup.floor(sizing)
+        mean_ratio = mean_deflated_ratio(sizing, setup.cfg)
+        for gb in gbs:
+            plain, ball = setup.pair(sizing, gb)
+            print(table_line(factor, gb, floor, plain, ball, mean_ratio))
+            failed = plain.failed_for_memory + ball.failed_for_memory
+            ratios[f"F={factor:g}, {gb:g} GiB nodes"] = (ball.colds / plain.colds, failed)
+            note = setup.note(sizing, gb)
+            notes.append(f"{note} (F={factor:g})" if note else "")
+    print("\n".join(n for n in notes if n))
+    return ratios
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,70 +241,73 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sensitivity-gb", type=float, default=12.0)
     parser.add_argument("--max-ratio", type=float, default=OvercommitLimits().max_ratio)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--limit-factor",
+        type=float,
+        default=1.0,
+        help="configured memory_mb = at least F x the app's pct100 (default 1.0: its peak)",
+    )
+    parser.add_argument(
+        "--limit-sizes",
+        type=int,
+        nargs="*",
+        default=None,
+        metavar="MB",
+        help="round memory_mb up to the smallest of these sizes (bare: Lambda's"
+        f" {', '.join(map(str, LAMBDA_SIZES_MB))}; absent: {STEP_MB} MB steps);"
+        " also the sizes of the limit-factor table (absent: Lambda's)",
+    )
+    parser.add_argument(
+        "--table-factors", type=float, nargs="*", default=[1.0, 1.5, 2.0], help="F values"
+    )
+    parser.add_argument(
+        "--table-gb", type=float, nargs="*", default=[16.0, 20.0], help="GiB, memory-bound"
+    )
     args = parser.parse_args(argv)
+    if args.limit_factor < 1.0 or any(f < 1.0 for f in args.table_factors):
+        parser.error("limit factors must be >= 1.0 (a limit below the peak would OOM)")
+    fixed: tuple[int, ...] | None = None
+    if args.limit_sizes is not None:
+        fixed = tuple(args.limit_sizes) or LAMBDA_SIZES_MB
     started = time.perf_counter()
     path = args.data.resolve()
     functions = load_trace(path)
     periods = busy_periods(path, functions, args.seed)
     limits = OvercommitLimits(max_ratio=args.max_ratio)
-
-    def sizes(column: str) -> list[Sizing]:
-        figures = memory_figures(path, column)
-        return [figures[f.app] for f in functions]
-
-    def pair(
-        label: str, sizing: list[Sizing], gb: float, caps: OvercommitLimits
-    ) -> tuple[float, int]:
-        plain, ball = run_pair(functions, periods, sizing, args.nodes, int(gb * 1024), caps)
-        print(row(f"{label} full size", plain))
-        print(row(f"{label} ballooning", ball, plain))
-        ratio = ball.colds / plain.colds if plain.colds else 1.0
-        return ratio, plain.failed_for_memory + ball.failed_for_memory
-
-    sizing = sizes("AverageAllocatedMb_pct50")
+    setup = Setup(path, functions, periods, args.nodes, limits, BalloonConfig())
+    cfg = setup.cfg
+    sizing = setup.sizes("AverageAllocatedMb_pct50", args.limit_factor, fixed)
     full = sum(s.memory_mb for s in sizing)
-    cfg = BalloonConfig()
-    deflated = sum(target_mb(s.memory_mb, s.working_set_mb, cfg) for s in sizing)
+    deflated = sum(deflated_mb(s, cfg) for s in sizing)
     print(
         f"Ballooning replay: {len(functions)} functions, {sum(len(p) for p in periods):,}"
         f" busy periods, {sum(sum(f.calls_per_minute) for f in functions):,} calls ({path})"
     )
     print(
-        f"memory_mb = pct100 rounded up to {STEP_MB} MB: {full:,} MB in all; deflated to the"
-        f" median working set + headroom: {deflated:,} MB ({deflated / full:.2f}x)"
+        f"{limit_model(args.limit_factor, fixed)}: {full:,} MB in all; deflated to the"
+        f" median working set (100_mem.csv AverageAllocatedMb_pct50) + headroom:"
+        f" {deflated:,} MB ({deflated / full:.2f}x; mean per function"
+        f" {mean_deflated_ratio(sizing, cfg):.2f}x)"
     )
     print(
         f"pool: {args.nodes} nodes, fixed 10 min keep-alive, LRU eviction, balloon grace"
         f" {cfg.idle_grace_s:g} s, headroom max({cfg.headroom_mb} MB,"
         f" {cfg.headroom_fraction:.0%}), overcommit cap {limits.max_ratio:g}, seed {args.seed}"
     )
-    free = replay("", functions, periods, sizing, 1, 1 << 30, None, limits)
+    free = setup.floor(sizing)
     print(
         f"unbounded memory (floor): {free.colds:,} cold starts, p75 app cold"
         f" {free.p75_app_cold_pct:.1f} % (README's fixed 10 min: 25.0 %)\n"
     )
-    print("By node memory (working set = pct50):")
-    print(HEADER)
-    ratios = {gb: pair(f"{gb:g} GiB", sizing, gb, limits) for gb in args.node_gb}
-    gb = args.sensitivity_gb
-    node_mb = int(gb * 1024)
-    print(f"\nSensitivity at {gb:g} GiB nodes (x full: to the {gb:g} GiB full-size run above):")
-    print(HEADER)
-    base = replay("", functions, periods, sizing, args.nodes, node_mb, None, limits)
-    variants = [
-        (f"ws={c.rsplit('_', 1)[1]}", sizes(c), limits)
-        for c in ("AverageAllocatedMb_pct1", "AverageAllocatedMb_pct95")
-    ]
-    variants.append(("ws=0 (bound)", [Sizing(s.memory_mb, 0.0) for s in sizing], limits))
-    variants.append(("cap 1.5", sizing, OvercommitLimits(max_ratio=1.5)))
-    for label, variant, caps in variants:
-        ball = replay("", functions, periods, variant, args.nodes, node_mb, cfg, caps)
-        print(row(f"{label} ballooning", ball, base))
+    ratios = by_node(setup, sizing, args.node_gb, args.sensitivity_gb)
+    if args.table_factors and args.table_gb:
+        table_fixed = fixed or LAMBDA_SIZES_MB
+        ratios |= factor_table(setup, args.table_factors, args.table_gb, table_fixed)
     print("\nTarget: >= 30 % fewer cold starts, 0 calls failed for memory (pct50 working set)")
-    for gb, (ratio, failed) in ratios.items():
-        verdict = "PASS" if ratio <= 0.7 and failed == 0 else "MISS"
+    for label, (ratio, failed) in ratios.items():
+        verdict = "PASS" if ratio <= TARGET and failed == 0 else "MISS"
         print(
-            f"  {verdict}  {gb:g} GiB nodes: cold starts {ratio:.2f}x of full size,"
+            f"  {verdict}  {label}: cold starts {ratio:.2f}x of full size,"
             f" {failed} calls failed for memory"
         )
     print(f"replay time {time.perf_counter() - started:.1f} s")

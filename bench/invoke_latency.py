@@ -39,6 +39,32 @@ KEY = "nmb_admin_bench_key"
 NOOP = "def handler(event):\n    return event\n"
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a gateway with workers is several processes)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes used so far (all their threads), from /proc."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 async def timed(n: int, call: Callable[[], Awaitable[None]]) -> list[float]:
     """Latencies in ms of n sequential calls."""
     out = []
@@ -119,10 +145,15 @@ def thawer(container_name: str) -> Callable[[], None]:
     info = client.api.inspect_container(container_name)
     client.close()
     container_id, parent = info["Id"], info["HostConfig"].get("CgroupParent") or None
-    return lambda: thaw_container(container_id, parent)
+
+    def thaw() -> None:
+        time.sleep(0.1)  # past the gateway's freeze grace: it freezes nothing after this
+        thaw_container(container_id, parent)
+
+    return thaw
 
 
-async def bench(args: argparse.Namespace, url: str, data_dir: Path) -> None:
+async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: int) -> None:
     headers = {"Authorization": f"Bearer {KEY}"}
     async with aiohttp.ClientSession(headers=headers) as http:
         body = {
@@ -161,9 +192,15 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path) -> None:
                 await resp.read()
                 assert resp.status == 200
 
+        paths = {"gateway": via_gateway, "bare aiohttp relay": via_relay, "direct": to_container}
+        pids = {
+            "gateway": process_tree(server_pid),
+            "bare aiohttp relay": [relay_proc.pid],
+            "direct": [],
+        }
         try:
             async with direct:
-                await report(args, via_gateway, via_relay, to_container, thaw)
+                await report(args, paths, pids, thaw)
         finally:
             relay_proc.terminate()
             relay_proc.wait(timeout=10)
@@ -171,36 +208,40 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path) -> None:
 
 async def report(
     args: argparse.Namespace,
-    via_gateway: Callable[[], Awaitable[None]],
-    via_relay: Callable[[], Awaitable[None]],
-    to_container: Callable[[], Awaitable[None]],
+    paths: dict[str, Callable[[], Awaitable[None]]],
+    pids: dict[str, list[int]],
     thaw: Callable[[], None],
 ) -> None:
     """Time the three paths, interleaved in rounds so machine noise hits them alike.
 
     The gateway freezes its idle container after each of its calls; the relay and direct
     paths bypass it, so their rounds start by thawing the container (that write is not
-    timed: it is the gateway's cost, and counted in its figures).
+    timed: it is the gateway's cost, and counted in its figures). CPU per call is the
+    serving processes' own (all of the gateway's, the relay's; none for direct), read
+    from /proc around each round.
     """
-    paths = {"gateway": via_gateway, "bare aiohttp relay": via_relay, "direct": to_container}
     for name, call in paths.items():
         if name != "gateway":
             thaw()
         await timed(100, call)  # warm every path
     samples: dict[str, list[float]] = {name: [] for name in paths}
+    cpu: dict[str, float] = dict.fromkeys(paths, 0.0)
     rounds = 10
     for _ in range(rounds):
         for name, call in paths.items():
             if name != "gateway":
                 thaw()
+            before = cpu_seconds(pids[name])
             samples[name] += await timed(max(1, args.calls // rounds), call)
+            cpu[name] += cpu_seconds(pids[name]) - before
     print(f"warm latency over {args.calls} sequential calls per path (ms)")
-    print(f"{'path':<22}{'p50':>9}{'p99':>9}{'mean':>9}{'p50/direct':>12}")
+    print(f"{'path':<22}{'p50':>9}{'p99':>9}{'mean':>9}{'p50/direct':>12}{'CPU/call':>10}")
     base = percentile(samples["direct"], 50)
     for name, s in samples.items():
+        per_call = f"{cpu[name] / len(s) * 1000:>10.3f}" if pids[name] else f"{'-':>10}"
         print(
             f"{name:<22}{percentile(s, 50):>9.3f}{percentile(s, 99):>9.3f}"
-            f"{statistics.fmean(s):>9.3f}{percentile(s, 50) / base:>11.2f}x"
+            f"{statistics.fmean(s):>9.3f}{percentile(s, 50) / base:>11.2f}x{per_call}"
         )
     gw, dc, floor = samples["gateway"], samples["direct"], samples["bare aiohttp relay"]
     print(
@@ -209,18 +250,22 @@ async def report(
         f"gateway/relay floor: p50 {percentile(gw, 50) / percentile(floor, 50):.2f}x"
     )
     if args.concurrency > 1:
-        rates = {}
+        rates, busy = {}, {}
         for name, call in paths.items():
             if name != "gateway":
                 thaw()
+            before = cpu_seconds(pids[name])
             rates[name] = await throughput(args.seconds, args.concurrency, call)
+            busy[name] = (cpu_seconds(pids[name]) - before) / (rates[name] * args.seconds)
         print(
             f"throughput, {args.concurrency} concurrent clients, {args.seconds:g} s each: "
             + ", ".join(f"{name} {rate:.0f}/s" for name, rate in rates.items())
         )
         print(
             f"ratio gateway/direct {rates['gateway'] / rates['direct']:.2f}x, "
-            f"relay/direct {rates['bare aiohttp relay'] / rates['direct']:.2f}x"
+            f"relay/direct {rates['bare aiohttp relay'] / rates['direct']:.2f}x; CPU per call "
+            f"under load: gateway {busy['gateway'] * 1000:.3f} ms, "
+            f"relay {busy['bare aiohttp relay'] * 1000:.3f} ms"
         )
 
 
@@ -230,6 +275,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1, help="also measure throughput")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     parser.add_argument("--relay", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.relay:
@@ -252,6 +298,9 @@ def main() -> None:
                 "docker",
                 "--stem-cells",
                 "0",
+                "--stem-cells",
+                "nodejs:18=0",
+                *(["--workers", str(args.workers)] if args.workers != 1 else []),
             ],
             cwd=ROOT,
             env=env,
@@ -261,7 +310,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{args.port}"
         try:
             wait_healthy(url, server)
-            asyncio.run(bench(args, url, data_dir))
+            asyncio.run(bench(args, url, data_dir, server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -21,6 +21,7 @@ from gateway.openapi_model import (
     Route,
     json_body,
 )
+from gateway.openapi_nodes import NODE_ROUTES
 from gateway.openapi_schemas import (
     ANY,
     BOOLEAN,
@@ -29,7 +30,6 @@ from gateway.openapi_schemas import (
     FUNCTION_NAME_SCHEMA,
     FUNCTION_PUT,
     INTEGER,
-    NODE_CREATE,
     NUMBER,
     RULE_PUT,
     STRING,
@@ -63,28 +63,6 @@ _FIRED = json_body(
     obj({"trigger": STRING, "activation_ids": array(STRING)}, required=("activation_ids",))
 )
 _REPORT = ref("Report")
-_NODE_LIST = obj(
-    {
-        "provider": STRING,
-        "enforced": BOOLEAN,
-        "nodes": array(
-            {
-                "allOf": [
-                    ref("Node"),
-                    obj(
-                        {
-                            "resident": obj({"memory_mb": INTEGER}),
-                            "overcommit_ratio": NUMBER,
-                            "memory_pressure": NUMBER,
-                        }
-                    ),
-                ]
-            }
-        ),
-        "packing": obj({"nodes_ready": INTEGER, "nodes_needed": nullable(INTEGER)}),
-    },
-    required=("provider", "nodes"),
-)
 _LIMITS = obj(
     {
         "tenant": STRING,
@@ -386,22 +364,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("DELETE", "/v1/rules/{name}"): Route(
         "Delete a rule", ok={200: _DELETED}, path={"name": TRIGGER_NAME_SCHEMA}
     ),
-    # --- nodes ------------------------------------------------------------------------
-    ("GET", "/v1/nodes"): Route(
-        "Every node with its capacity and allocation", ok={200: json_body(_NODE_LIST)}, auth=ADMIN
-    ),
-    ("POST", "/v1/nodes"): Route(
-        "Provision a node of a flavor",
-        ok={201: json_body(ref("Node"))},
-        auth=ADMIN,
-        body=json_body(NODE_CREATE),
-        errors=(409,),
-    ),
-    ("DELETE", "/v1/nodes/{id}"): Route(
-        "Drain a node, then release it",
-        ok={202: json_body(obj({"id": STRING, "state": STRING}, required=("id", "state")))},
-        auth=ADMIN,
-    ),
+    **NODE_ROUTES,  # gateway/openapi_nodes.py
     # --- web console (docs/console.md): public files; its data comes from this API ------
     ("GET", "/console"): Route(
         "The web console's page, no API key (the page calls this API with the key the user pastes)",

@@ -18,7 +18,9 @@ from gateway.schemas import (
     FUNCTION_FIELDS,
     FUNCTION_NAME,
     HANDLER,
+    IMAGE_REF,
     MAX_ANNOTATIONS_BYTES,
+    MAX_IMAGE_REF,
     MAX_PARAMS_BYTES,
     MAX_SEQUENCE_STEPS,
     NODE_FIELDS,
@@ -27,7 +29,15 @@ from gateway.schemas import (
     TENANT_FIELDS,
 )
 from gateway.triggers import BUCKET_EVENTS, FIELDS, TRIGGER_NAME, TYPES
-from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, RUNTIMES, TIMEOUT_S_RANGE, Status
+from invoker.api import (
+    CONCURRENCY_RANGE,
+    IMAGE_PROTOCOLS,
+    IMAGE_RUNTIME,
+    MEMORY_MB_RANGE,
+    RUNTIMES,
+    TIMEOUT_S_RANGE,
+    Status,
+)
 from invoker.store.functions import REDACTED
 from invoker.tenant_limits import LIMIT_FIELDS
 
@@ -146,12 +156,32 @@ FUNCTION_PUT = obj(
             "description": "run these functions of the caller's tenant one after another "
             "instead of code: each step's result is the next step's input",
         },
+        "image": {
+            "type": "string",
+            "pattern": IMAGE_REF.pattern,
+            "maxLength": MAX_IMAGE_REF,
+            "description": "run this image of the local engine instead of code (it must be "
+            "there: `docker build`, `docker load` or `nimbus images import`); see "
+            "docs/runtimes.md, 'Your own image'",
+        },
+        "image_protocol": {
+            "type": "string",
+            "enum": list(IMAGE_PROTOCOLS),
+            "description": "nimbus: the image answers /init and /run itself; http: a plain "
+            "HTTP server on $PORT answering POST / with the event. Default: nimbus when the "
+            "image has the io.nimbus.runtime label (built FROM a Nimbus runtime image), "
+            "else http",
+        },
     },
     closed=True,
 )
-# Code, or a sequence (which takes no runtime, handler, code or sizing of its own).
+# Code, an image, or a sequence (which takes no runtime, handler, code or sizing of its own).
 FUNCTION_PUT["oneOf"] = [
-    {"required": ["code"], "not": {"required": ["sequence"]}},
+    {"required": ["code"], "not": {"anyOf": [{"required": ["sequence"]}, {"required": ["image"]}]}},
+    {
+        "required": ["image"],
+        "not": {"anyOf": [{"required": ["sequence"]}, {"required": ["code"]}]},
+    },
     {
         "required": ["sequence"],
         "propertyNames": {"enum": sorted(SEQUENCE_FIELDS)},
@@ -234,7 +264,10 @@ FUNCTION = obj(
         "runtime": STRING,
         "handler": STRING,
         "code_sha256": STRING,
-        "code_kind": {"type": "string", "enum": ["source", "zip", SEQUENCE_RUNTIME]},
+        "code_kind": {
+            "type": "string",
+            "enum": ["source", "zip", SEQUENCE_RUNTIME, IMAGE_RUNTIME],
+        },
         "code_size": INTEGER,
         "memory_mb": INTEGER,
         "timeout_s": NUMBER,
@@ -248,6 +281,8 @@ FUNCTION = obj(
         "web_secret": {"type": "boolean", "description": "whether web calls need a secret"},
         "sequence": nullable(array(STRING)),
         "annotations": {"type": "object"},
+        "image": nullable(STRING),
+        "image_protocol": nullable({"type": "string", "enum": list(IMAGE_PROTOCOLS)}),
         "created": NUMBER,
         "updated": NUMBER,
     },

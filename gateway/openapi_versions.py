@@ -84,6 +84,17 @@ VERSION_ROUTES: dict[tuple[str, str], Route] = {
         ok={200: json_body(VERSION)},
         path={"version": VERSION_NUMBER_SCHEMA},
     ),
+    ("GET", "/v1/functions/{name}/code"): Route(
+        "The code a version runs, as deployed: a source file (text/plain) or a zip;"
+        " 404 for a sequence or an image function",
+        ok={
+            200: {
+                "application/zip": {"type": "string", "format": "binary"},
+                "text/plain": {"type": "string"},
+            }
+        },
+        query={"version": {**VERSION_NUMBER_SCHEMA, "description": "this version's code"}},
+    ),
     ("PUT", "/v1/functions/{name}/aliases/{alias}"): Route(
         "Create (201) or move (200) an alias: one version, or a weighted split of up to "
         f"{MAX_SPLIT_VERSIONS}; calls through it with a `{REQUEST_ID_HEADER}` stick to one",

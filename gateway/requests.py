@@ -100,12 +100,14 @@ def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
         return  # cannot be deeper: skip the scan
     skeleton = _SKELETON.sub("", text).translate(_SQUARE)
     run = "[" * (limit + 1)
-    for _ in range(limit):
+    for _ in range(limit + 1):  # pass k sees what nests deeper than k
+        if not skeleton:
+            return  # emptied within the limit (or only brackets inside strings)
         if run in skeleton:
             break
         shorter = skeleton.replace("[]", "")
-        if not shorter or shorter == skeleton:
-            return  # empty: within the limit; unchanged: unbalanced, not JSON
+        if shorter == skeleton:
+            return  # unbalanced: not JSON, the parser refuses it
         skeleton = shorter
     raise bad_request(f"the body nests arrays/objects deeper than {limit} levels", "body")
 

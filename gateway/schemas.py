@@ -14,7 +14,13 @@ from typing import Any
 
 from gateway.errors import bad_request
 from gateway.requests import reject_unknown
-from invoker.api import CONCURRENCY_RANGE, MEMORY_MB_RANGE, TIMEOUT_S_RANGE
+from invoker.api import (
+    CONCURRENCY_RANGE,
+    IMAGE_PROTOCOLS,
+    IMAGE_RUNTIME,
+    MEMORY_MB_RANGE,
+    TIMEOUT_S_RANGE,
+)
 from invoker.pieces import spans
 from invoker.runtime_code import CodeRejected
 from invoker.runtimes import DEFAULT_RUNTIME, REGISTRY, RUNTIMES_BY_NAME, Runtime
@@ -28,12 +34,22 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FUNCTION_FIELDS = frozenset(
     {"runtime", "handler", "code", "memory_mb", "timeout_s", "concurrency", "env", "network"}
     | {"params", "secret_params", "web", "web_raw", "web_secret", "sequence", "annotations"}
+    | {"image", "image_protocol"}
 )
 # What a sequence may carry besides `sequence`: it runs no code of its own.
 SEQUENCE_FIELDS = frozenset(
     {"sequence", "params", "secret_params", "web", "web_raw", "web_secret", "annotations"}
 )
 SEQUENCE_RUNTIME = "sequence"  # the runtime, handler-less code kind of a stored sequence
+# An image reference as Docker takes it: [registry[:port]/]path[:tag][@sha256:digest], the
+# registry told apart by a dot, a port or `localhost`.
+_IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REF = re.compile(
+    r"^(?:(?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::[0-9]+)?/|[A-Za-z0-9-]+:[0-9]+/)?"
+    rf"{_IMAGE_PATH}(?:/{_IMAGE_PATH})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+MAX_IMAGE_REF = 255
 MAX_PARAMS_BYTES = 64 * 2**10
 MAX_ANNOTATIONS_BYTES = 16 * 2**10
 MAX_SEQUENCE_STEPS = 50
@@ -245,6 +261,74 @@ def _sequence_draft(
     )
 
 
+def _network(body: dict[str, Any]) -> bool:
+    network = body.get("network", False)
+    if not isinstance(network, bool):
+        raise bad_request("network must be true or false", "network")
+    return network
+
+
+def _running(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields that size and configure a function's containers, code or image."""
+    return {
+        "memory_mb": _int_in(body, "memory_mb", 128, MEMORY_MB_RANGE),
+        "timeout_s": _number_in(body, "timeout_s", 30, TIMEOUT_S_RANGE),
+        "concurrency": _int_in(body, "concurrency", 1, CONCURRENCY_RANGE),
+        "env": _env(body),
+        "network": _network(body),
+    }
+
+
+def check_image_ref(image: Any) -> str:
+    """An image reference such as `repo/name:tag` (pure: whether the engine has it is the
+    deploy's next check)."""
+    if not isinstance(image, str) or len(image) > MAX_IMAGE_REF or not IMAGE_REF.fullmatch(image):
+        raise bad_request(
+            "image must be an image reference such as 'myrepo/fn:1.0' "
+            f"(at most {MAX_IMAGE_REF} characters)",
+            "image",
+        )
+    return image
+
+
+def _image_draft(
+    tenant: str, name: str, body: dict[str, Any], common: dict[str, Any]
+) -> FunctionDraft:
+    """A function that runs a local container image of its own instead of code."""
+    image = check_image_ref(body["image"])
+    if "code" in body:
+        raise bad_request("a function has either code or an image, not both", "code")
+    if body.get("runtime", IMAGE_RUNTIME) != IMAGE_RUNTIME:
+        raise bad_request(
+            f"a function with an image takes no runtime (or runtime {IMAGE_RUNTIME!r})",
+            "runtime",
+        )
+    protocol = body.get("image_protocol")
+    if protocol is not None and protocol not in IMAGE_PROTOCOLS:
+        raise bad_request(
+            f"image_protocol must be one of {', '.join(IMAGE_PROTOCOLS)}, or left out to "
+            "detect it from the image's io.nimbus.runtime label",
+            "image_protocol",
+        )
+    handler = body.get("handler", "")
+    if handler != "" and (not isinstance(handler, str) or not HANDLER.fullmatch(handler)):
+        raise bad_request("handler must name the function the image carries", "handler")
+    if handler and protocol == "http":
+        raise bad_request("an image on the http protocol takes no handler", "handler")
+    return FunctionDraft(
+        tenant=tenant,
+        name=name,
+        runtime=IMAGE_RUNTIME,
+        handler=handler,
+        code_kind=IMAGE_RUNTIME,
+        code=b"",
+        image=image,
+        image_protocol=protocol,
+        **_running(body),
+        **common,
+    )
+
+
 def _runtime(body: dict[str, Any]) -> Runtime:
     """The registered runtime the body names (the default one when it names none)."""
     name = body.get("runtime", DEFAULT_RUNTIME)
@@ -258,9 +342,11 @@ def _runtime(body: dict[str, Any]) -> Runtime:
 
 
 def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) -> FunctionDraft:
-    """Validate a `PUT /v1/functions/{name}` body: a function with code, or a sequence.
+    """Validate a `PUT /v1/functions/{name}` body: a function with code, with an image of
+    its own, or a sequence.
 
-    Whether a sequence's steps exist (and make no cycle) needs the store: the route checks.
+    Whether a sequence's steps exist (and make no cycle) needs the store, whether the image
+    is on the engine (and who it runs as) the engine: the route checks both.
     """
     check_function_name(name)
     if not isinstance(body, dict):
@@ -277,14 +363,15 @@ def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) ->
     }
     if "sequence" in body:
         return _sequence_draft(tenant, name, body, common)
+    if "image" in body:
+        return _image_draft(tenant, name, body, common)
+    if "image_protocol" in body:
+        raise bad_request("image_protocol needs an image", "image_protocol")
     runtime = _runtime(body)
     handler = body.get("handler", runtime.default_handler)
     if not isinstance(handler, str) or not runtime.rules.handler_pattern.fullmatch(handler):
         raise bad_request(f"handler must look like {runtime.rules.handler_help}", "handler")
     code_kind, code = _code(body, runtime, handler, max_code_bytes)
-    network = body.get("network", False)
-    if not isinstance(network, bool):
-        raise bad_request("network must be true or false", "network")
     draft = FunctionDraft(
         tenant=tenant,
         name=name,
@@ -292,11 +379,7 @@ def function_draft(tenant: str, name: str, body: Any, *, max_code_bytes: int) ->
         handler=handler,
         code_kind=code_kind,
         code=code,
-        memory_mb=_int_in(body, "memory_mb", 128, MEMORY_MB_RANGE),
-        timeout_s=_number_in(body, "timeout_s", 30, TIMEOUT_S_RANGE),
-        concurrency=_int_in(body, "concurrency", 1, CONCURRENCY_RANGE),
-        env=_env(body),
-        network=network,
+        **_running(body),
         **common,
     )
     _ = draft.code_sha256  # hashed here, off the loop (callers run this in a thread)

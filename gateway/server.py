@@ -36,7 +36,7 @@ def api_socket_path(app: web.Application) -> str:
     return str(app[RUN_DIR] / "api" / "api.sock")
 
 
-def _prepare_socket_path(path: str) -> None:
+def prepare_socket_path(path: str) -> None:
     """Make the socket's directory and clear a socket a previous run left behind."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
@@ -48,7 +48,7 @@ async def start_sites(runner: web.AppRunner, host: str, port: int) -> None:
     app = runner.app
     await web.TCPSite(runner, host, port).start()
     path = api_socket_path(app)
-    _prepare_socket_path(path)
+    prepare_socket_path(path)
     await web.UnixSite(runner, path).start()
     os.chmod(path, 0o666)  # containers run as an unprivileged uid
 

@@ -59,6 +59,12 @@ MEMORY_MB_RANGE = (128, 4096)
 TIMEOUT_S_RANGE = (1, 900)
 CONCURRENCY_RANGE = (1, 100)
 
+IMAGE_RUNTIME = "image"
+"""The `runtime` of a function that runs a container image of its own (`image` set)."""
+IMAGE_PROTOCOLS = ("nimbus", "http")
+"""How the invoker talks to such an image: Nimbus's /init and /run itself, or a plain HTTP
+server on $PORT answering `POST /` (through an adapter beside it); see docs/runtimes.md."""
+
 
 class Status(enum.StrEnum):
     """How an activation ended (or where it stands, for async calls)."""
@@ -96,6 +102,8 @@ class FunctionSpec:
     web_secret_hash: str | None = field(default=None, repr=False)  # sha256 of the secret
     sequence: tuple[str, ...] = ()  # a sequence of these functions (then no code runs)
     annotations: Mapping[str, Any] = field(default_factory=dict)  # opaque to Nimbus
+    image: str | None = None  # a local engine's image the function runs (runtime "image")
+    image_protocol: str | None = None  # one of IMAGE_PROTOCOLS when `image` is set
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -185,6 +193,11 @@ class Activation:
             "attempts": self.attempts,
             "dead_letter": self.dead_letter,
         }
+
+
+class ImageRejected(Exception):
+    """A function's own image cannot run here (not on the engine, root where that is not
+    allowed, a driver that runs no such images): the deploy is refused with this message."""
 
 
 class Throttled(Exception):

@@ -27,6 +27,7 @@ from invoker.containers.pool import PoolLimits
 from invoker.dispatcher import Dispatcher, RetryPolicy
 from invoker.drivers.select import make_driver
 from invoker.metrics import InvokerMetrics
+from invoker.nodes.hotspot import HotSpotConfig
 from invoker.operations import Operations
 from invoker.providers.local import host_memory_mb
 from invoker.providers.select import lease_local_node, open_node_pool
@@ -121,12 +122,14 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             log.info("removed %d containers left by a previous run", removed)
         if wiring.prepare is not None:
             await wiring.prepare(invoker)
+        # Each worker of `nimbus serve --workers N` leases its own async calls.
+        leases = gateway_id(settings.data_dir) + (f"-w{settings.worker}" if settings.worker else "")
         dispatcher = Dispatcher(
             store,
             invoker,
             policy=RetryPolicy(retries=settings.async_retries, backoff_s=settings.async_backoff_s),
             billing_step_ms=settings.billing_step_ms,
-            owner=gateway_id(settings.data_dir),
+            owner=leases,
             lease_s=settings.async_lease_s,
             backlog_for=wiring.backlog_for,
         )
@@ -140,6 +143,7 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             queue_depth=lambda: dispatcher.depth,
             packing=nodes.packing if nodes is not None else lambda: (0, None),
             memory=nodes.memory_gauges if nodes is not None else list,
+            heat=invoker.hot_spots.gauges if invoker.hot_spots is not None else list,
         )
         yield Operations(store, invoker, dispatcher, version_retention=settings.version_retention)
 
@@ -162,6 +166,20 @@ def _invoker_config(settings: InvokerSettings, run_dir: Path, node: str) -> Invo
         balloon=BalloonConfig(idle_grace_s=settings.balloon_idle_grace_s)
         if settings.balloon
         else None,
+        hot_spots=hot_spot_config(settings),
+    )
+
+
+def hot_spot_config(settings: InvokerSettings) -> HotSpotConfig | None:
+    """The hot-spot thresholds, or None when mitigation is off."""
+    if not settings.hot_spot_mitigation:
+        return None
+    return HotSpotConfig(
+        hot_above=settings.hot_spot_above,
+        cool_below=settings.hot_spot_below,
+        window_s=settings.hot_spot_window_s,
+        cool_window_s=settings.hot_spot_cool_window_s,
+        min_residence_s=settings.hot_spot_min_residence_s,
     )
 
 

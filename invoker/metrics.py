@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from invoker.api import FunctionSpec, InvokeResult, Status
+from invoker.nodes.migration import MigrationRecord, MigrationState
 
 OTHER = "_other"
 INFLATE_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 0.1, 1)
@@ -47,7 +48,9 @@ class _Gauges(Collector):
         queue_depth: Callable[[], int],
         packing: Callable[[], tuple[int, int | None]],
         memory: Callable[[], list[tuple[str, float, float, float, float]]],
+        heat: Callable[[], list[tuple[str, float, float]]],
     ) -> None:
+        self._heat = heat
         self._containers = containers
         self._nodes = nodes
         self._queue_depth = queue_depth
@@ -73,6 +76,17 @@ class _Gauges(Collector):
         yield allocated
         yield capacity
         yield from self._memory_families()
+        hot = GaugeMetricFamily("nimbus_node_hot", "1 while a node is a hot spot", labels=["node"])
+        cpu = GaugeMetricFamily(
+            "nimbus_node_cpu_pressure",
+            "vCPUs busy (from the node cgroup's CPU time) over the node's vCPUs",
+            labels=["node"],
+        )
+        for node, is_hot, pressure in self._heat():
+            hot.add_metric([node], is_hot)
+            cpu.add_metric([node], pressure)
+        yield hot
+        yield cpu
         yield GaugeMetricFamily(
             "nimbus_queue_depth", "Async invocations waiting to run", value=self._queue_depth()
         )
@@ -155,6 +169,56 @@ class InvokerMetrics:
             registry=registry,
         )
 
+        self.migrations = Counter(
+            "nimbus_migrations",
+            "Live migrations of warm containers, by why and how they ended",
+            ["reason", "state"],
+            registry=registry,
+        )
+        self.migration_downtime = Histogram(
+            "nimbus_migration_downtime_seconds",
+            "Time no container could serve the function during a migration",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.migration_duration = Histogram(
+            "nimbus_migration_duration_seconds",
+            "A migration from its first step to the source's removal",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.migration_init = Histogram(
+            "nimbus_migration_init_seconds",
+            "Starting and loading the replacement on the target node",
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.migration_cpu = Counter(
+            "nimbus_migration_cpu_seconds",
+            "CPU time spent on migrations, at the source and at the target",
+            ["side"],
+            registry=registry,
+        )
+        self.migration_bytes = Counter(
+            "nimbus_migration_bytes_moved",
+            "Bytes a migration moved (the code sent to the replacement, an image copied)",
+            registry=registry,
+        )
+
+    def migrated(self, record: MigrationRecord) -> None:
+        """Count one finished migration and its measured cost."""
+        self.migrations.labels(record.reason, record.state.value).inc()
+        if record.state is not MigrationState.DONE:
+            return
+        cost = record.cost
+        self.migration_downtime.observe(cost.downtime_s)
+        self.migration_init.observe(cost.init_s)
+        if record.duration_s is not None:
+            self.migration_duration.observe(record.duration_s)
+        self.migration_cpu.labels("source").inc(cost.cpu_source_s)
+        self.migration_cpu.labels("target").inc(cost.cpu_target_s)
+        self.migration_bytes.inc(cost.bytes_moved)
+
     def watch(
         self,
         containers: Callable[[], Mapping[str, int]],
@@ -162,10 +226,12 @@ class InvokerMetrics:
         queue_depth: Callable[[], int] = lambda: 0,
         packing: Callable[[], tuple[int, int | None]] = lambda: (0, None),
         memory: Callable[[], list[tuple[str, float, float, float, float]]] = list,
+        heat: Callable[[], list[tuple[str, float, float]]] = list,
     ) -> None:
         """Register the scrape-time gauges; `memory` gives per node (id, resident MB,
-        overcommit ratio, its cap, pressure), as `NodePool.memory_gauges` does."""
-        self.registry.register(_Gauges(containers, nodes, queue_depth, packing, memory))
+        overcommit ratio, its cap, pressure), as `NodePool.memory_gauges` does; `heat`
+        per node (id, 1.0 if hot else 0.0, CPU pressure), as `HotSpots.gauges` does."""
+        self.registry.register(_Gauges(containers, nodes, queue_depth, packing, memory, heat))
 
     def observe(self, spec: FunctionSpec, result: InvokeResult) -> None:
         """Count one finished call."""

@@ -14,7 +14,9 @@ from typing import Any
 
 from invoker.api import ActivationIds, FunctionSpec, InvokeRequest, InvokeResult
 from invoker.dispatcher import Dispatcher
+from invoker.nodes.migration import MigrationRecord, migrations_json
 from invoker.nodes.model import Node
+from invoker.own_images import admitted
 from invoker.sequences import stored_runner
 from invoker.service import Invoker
 from invoker.store.base import FunctionDraft, Store, StoredFunction
@@ -31,11 +33,27 @@ from invoker.versions import (
 
 
 @dataclass(frozen=True)
+class ContainerView:
+    """One container on a node as an operator reads it (a stem cell has no function)."""
+
+    id: str
+    tenant: str | None
+    function: str | None
+    version: int | None
+    memory_mb: int
+    resident_mb: int  # its memory limit now (below memory_mb while deflated)
+    state: str
+
+
+@dataclass(frozen=True)
 class NodeView:
     """One node as an operator reads it."""
 
     node: Node
     containers: tuple[str, ...]
+    details: tuple[ContainerView, ...] = ()
+    hot: bool = False
+    load: tuple[float, ...] | None = None  # measured (vCPUs busy, memory MB in use)
 
 
 @dataclass(frozen=True)
@@ -106,12 +124,23 @@ class Operations:
     async def deploy(self, draft: FunctionDraft, now: float) -> tuple[StoredFunction, bool]:
         """Store a new version (and prune the oldest past the retention that no alias
         names); warm containers of the earlier ones drain, and an earlier version called
-        by name or alias starts its own again. (stored, created)."""
+        by name or alias starts its own again, except when only the memory (or timeout,
+        params) changed: then the latest version's idle containers are resized in place
+        and serve the new one warm. (stored, created).
+
+        A function with an image of its own is checked against the engine first
+        (ImageRejected: the image is missing, runs as root where that is not allowed, or
+        the driver runs no such images); the draft stored has its protocol settled."""
+        draft = await admitted(self.invoker.driver, draft)
+        previous = await self._store.get_function(draft.tenant, draft.name)
         stored, created = await self._store.put_function(draft, now)
         self._notify(draft.tenant, draft.name)
         if not created:
             await self._store.prune_versions(draft.tenant, draft.name, self._retention)
-            await self.invoker.retire(draft.tenant, draft.name)
+            if previous is not None:  # same code, new memory: its idle containers carry over
+                await self.invoker.redeployed(previous.spec, stored.spec)
+            else:
+                await self.invoker.retire(draft.tenant, draft.name)
         return stored, created
 
     async def resolve(
@@ -210,8 +239,38 @@ class Operations:
         if pool is None:
             return None
         ready, needed = pool.packing()
-        views = tuple(NodeView(n, tuple(pool.containers_on(n.id))) for n in pool.nodes.values())
+        heat = self.invoker.hot_spots
+        views = tuple(
+            NodeView(
+                n,
+                tuple(pool.containers_on(n.id)),
+                self._details(n.id),
+                heat is not None and n.id in heat.hot(),
+                None if heat is None else heat.load.get(n.id),
+            )
+            for n in pool.nodes.values()
+        )
         return NodesReport(pool.provider.name, pool.provider.enforced, views, ready, needed)
+
+    def _details(self, node_id: str) -> tuple[ContainerView, ...]:
+        balloons = self.invoker.balloons
+        out = []
+        for slot in self.invoker.slots.values():
+            if slot.node != node_id:
+                continue
+            spec = slot.spec
+            out.append(
+                ContainerView(
+                    slot.id,
+                    None if spec is None else spec.tenant,
+                    None if spec is None else spec.name,
+                    None if spec is None else spec.version,
+                    slot.memory_mb,
+                    slot.memory_mb if balloons is None else balloons.limit_mb(slot),
+                    slot.state.value,
+                )
+            )
+        return tuple(sorted(out, key=lambda c: c.id))
 
     async def add_node(self, flavor: str) -> Node:
         """Provision a node of a named flavor. UnknownFlavor, NoPool, NoCapacity."""
@@ -225,9 +284,45 @@ class Operations:
         return await pool.add(flavor)
 
     async def drain_node(self, node_id: str) -> str | None:
-        """Drain a node (released once its calls end); its state after, None if unknown."""
+        """Drain a node (its warm containers migrate away, it is released once empty); its
+        state after, None if unknown."""
+        drained = await self.drain(node_id)
+        return None if drained is None else drained[0]
+
+    async def drain(self, node_id: str) -> tuple[str, list[MigrationRecord]] | None:
+        """Drain a node: its state after and the migrations started; None if unknown."""
         pool = self.invoker.nodes
         if pool is None or node_id not in pool.nodes:
             return None
-        await self.invoker.drain_node(node_id)
-        return pool.nodes[node_id].state.value if node_id in pool.nodes else "released"
+        started = await self.invoker.drain_node(node_id)
+        state = pool.nodes[node_id].state.value if node_id in pool.nodes else "released"
+        return state, started
+
+    def migrate(self, node_id: str, container: str, target: str | None) -> MigrationRecord:
+        """Start moving one container off `node_id` (to `target`, else where policy says).
+        KeyError: no such node, or the container is not on it; NotMovable; NoCapacity."""
+        pool, migrations = self.invoker.nodes, self.invoker.migrations
+        if pool is None or migrations is None or node_id not in pool.nodes:
+            raise KeyError(node_id)
+        if container not in pool.nodes[node_id].allocations:
+            raise KeyError(container)
+        return migrations.start(container, target, "admin")
+
+    def migrations(self, limit: int = 100) -> dict[str, Any]:
+        """The body of `GET /v1/migrations`: the latest migrations with their measured cost."""
+        migrations = self.invoker.migrations
+        return migrations_json(migrations.records() if migrations is not None else [], limit)
+
+    async def resize_node(self, node_id: str, vcpu: float | None, memory_mb: int | None) -> Node:
+        """Change a node's vCPU and memory while it runs (None: keep that one). KeyError for
+        an unknown node; NoPool; ValueError when what is allocated would not fit (nothing
+        changes); NotResizable (fixed machines) and ResizeRefused (the kernel said no)."""
+        pool = self.invoker.nodes
+        if pool is None:
+            raise NoPool("this deployment has no VM pool (vm_provider is none)")
+        node = pool.nodes[node_id]
+        return await pool.resize(
+            node_id,
+            node.flavor.vcpu if vcpu is None else vcpu,
+            node.flavor.memory_mb if memory_mb is None else memory_mb,
+        )

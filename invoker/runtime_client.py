@@ -1,47 +1,46 @@
-"""The /init and /run protocol, spoken once for every driver over one shared aiohttp session.
+"""The /init and /run protocol, spoken once for every driver: HTTP/1.1 over kept-alive
+connections, with httptools (llhttp) parsing the replies.
 
 Containers are reached either at ``unix:/path/to.sock`` (Docker and process drivers:
 a socket in a bind-mounted directory, which works with networking disabled and is
-faster than a published port) or at ``http://host:port`` (Kubernetes pod IPs). One
-`aiohttp.ClientSession` serves both: its connector opens unix connections for hosts
-it has registered and TCP connections for everything else, so connection pooling and
-keep-alive work per container either way.
+faster than a published port) or at ``http://host:port`` (Kubernetes pod IPs). Each
+container has its own idle connections, one exchange at a time on each: a warm call is one
+write and one parse (an aiohttp client session cost over twice the CPU per call).
 
 A container can write the directory its socket lives in, so the socket's path is never
 followed after `trust`: the socket is pinned there (an O_PATH handle, refused unless it is
 a socket and not a symlink, taken before any function code runs) and every connection is
 made through ``/proc/self/fd/<handle>``, which reaches the pinned socket whatever the
 container puts at the path later. Replies are read up to a bound: a container's answer is
-hostile input.
+hostile input (its head, its length, its body, anything it sends unasked).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import stat
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.client_proto import ResponseHandler
-from yarl import URL
+import httptools
 
 from invoker.init_body import OFF_LOOP_BYTES, init_body
 
 UNIX_PREFIX = "unix:"
-JSON_HEADERS = {"Content-Type": "application/json"}
 MAX_RESULT_BYTES = 6 * 2**20
 """The largest result a call may return (as JSON), as Lambda's synchronous limit."""
 MAX_LOG_BYTES = 2**20
 """The most log text kept of one call; the proxy stops capturing there, and so do we."""
 MAX_REPLY_BYTES = MAX_RESULT_BYTES + MAX_LOG_BYTES + 64 * 2**10
 """The most of one /init or /run answer read: a result, its logs and the JSON around them."""
+MAX_HEAD_BYTES = 64 * 2**10
+"""The most of a reply's status line and headers read before they must be complete."""
 SEND_PIECE_BYTES = 256 * 1024
-"""A request body larger than this is written a piece at a time (see `_pieces`)."""
+"""A request body larger than this is written a piece at a time, waiting for the socket."""
+IDLE_PER_CONTAINER = 64  # idle connections kept per container; more are closed
 
 
 class ProxyError(Exception):
@@ -85,53 +84,184 @@ class RunResponse:
         return self.status == 200
 
 
-class _RoutingConnector(aiohttp.TCPConnector):
-    """TCP connector that opens unix-socket connections for registered host names."""
+class _Connection(asyncio.Protocol):
+    """One connection to a proxy: one request and its bounded reply at a time.
 
-    def __init__(self, handles: dict[str, int], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._handles = handles
+    The parser's callbacks fill in the reply; `done` resolves with it, or with the error
+    that ends the connection. A connection that answered anything but one complete,
+    kept-alive reply to each request is never used again.
+    """
 
-    async def _create_connection(
-        self, req: aiohttp.ClientRequest, traces: Any, timeout: aiohttp.ClientTimeout
-    ) -> ResponseHandler:
-        handle = self._handles.get(req.host)
-        if handle is None:
-            return await super()._create_connection(req, traces, timeout)
-        path = f"/proc/self/fd/{handle}"  # the pinned socket, never the container's path
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.usable = False  # idle and fit for another exchange
+        self.done: asyncio.Future[tuple[int, bytes]] | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._head = 0  # bytes of the reply's headers
+        self._before = 0  # bytes received before the headers were complete
+        self._headers_done = False
+        self._framed = False  # Content-Length or chunked: the end is not the close
+        self._drained: asyncio.Future[None] | None = None
+
+    # ---- asyncio.Protocol ----
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.usable = True
+
+    def data_received(self, data: bytes) -> None:
+        if self.done is None or self.done.done():
+            return self._fail(ProxyError(f"{self._path} sent bytes nobody asked for"))
         try:
-            async with asyncio.timeout(timeout.sock_connect):
-                _, proto = await self._loop.create_unix_connection(self._factory, path)
-        except OSError as exc:
-            raise aiohttp.ClientConnectionError(f"cannot connect to {path}: {exc}") from exc
-        return proto
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            return self._fail(ProxyError(f"{self._path} answered with an upgrade"))
+        except httptools.HttpParserError as exc:
+            return self._fail(ProxyError(f"{self._path} answered malformed HTTP: {exc}"))
+        if not self._headers_done:  # a head line that never ends
+            self._before += len(data)
+            if self._before > MAX_HEAD_BYTES:
+                self._fail(ProxyError(f"{self._path} answered a head over {MAX_HEAD_BYTES}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)  # the write fails at its next piece
+        if self.done is None or self.done.done():
+            return
+        if self._headers_done and not self._framed:  # a body that ends at the close
+            self.done.set_result((self._parser.get_status_code(), b"".join(self._chunks)))
+        else:
+            self.done.set_exception(ProxyError(f"{self._path} failed: connection closed"))
+
+    def pause_writing(self) -> None:
+        self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
+
+    # ---- httptools callbacks ----
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head += len(name) + len(value)
+        if self._head > MAX_HEAD_BYTES:
+            return self._fail(ProxyError(f"{self._path} answered a head over {MAX_HEAD_BYTES}"))
+        name = name.lower()
+        if name == b"content-length":
+            self._framed = True
+            if value.strip().isdigit() and int(value) > MAX_REPLY_BYTES:
+                self._fail(ReplyTooLarge(f"{self._path} answered {int(value)} bytes"))
+        elif name == b"transfer-encoding":
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_REPLY_BYTES:
+            return self._fail(ReplyTooLarge(f"{self._path} answered over {MAX_REPLY_BYTES} bytes"))
+        self._chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:  # an interim answer (100 Continue): the real one follows
+            return self._reset()
+        done = self.done
+        if done is None or done.done():
+            return self._fail(ProxyError(f"{self._path} answered twice"))
+        if not self._parser.should_keep_alive():
+            self.close()
+        done.set_result((status, b"".join(self._chunks)))
+
+    # ---- the exchange ----
+
+    def _reset(self) -> None:
+        self._chunks, self._size, self._head, self._before = [], 0, 0, 0
+        self._headers_done = self._framed = False
+
+    def close(self) -> None:
+        """Close the connection; it is never used again."""
+        self.usable = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, exc: Exception) -> None:
+        """End the connection; the exchange in progress, if any, fails with `exc`."""
+        self.close()
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(exc)
+
+    def expire(self) -> None:
+        """The exchange's deadline passed: drop the connection (it cannot be reused)."""
+        self._fail(RunTimeout())
+
+    async def exchange(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        """Send one request; the reply's status and body. The caller bounds the time."""
+        assert self.transport is not None
+        self.usable = False
+        self._reset()
+        self.done = asyncio.get_running_loop().create_future()
+        if len(body) <= SEND_PIECE_BYTES:
+            self.transport.write(head + body)  # one send for a warm call
+        else:
+            self.transport.write(head)
+            view = memoryview(body)
+            for at in range(0, len(view), SEND_PIECE_BYTES):
+                if self.transport.is_closing():
+                    break  # the reply (or its absence) says why
+                self.transport.write(view[at : at + SEND_PIECE_BYTES])
+                if self._drained is not None:
+                    await self._drained  # a large /init body never waits in one buffer
+        reply = await self.done
+        self.usable = not self.transport.is_closing()
+        return reply
+
+
+@dataclass
+class _Target:
+    """How to reach one container, and its idle connections."""
+
+    connect_to: str  # /proc/self/fd/<handle> or host
+    port: int | None  # None: a unix socket
+    host: str  # the Host header
+    auth: bytes  # the Authorization header line, or b""
+    handle: int | None = None
+    idle: list[_Connection] = field(default_factory=list)
+    _heads: dict[tuple[bytes, str], bytes] = field(default_factory=dict)
+
+    def head(self, method: bytes, path: str, length: int) -> bytes:
+        """The request line and headers of a JSON request with a `length`-byte body."""
+        start = self._heads.get((method, path))
+        if start is None:
+            start = self._heads[(method, path)] = (
+                (
+                    f"{method.decode()} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
+                    "Content-Type: application/json\r\n"
+                ).encode()
+                + self.auth
+                + b"Content-Length: "
+            )
+        return start + str(length).encode() + b"\r\n\r\n"
 
 
 class RuntimeClient:
     """Speaks /init, /run and /healthz to runtime proxies. Create one per process."""
 
-    def __init__(self, *, connections: int = 1000) -> None:
-        self._handles: dict[str, int] = {}  # unix host name -> pinned socket
-        self._headers: dict[str, dict[str, str]] = {}  # address -> request headers
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-        self._urls: dict[tuple[str, str], URL] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._connections = connections
+    def __init__(self) -> None:
+        self._targets: dict[str, _Target] = {}
 
-    def _url(self, address: str, path: str) -> URL:
-        """The parsed URL of `path` on a container, kept: parsing it per call costs."""
-        url = self._urls.get((address, path))
-        if url is None:
-            url = self._urls[(address, path)] = URL(self._base_url(address) + path)
-        return url
-
-    def _base_url(self, address: str) -> str:
-        if address.startswith(UNIX_PREFIX):
-            host = _unix_host(address)
-            if host not in self._handles:
-                self._handles[host] = pin_socket(address[len(UNIX_PREFIX) :])
-            return f"http://{host}"
-        return address.rstrip("/")
+    def _target(self, address: str) -> _Target:
+        target = self._targets.get(address)
+        if target is None:
+            target = self._targets[address] = _new_target(address, None)
+        return target
 
     def trust(self, address: str, token: str | None) -> None:
         """Take on a new container at `address`, which asks for `token` (None: no token).
@@ -139,86 +269,93 @@ class RuntimeClient:
         Call it as soon as the driver has started the container, before any function code
         runs in it: a unix socket is pinned here. ProxyError when it cannot be.
         """
-        if address.startswith(UNIX_PREFIX):
-            self._unpin(address)  # a new container at a path an earlier one used
-            self._handles[_unix_host(address)] = pin_socket(address[len(UNIX_PREFIX) :])
-        if token:
-            self._headers[address] = {**JSON_HEADERS, "Authorization": f"Bearer {token}"}
-        else:  # a new container at an address an earlier one used
-            self._headers.pop(address, None)
+        self.forget(address)  # a new container at an address an earlier one used
+        self._targets[address] = _new_target(address, token)
 
     def forget(self, address: str) -> None:
-        """Drop the routing entry, pinned socket and token of a container that is gone."""
-        self._headers.pop(address, None)
-        for path in ("/init", "/run", "/healthz"):
-            self._urls.pop((address, path), None)
-        if address.startswith(UNIX_PREFIX):
-            self._unpin(address)
-
-    def _unpin(self, address: str) -> None:
-        handle = self._handles.pop(_unix_host(address), None)
-        if handle is not None:
-            os.close(handle)
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = _RoutingConnector(
-                self._handles, limit=self._connections, limit_per_host=0, keepalive_timeout=60
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector, json_serialize=json.dumps, raise_for_status=False
-            )
-        return self._session
+        """Drop the pinned socket, token and connections of a container that is gone."""
+        target = self._targets.pop(address, None)
+        if target is None:
+            return
+        for conn in target.idle:
+            conn.close()
+        if target.handle is not None:
+            os.close(target.handle)
 
     async def close(self) -> None:
-        """Close the shared session and the pinned sockets."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        for handle in self._handles.values():
-            os.close(handle)
-        self._handles.clear()
+        """Close every idle connection and pinned socket."""
+        for address in list(self._targets):
+            self.forget(address)
 
-    async def _post(self, address: str, path: str, body: bytes, timeout: float) -> RunResponse:
-        url = self._url(address, path)
-        # Bytes and ready-made headers and timeouts: aiohttp's JSON payload and a timeout
-        # object per call are a measurable share of a warm call's CPU.
-        limit = self._timeouts.get(timeout)
-        if limit is None:
-            limit = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
-        headers = self._headers.get(address, JSON_HEADERS)
-        data: bytes | AsyncIterator[memoryview] = body
-        if len(body) > SEND_PIECE_BYTES:
-            data, headers = _pieces(body), {**headers, "Content-Length": str(len(body))}
+    async def _connect(self, target: _Target) -> _Connection:
+        loop = asyncio.get_running_loop()
+        conn = _Connection(target.connect_to)
         try:
-            async with self.session.post(url, data=data, headers=headers, timeout=limit) as resp:
-                raw = await _read_bounded(resp, path)
-        except TimeoutError as exc:
+            if target.port is None:  # the pinned socket, never the container's path
+                await loop.create_unix_connection(lambda: conn, target.connect_to)
+            else:
+                await loop.create_connection(lambda: conn, target.connect_to, target.port)
+        except OSError as exc:
+            raise ProxyError(f"cannot connect to {target.connect_to}: {exc}") from exc
+        return conn
+
+    async def _request(
+        self, address: str, method: bytes, path: str, body: bytes, timeout: float
+    ) -> RunResponse:
+        target = self._target(address)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        conn = None
+        while target.idle:
+            candidate = target.idle.pop()
+            if candidate.usable:  # not closed by the proxy while it was idle
+                conn = candidate
+                break
+        expiry = None
+        try:
+            if conn is None:
+                async with asyncio.timeout_at(deadline):
+                    conn = await self._connect(target)
+            # A plain timer, not asyncio.timeout: no cancellation machinery on a warm call.
+            expiry = loop.call_at(deadline, conn.expire)
+            status, raw = await conn.exchange(target.head(method, path, len(body)), body)
+        except (TimeoutError, RunTimeout) as exc:
             raise RunTimeout(f"{path} did not answer within {timeout:g} s") from exc
-        except aiohttp.ClientError as exc:
+        except OSError as exc:
             raise ProxyError(f"{path} failed: {exc}") from exc
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+            if conn is not None:
+                self._release(address, target, conn)
         try:
             answer = json.loads(raw) if raw else {}
         except ValueError as exc:
             raise ProxyError(f"{path} answered with invalid JSON") from exc
         if not isinstance(answer, dict):
             raise ProxyError(f"{path} answered with a non-object body")
-        return RunResponse(resp.status, answer, len(raw))
+        return RunResponse(status, answer, len(raw))
+
+    def _release(self, address: str, target: _Target, conn: _Connection) -> None:
+        """Keep a connection that finished its exchange cleanly; close any other."""
+        kept = self._targets.get(address) is target  # not forgotten or replaced meanwhile
+        if conn.usable and kept and len(target.idle) < IDLE_PER_CONTAINER:
+            target.idle.append(conn)
+        else:
+            conn.close()
 
     async def wait_ready(self, address: str, timeout: float) -> None:
         """Poll /healthz until the proxy answers or `timeout` passes."""
-        url = self._base_url(address) + "/healthz"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.002
         last: Exception | None = None
         while loop.time() < deadline:
             try:
-                async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as resp:
-                    if resp.status == 200:
-                        return
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                resp = await self._request(address, b"GET", "/healthz", b"", 1.0)
+                if resp.status == 200:
+                    return
+            except (ProxyError, RunTimeout) as exc:
                 last = exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -243,42 +380,21 @@ class RuntimeClient:
             body = await asyncio.to_thread(init_body, code, binary=binary, main=main, env=env)
         else:
             body = init_body(code, binary=binary, main=main, env=env)
-        return await self._post(address, "/init", body, timeout)
+        return await self._request(address, b"POST", "/init", body, timeout)
 
     async def run(self, address: str, payload: dict[str, Any], timeout: float) -> RunResponse:
         """Run one activation; raises RunTimeout past `timeout`."""
-        return await self._post(address, "/run", json.dumps(payload).encode(), timeout)
+        return await self._request(address, b"POST", "/run", json.dumps(payload).encode(), timeout)
 
 
-async def _pieces(body: bytes) -> AsyncIterator[memoryview]:
-    """The body a piece at a time, each sent before the next is handed over.
-
-    What one write cannot send at once, asyncio's transport copies into its buffer: for a
-    64 MiB /init body that is a copy long enough to stall the event loop.
-    """
-    view = memoryview(body)
-    for at in range(0, len(view), SEND_PIECE_BYTES):
-        yield view[at : at + SEND_PIECE_BYTES]
-
-
-def _unix_host(address: str) -> str:
-    """The made-up host name under which a unix address is pooled."""
-    return "u" + hashlib.sha1(address.encode()).hexdigest()[:20] + ".sock"
-
-
-async def _read_bounded(resp: aiohttp.ClientResponse, path: str) -> bytes:
-    """The body, or ReplyTooLarge as soon as it is known to pass MAX_REPLY_BYTES."""
-    length = resp.content_length
-    if length is not None and length > MAX_REPLY_BYTES:
-        resp.close()  # the connection is dropped, not drained
-        raise ReplyTooLarge(f"{path} answered {length} bytes")
-    if length is not None:
-        return await resp.read()  # the parser stops at Content-Length
-    chunks, size = [], 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > MAX_REPLY_BYTES:
-            resp.close()
-            raise ReplyTooLarge(f"{path} answered more than {MAX_REPLY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _new_target(address: str, token: str | None) -> _Target:
+    """How to reach `address`: a unix socket is pinned now (ProxyError if it cannot be)."""
+    auth = f"Authorization: Bearer {token}\r\n".encode() if token else b""
+    if address.startswith(UNIX_PREFIX):
+        handle = pin_socket(address[len(UNIX_PREFIX) :])
+        return _Target(f"/proc/self/fd/{handle}", None, "runtime", auth, handle)
+    parts = urlsplit(address)
+    if parts.hostname is None:
+        raise ProxyError(f"not a runtime address: {address!r}")
+    port = parts.port or 80
+    return _Target(parts.hostname, port, parts.netloc, auth)

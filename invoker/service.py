@@ -26,11 +26,17 @@ from invoker.containers.ballooning import Balloons
 from invoker.containers.keepalive import FixedTTL, KeepAlivePolicy
 from invoker.containers.keepalive_memory import KeepAliveMemory
 from invoker.containers.lifecycle import ContainerLifecycle
+from invoker.containers.migrations import Migrations, NotMovable
 from invoker.containers.model import ContainerDefaults
 from invoker.containers.pool import Pool, PoolLimits
+from invoker.containers.resize import Resizer
 from invoker.containers.slots import Slot, SlotTable
 from invoker.drivers.base import ContainerDriver
 from invoker.metrics import InvokerMetrics
+from invoker.nodes.heat import HotSpots
+from invoker.nodes.hotspot import HotSpotConfig, plan_mitigation
+from invoker.nodes.migration import MigrationRecord
+from invoker.nodes.model import NoCapacity
 from invoker.nodes.node_pool import NodePool
 from invoker.nodes.placement import NodeState
 from invoker.providers.local import host_memory_mb
@@ -55,6 +61,9 @@ class InvokerConfig:
     reap_interval_s: float = 1.0
     keep_alive_save_s: float = 60.0  # a crash loses at most this much of what was learned
     api_socket_dir: str | None = None  # where the gateway's api.sock lives, for callbacks
+    hot_spots: HotSpotConfig | None = None
+    """Move containers off nodes that stay hot (None: hot spots are only avoided at
+    placement). Needs a node pool."""
     balloon: BalloonConfig | None = None
     """Deflate idle warm containers to their working set (None: containers keep their full
     memory). Where the driver has no call meter (process, Kubernetes, remote engines)
@@ -132,6 +141,15 @@ class Invoker:
             metrics=metrics,
             balloons=self.balloons,
         )
+        self._resizer = Resizer(self.pool, driver, nodes=nodes, balloons=self.balloons)
+        self.migrations: Migrations | None = None
+        self.hot_spots: HotSpots | None = None
+        if nodes is not None:
+            self.migrations = Migrations(
+                self.pool, self._life, driver, nodes, clock=clock, wall=wall, metrics=metrics
+            )
+            if config.hot_spots is not None:
+                self.hot_spots = HotSpots(nodes, config.hot_spots, clock=clock)
         self._background: asyncio.Task[None] | None = None
         self._recorder = StoreRecorder(store, step_ms=config.billing_step_ms)
 
@@ -159,6 +177,8 @@ class Invoker:
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._background
+        if self.migrations is not None:
+            await self.migrations.close()
         await self._life.close()
         try:
             await self.save_keep_alive()
@@ -189,6 +209,7 @@ class Invoker:
                 await self.run_prewarms()
                 await self.refill_stems()
                 await self.consolidate()
+                await self.mitigate_hot_spots()
                 if self._memory.save_due():
                     await self.save_keep_alive()
             except Exception:  # the loop must outlive any one failure
@@ -210,8 +231,8 @@ class Invoker:
         await self._life.refill_stems({(rt, mem): n for rt, mem, n in self._config.stem_cells})
 
     async def consolidate(self) -> list[str]:
-        """Drain under-used nodes (their idle containers go, busy ones finish), release empty
-        ones; returns the nodes released."""
+        """Drain under-used nodes (their warm containers migrate to other nodes, the rest
+        go once idle), release empty ones; returns the nodes released."""
         if self.nodes is None:
             return []
         needed = await self.nodes.nodes_needed()
@@ -220,15 +241,57 @@ class Invoker:
             log.info("draining node %s to consolidate", node_id)
         draining = [n.id for n in self.nodes.nodes.values() if n.state is NodeState.DRAINING]
         for node_id in draining:
-            await self._life.remove(self.pool.retire_ids(self.nodes.containers_on(node_id)))
+            await self._empty(node_id)
         return await self.nodes.release_drained()
 
-    async def drain_node(self, node_id: str) -> None:
-        """Operator: stop placing on a node; it is released once its calls finish."""
+    async def _empty(self, node_id: str) -> list[MigrationRecord]:
+        """Move a draining node's warm containers elsewhere (make-before-break); what
+        cannot move is retired (idle ones now, busy ones once their calls end)."""
+        assert self.migrations is not None  # there is one wherever there are nodes
+        return await self.migrations.drain(node_id, "drain")
+
+    async def drain_node(self, node_id: str) -> list[MigrationRecord]:
+        """Operator: stop placing on a node and migrate its warm containers away; it is
+        released once empty. Returns the migrations started."""
         if self.nodes is None:
             raise KeyError(node_id)
         self.nodes.drain(node_id)
-        await self.consolidate()
+        started = await self._empty(node_id)
+        await self.nodes.release_drained()
+        return started
+
+    async def mitigate_hot_spots(self) -> list[MigrationRecord]:
+        """Sample each node's pressure; from a node that stayed hot, migrate the containers
+        that load it most to nodes that stay cool with them. Returns the migrations started."""
+        if self.hot_spots is None or self.migrations is None or self.nodes is None:
+            return []
+        self.hot_spots.sample()
+        loads = await self.migrations.container_loads()
+        hot = self.hot_spots.hot() - self.migrations.busy_nodes()
+        if not hot:
+            return []
+        movables = [
+            m for s in self.slots.values() if (m := self.migrations.movable(s, loads.get(s.id)))
+        ]
+        plans = plan_mitigation(
+            hot,
+            self.migrations.loads(self.hot_spots.load),
+            movables,
+            self._clock(),
+            self.hot_spots.config,
+            self.nodes.limits,
+        )
+        started = []
+        for plan in plans:
+            for move in plan.moves:
+                try:
+                    started.append(self.migrations.start(move.container, move.target, "hot-spot"))
+                except (NotMovable, NoCapacity) as exc:
+                    log.info("hot spot %s: %s", plan.node, exc)
+            if plan.moves:
+                self.hot_spots.acted(plan.node)
+                log.info("hot spot %s: moving %d containers", plan.node, len(plan.moves))
+        return started
 
     # ---- views ----
 
@@ -249,6 +312,14 @@ class Invoker:
     async def retire(self, tenant: str, name: str) -> None:
         """Remove a function's containers: idle ones now, busy ones when their calls end."""
         await self._life.remove(self.pool.retire(tenant, name))
+
+    async def redeployed(self, old: FunctionSpec, new: FunctionSpec) -> list[str]:
+        """A new version of a function replaced `old`: when only its memory (or timeout,
+        params) changed, idle warm containers are resized in place and serve `new`; the
+        rest are retired as on any deploy. Returns the containers carried over."""
+        kept = self._resizer.carry_over(old, new)
+        await self._life.remove(self.pool.retire(new.tenant, new.name, keep=kept))
+        return kept
 
     # ---- the call path ----
 

@@ -60,6 +60,9 @@ class InvokerSettings:
     max_containers_per_function: int = 32
     version_retention: int = 20  # versions kept per function, plus those an alias names
     max_in_flight_per_tenant: int = 100  # a tenant's default concurrency (admins set others)
+    allow_root_images: bool = False
+    """Functions' own images whose USER is root may be deployed and run as root (still
+    with every capability dropped, no new privileges, a read-only root). Off: a 400."""
     # Memory ballooning and managed over-provisioning (docs/performance.md, "Ballooning").
     balloon: bool = True
     """Deflate idle warm containers to their working set + headroom (their cgroup memory
@@ -74,7 +77,22 @@ class InvokerSettings:
     fit, while a call still starts only when its full memory_mb fits (idle containers are
     evicted first, else the call goes elsewhere). Needs `balloon`; ignored without it."""
 
+    # Hot-spot mitigation at run time (docs/performance.md, "Migration and hot spots").
+    hot_spot_mitigation: bool = True
+    """Move the containers that load a hot node most to nodes that stay cool with them
+    (live migration, make-before-break: callers see no cold start and no error)."""
+    hot_spot_above: float = 0.85  # a node is hot above this pressure (CPU or memory in use)...
+    hot_spot_window_s: float = 30.0  # ...held this long
+    hot_spot_below: float = 0.70  # cool again below this (hysteresis)...
+    hot_spot_cool_window_s: float = 10.0  # ...held this long
+    hot_spot_min_residence_s: float = 300.0  # a moved container stays put this long
+
+    worker: str = ""
+    """Which of `nimbus serve --workers N`'s processes this is ("" for a single one): its
+    containers and async-call leases are its own, kept across its restarts."""
+
     @property
     def owner(self) -> str:
-        """Labels this deployment's containers: one data dir, one owner."""
-        return "n" + hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        """Labels this deployment's containers: one data dir (and worker), one owner."""
+        base = "n" + hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:12]
+        return f"{base}w{self.worker}" if self.worker else base

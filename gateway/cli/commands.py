@@ -1,72 +1,119 @@
-"""The `nimbus` command line: its grammar, and running the command it names."""
+"""The `nimbus` command line: its grammar, and running the command it names.
+
+Each group of commands registers itself (`add_commands` in its module); this module
+holds the top: `--version`, the connection flags, `serve`, `images`, `completion`, and
+how a failure becomes one line on stderr and an exit status (errors.py lists them).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from importlib import metadata
 
-from gateway.cli import api_commands as api
-from gateway.cli.errors import CliError
-from gateway.cli.images import cmd_images_build
+from gateway.cli import (
+    activation_commands,
+    admin_commands,
+    bucket_commands,
+    function_commands,
+    login_commands,
+    trigger_commands,
+)
+from gateway.cli.api_commands import add_deploy, add_invoke
+from gateway.cli.completion import bash_script
+from gateway.cli.errors import CliError, ExitCode
+from gateway.cli.grammar import add_connection_flags, command, group
+from gateway.cli.images import cmd_images_build, cmd_images_import
 from gateway.cli.serve import add_serve_command
+
+EPILOG = """\
+examples:
+  nimbus login http://127.0.0.1:8080
+  nimbus deploy hello functions/hello/main.py --handler main.handler
+  nimbus invoke hello --param name=Ada
+  nimbus logs hello --follow
+  nimbus functions --json | jq '.functions[].name'
+
+The gateway and key: --url/--key, else $NIMBUS_URL/$NIMBUS_API_KEY, else `nimbus login`.
+Exit status: 0 ok, 1 error, 2 usage, 3 not found, 4 auth, 5 unreachable, 6 the function
+failed, 130 interrupted. docs/cli.md has every command."""
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        return metadata.version("nimbus")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
-    p = argparse.ArgumentParser(prog="nimbus", description="Nimbus serverless platform")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="nimbus",
+        description="Nimbus serverless platform",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"nimbus {version()}")
+    add_connection_flags(p, top=True)
+    sub = group(p, "command")
 
     add_serve_command(sub)
-
-    images = sub.add_parser("images", help="runtime images")
-    images_sub = images.add_subparsers(dest="images_command", required=True)
-    build = images_sub.add_parser("build", help="build the runtime images")
+    images = command(sub, "images", None, "runtime images", ["nimbus images build"], api=False)
+    images_sub = group(images, "images_command")
+    build = command(
+        images_sub,
+        "build",
+        cmd_images_build,
+        "build the runtime images",
+        ["nimbus images build --force"],
+        api=False,
+    )
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    build.set_defaults(func=cmd_images_build)
+    load = command(
+        images_sub,
+        "import",
+        cmd_images_import,
+        "load an image tarball (`docker save`) into every engine of the pool",
+        ["nimbus images import fn.tar", "nimbus images import fn.tar --docker-hosts hosts.toml"],
+        api=False,
+    )
+    load.add_argument("file", help="the tarball")
+    load.add_argument(
+        "--docker-hosts", default="", help="also these engines (default $NIMBUS_DOCKER_HOSTS)"
+    )
 
-    deploy = sub.add_parser("deploy", help="create or update a function")
-    deploy.add_argument("name")
-    deploy.add_argument("path", help="a .py file, a .zip, or a directory")
-    deploy.add_argument("--handler", required=True, help="module.function")
-    deploy.add_argument("--runtime", default="python:3.11")
-    deploy.add_argument("--memory", type=int, default=128, help="MB (128-4096)")
-    deploy.add_argument("--timeout", type=float, default=30, help="seconds (1-900)")
-    deploy.add_argument("--concurrency", type=int, default=1)
-    deploy.add_argument("--network", action="store_true", help="give the function network")
-    deploy.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
-    deploy.set_defaults(func=api.cmd_deploy)
+    login_commands.add_commands(sub)
+    add_deploy(sub)
+    add_invoke(sub)
+    function_commands.add_commands(sub)
+    activation_commands.add_commands(sub)
+    trigger_commands.add_trigger_commands(sub)
+    trigger_commands.add_rule_commands(sub)
+    bucket_commands.add_commands(sub)
+    admin_commands.add_commands(sub)
 
-    inv = sub.add_parser("invoke", help="invoke a function")
-    inv.add_argument("name")
-    inv.add_argument("event", nargs="?", default="", help="JSON object")
-    inv.add_argument("-v", "--verbose", action="store_true", help="print activation details")
-    inv.set_defaults(func=api.cmd_invoke)
-
-    fns = sub.add_parser("functions", help="list functions")
-    fns.set_defaults(func=api.cmd_functions)
-
-    acts = sub.add_parser("activations", help="list recent activations")
-    acts.add_argument("--function")
-    acts.add_argument("--limit", type=int, default=20)
-    acts.set_defaults(func=api.cmd_activations)
-
-    act = sub.add_parser("activation", help="show one activation with its logs")
-    act.add_argument("id")
-    act.set_defaults(func=api.cmd_activation)
-
-    bill = sub.add_parser("bill", help="your bill, per function or per day")
-    bill.add_argument("--from", dest="since", help="ISO date/datetime or epoch seconds")
-    bill.add_argument("--to", dest="until", help="ISO date/datetime or epoch seconds")
-    bill.add_argument("--by", default="function", choices=["function", "day"])
-    bill.add_argument("--csv", action="store_true", help="print CSV")
-    bill.set_defaults(func=api.cmd_bill)
-
-    tenant = sub.add_parser("tenant", help="tenants (admin)")
-    tenant_sub = tenant.add_subparsers(dest="tenant_command", required=True)
-    create = tenant_sub.add_parser("create", help="create a tenant and print its key")
-    create.add_argument("name")
-    create.set_defaults(func=api.cmd_tenant_create)
+    completion = command(
+        sub,
+        "completion",
+        None,
+        "print a shell completion script",
+        [
+            "source <(nimbus completion bash)",
+            "nimbus completion bash > /etc/bash_completion.d/nimbus",
+        ],
+        api=False,
+    )
+    completion.add_argument("shell", choices=["bash"])
+    completion.set_defaults(func=lambda args: _print(bash_script(parser())))
     return p
+
+
+def _print(text: str) -> int:
+    sys.stdout.write(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.func(args)
     except CliError as exc:
         print(f"nimbus: {exc}", file=sys.stderr)
-        return 1
+        return exc.code
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # `nimbus activations | head`: the reader left. Point stdout at /dev/null so the
+        # interpreter's last flush does not fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     return code

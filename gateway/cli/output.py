@@ -19,26 +19,19 @@ def deployed(status: int, function: Mapping[str, Any]) -> str:
     return f"{verb} {function['name']} version {function['version']} ({sha})"
 
 
+def accepted(answer: Mapping[str, Any]) -> str:
+    """`invoke --async`: the queued activation and the version it will run."""
+    return f"accepted: activation {answer['activation_id']} (version {answer.get('version')})"
+
+
 def invoke_details(headers: Mapping[str, str]) -> str:
     """`invoke -v`: the activation, whether it was a cold start, and how long it ran."""
     return (
         f"activation {headers.get('X-Nimbus-Activation-Id')} "
         f"cold={headers.get('X-Nimbus-Cold-Start')} "
         f"duration={headers.get('X-Nimbus-Duration-Ms')} ms"
-    )
-
-
-def function_row(f: Mapping[str, Any]) -> str:
-    """One function of `nimbus functions`."""
-    return f"{f['name']:<24} v{f['version']:<4} {f['memory_mb']:>5} MB  {f['handler']}"
-
-
-def activation_row(a: Mapping[str, Any]) -> str:
-    """One activation of `nimbus activations`."""
-    cold = "cold" if a["cold_start"] else "warm"
-    return (
-        f"{a['activation_id']}  {a['function']:<20} {a['status']:<18} "
-        f"{a['duration_ms'] or 0:>9.1f} ms  {cold}"
+        f" version={headers.get('X-Nimbus-Function-Version')}"
+        + (f" alias={headers['X-Nimbus-Alias']}" if headers.get("X-Nimbus-Alias") else "")
     )
 
 

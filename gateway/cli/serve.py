@@ -75,6 +75,17 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
     serve.add_argument(
+        "--workers",
+        type=int,
+        help="gateway processes sharing the port (default: $NIMBUS_WORKERS, else 1; "
+        "0 = one per core, at most 8; docs/performance.md)",
+    )
+    serve.add_argument(
+        "--allow-root-images",
+        action="store_true",
+        help="let functions' own images run as root (still with no capabilities, read-only)",
+    )
+    serve.add_argument(
         "--activation-retention-days",
         type=float,
         help="delete activations (results, logs) older than this; 0 keeps them "
@@ -99,8 +110,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"nimbus: serving on http://{args.host}:{args.port} (data: {config.data_dir})", flush=True
     )
+    count = _workers(args.workers, os.environ)
+    if count > 1:
+        from gateway import workers
+
+        workers.run(config, args.host, args.port, workers=count, access_log=args.access_log)
+        return 0
     server.run(create_app(config), args.host, args.port, access_log=args.access_log)
     return 0
+
+
+def _workers(flag: int | None, env: Mapping[str, str]) -> int:
+    """How many gateway processes: the flag, else $NIMBUS_WORKERS, else 1 (0: per core)."""
+    from gateway.workers import MAX_WORKERS, default_workers
+
+    raw = flag if flag is not None else env.get("NIMBUS_WORKERS") or 1
+    try:
+        count = int(raw)
+    except ValueError:
+        raise CliError(f"--workers takes a number, got {raw!r}") from None
+    if count == 0:
+        return default_workers()
+    if not 1 <= count <= MAX_WORKERS:
+        raise CliError(f"--workers must be between 1 and {MAX_WORKERS}, got {count}")
+    return count
 
 
 def serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
@@ -137,6 +170,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         store_url=env.get("NIMBUS_STORE_URL", ""),
         price_book=prices,
         public_metrics=args.public_metrics,
+        allow_root_images=args.allow_root_images,
         stem_cells=stem_cells_value(args.stem_cells),
         keep_alive_s=args.keep_alive or 600.0,
         keep_alive_policy="fixed" if args.keep_alive else args.keep_alive_policy,

@@ -31,7 +31,7 @@ from gateway.openwhisk.records import SUCCESS, WHISK_ERROR, record
 from gateway.openwhisk.translation import Existing, native_body
 from gateway.quotas import QUOTAS, backlog_full
 from gateway.requests import json_body, json_object
-from invoker.api import InvokeRequest, InvokeResult, Throttled
+from invoker.api import ImageRejected, InvokeRequest, InvokeResult, Throttled
 from invoker.dispatcher import BacklogFull
 from invoker.records import activation_from
 from invoker.store.base import StoredFunction
@@ -91,7 +91,10 @@ async def put_action(request: web.Request) -> web.Response:
             f"limits.memory {draft.memory_mb} is more than the largest node holds ({largest} MB)",
             "limits.memory",
         )
-    saved, _ = await platform.ops.deploy(draft, time.time())
+    try:
+        saved, _ = await platform.ops.deploy(draft, time.time())
+    except ImageRejected as exc:
+        raise bad_request(str(exc), "exec.image") from None
     return web.json_response(action_document(saved.to_json(), tenant))
 
 

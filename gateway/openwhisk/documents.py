@@ -100,6 +100,8 @@ def action_exec(native: Mapping[str, Any], tenant: str, code: str | None) -> dic
         "binary": native.get("code_kind") == "zip",
         "main": _main_of(str(native.get("handler", "main.main"))),
     }
+    if native.get("image"):  # a blackbox action
+        found["image"] = native["image"]
     if code is not None:
         found["code"] = code
     return found

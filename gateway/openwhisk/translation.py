@@ -8,10 +8,12 @@ existing function's native JSON and code. Native fields OpenWhisk has no word fo
 `network`) are carried over.
 
 Kinds: `python:3`, `python:3.11` and `python:default` are Nimbus's Python runtime;
-`sequence` is a sequence. Code is a Python source whose `main` (default `main`) is the
-entry point, or (`binary`) a base64 zip with `__main__.py` at its root, as OpenWhisk's
-Python runtime takes it. `__main__` is the name of the runtime's own module, so the zip
-gets a copy of `__main__.py` as `nimbus_ow_main.py`, the module the handler names.
+`sequence` is a sequence; `blackbox` with `exec.image` is a function running that image
+of the local engine (its code baked in: `exec.code` is refused; docs/runtimes.md).
+Code is a Python source whose `main` (default `main`) is the entry point, or (`binary`)
+a base64 zip with `__main__.py` at its root, as OpenWhisk's Python runtime takes it.
+`__main__` is the name of the runtime's own module, so the zip gets a copy of
+`__main__.py` as `nimbus_ow_main.py`, the module the handler names.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ KINDS = {
     "nodejs:18": "nodejs:18",
     "nodejs:default": "nodejs:18",
 }
-SUPPORTED_KINDS = (*sorted(KINDS), SEQUENCE)
+BLACKBOX = "blackbox"
+SUPPORTED_KINDS = (*sorted(KINDS), BLACKBOX, SEQUENCE)
 DEFAULT_TIMEOUT_MS = 60_000
 DEFAULT_MEMORY_MB = 256
 MAX_LOGS_MB = 10
@@ -152,11 +155,23 @@ def _code_exec(exec_: Mapping[str, Any], kind: str) -> dict[str, Any]:
     return native
 
 
+def _blackbox_exec(exec_: Mapping[str, Any]) -> dict[str, Any]:
+    """A blackbox action: its image (checked like the native `image`, then on the engine)."""
+    image = exec_.get("image")
+    if not isinstance(image, str) or not image:
+        raise ApiError(400, "a blackbox action needs exec.image, an image of the local engine")
+    if exec_.get("code"):
+        raise ApiError(400, "blackbox actions with exec.code are not supported: bake it in")
+    return {"image": image}
+
+
 def _kept_exec(old: Existing) -> dict[str, Any]:
     """The existing function's code and runtime, for a PUT without `exec`."""
     native = old.native
     if native.get("sequence"):
         return {"sequence": list(native["sequence"])}
+    if native.get("image"):
+        return {"image": native["image"], "image_protocol": native.get("image_protocol")}
     code_kind = str(native.get("code_kind", "source"))
     if code_kind == "zip":
         code: dict[str, str] = {"zip": base64.b64encode(old.code).decode()}
@@ -183,6 +198,8 @@ def exec_fields(
             raise ApiError(400, "a sequence needs exec.components, a list of action names")
         names = [entity_name(c, namespace_ok, "component") for c in components]
         return {"sequence": names}, SEQUENCE
+    if kind == BLACKBOX:
+        return _blackbox_exec(exec_), BLACKBOX
     if not isinstance(kind, str) or kind not in KINDS:
         raise ApiError(
             400,

@@ -13,6 +13,7 @@ from gateway.middleware import caller
 from gateway.requests import json_body
 from gateway.routes import versions
 from gateway.schemas import check_function_name, function_draft
+from invoker.api import ImageRejected
 from invoker.sequences import component_problem
 
 routes = web.RouteTableDef()
@@ -46,7 +47,10 @@ async def put_function(request: web.Request) -> web.Response:
         )
     # A new immutable version; warm containers of earlier ones drain, so the next call
     # runs this one (an earlier one called by version or alias starts its own again).
-    stored, created = await request.app[PLATFORM].ops.deploy(draft, time.time())
+    try:
+        stored, created = await request.app[PLATFORM].ops.deploy(draft, time.time())
+    except ImageRejected as exc:
+        raise bad_request(str(exc), "image") from None
     return web.json_response(stored.to_json(), status=201 if created else 200)
 
 

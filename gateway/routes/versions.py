@@ -133,6 +133,44 @@ async def get_version(request: web.Request) -> web.Response:
     return web.json_response(version_json(found, named.get(number, ())))
 
 
+@routes.get(_BASE + "/code")
+async def get_code(request: web.Request) -> web.Response:
+    """The code a version runs, as it was deployed: a source file or a zip
+    (`?version=N`; the latest without). 404 for a sequence or an image function."""
+    who = caller(request)
+    name = _function_name(request)
+    found = await _existing(request, who.tenant, name)
+    asked = request.query.get("version")
+    if asked is not None:
+        try:
+            number = parse_version(asked)
+        except VersionError as exc:
+            raise _invalid(exc) from None
+        version = await request.app[PLATFORM].store.get_version(who.tenant, name, number)
+        if version is None:
+            raise not_found(f"version {number} of function {name!r}")
+        found = version
+    spec = found.spec
+    if spec.sequence or spec.image is not None:
+        raise not_found(f"code of function {name!r} (a sequence or an image has none)")
+    code = await request.app[PLATFORM].store.get_code(spec.code_sha256)
+    if code is None:
+        raise not_found(f"code of function {name!r}")
+    zipped = spec.code_kind == "zip"
+    suffix = "zip" if zipped else "js" if spec.runtime.startswith("nodejs") else "py"
+    return web.Response(
+        body=code,
+        content_type="application/zip" if zipped else "text/plain",
+        charset=None if zipped else "utf-8",
+        headers={
+            "X-Nimbus-Code-Kind": spec.code_kind,
+            "X-Nimbus-Code-Sha256": spec.code_sha256,
+            "X-Nimbus-Function-Version": str(spec.version),
+            "Content-Disposition": f'attachment; filename="{name}.{suffix}"',
+        },
+    )
+
+
 @routes.put(_BASE + "/aliases/{alias}")
 async def put_alias(request: web.Request) -> web.Response:
     """Create (201) or move (200) an alias: `{"version": 3}`, or a weighted split

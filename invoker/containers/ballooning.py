@@ -79,6 +79,15 @@ class Balloons:
         """The container's memory limit now, as booked."""
         return self._limits.get(slot.id, slot.memory_mb)
 
+    def changing(self, slot_id: str) -> bool:
+        """True while a limit change of the container waits on the engine."""
+        return slot_id in self._changing
+
+    def resized(self, slot: Slot, limit_mb: int) -> None:
+        """The container's full size changed (`slot.memory_mb`, in place); its limit now is
+        `limit_mb` (below the full size: it stays deflated)."""
+        self._book(slot, limit_mb)
+
     # ---- deflating (the maintenance loop) ----
 
     async def deflate_idle(self) -> int:

@@ -83,6 +83,10 @@ class CallMeter:
     so nothing a call left behind (threads, forks) runs, or is paid for, between calls."""
     memory: MemoryFiles | None = None
     """The memory limit and use, for ballooning (None where the controller is not found)."""
+    frozen: bool = False
+    """What the last freezer write through this meter left: thawing a container that is
+    not frozen (a call within the freeze grace of the one before) writes nothing. Drivers
+    keep one meter per container for its life, so this is the container's state."""
     _cpu0: float | None = None
     _reset: bool = False
     _fds: dict[Path, int] = field(default_factory=dict)
@@ -133,13 +137,13 @@ class CallMeter:
 
     def freeze(self) -> bool:
         """Stop every process of the container until `thaw`; False where it cannot."""
-        return self._write_freezer(b"1" if self.v2 else b"FROZEN")
+        return self.frozen or self._write_freezer(b"1" if self.v2 else b"FROZEN", True)
 
     def thaw(self) -> bool:
-        """Let the container's processes run again."""
-        return self._write_freezer(b"0" if self.v2 else b"THAWED")
+        """Let the container's processes run again (no write when it is not frozen)."""
+        return not self.frozen or self._write_freezer(b"0" if self.v2 else b"THAWED", False)
 
-    def _write_freezer(self, value: bytes) -> bool:
+    def _write_freezer(self, value: bytes, frozen: bool) -> bool:
         if self.freezer is None:
             return False
         fd = self._fds.get(self.freezer)
@@ -149,6 +153,7 @@ class CallMeter:
             os.pwrite(fd, value, 0)
         except OSError:
             return False
+        self.frozen = frozen
         return True
 
     def working_set_mb(self) -> float | None:

@@ -19,9 +19,15 @@ from typing import Any
 
 from invoker import replies
 from invoker.api import FunctionSpec
-from invoker.containers.model import ContainerDefaults, Prewarm, container_spec, demand_of
+from invoker.containers.model import (
+    ContainerDefaults,
+    Prewarm,
+    container_spec,
+    demand_of,
+    function_env,
+)
 from invoker.containers.pool import Pool
-from invoker.containers.slots import Failure, FunctionKey, Slot
+from invoker.containers.slots import Failure, FunctionKey, Slot, State
 from invoker.drivers.base import ContainerDriver, ContainerHandle, ContainerSpec, DriverError
 from invoker.nodes.model import NoCapacity, Node
 from invoker.nodes.node_pool import NodePool
@@ -66,6 +72,7 @@ class ContainerLifecycle:
         self._pulses: dict[FunctionKey, asyncio.Event] = {}
         self._names = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._targets: dict[str, str] = {}  # slot id -> the node it must go to (a migration)
 
     async def close(self) -> None:
         """Stop the work in flight and remove every container."""
@@ -134,6 +141,37 @@ class ContainerLifecycle:
             slot.ready.set()
             self._pool.prewarmed(slot.id)
 
+    async def start_replacement(self, spec: FunctionSpec, node_id: str, idle_until: float) -> Slot:
+        """A container of `spec` on `node_id`, started and loaded, that no call can take
+        until `Pool.adopt` gives it the function (a migration's step 1). A ready stem cell
+        on that node is specialised when the function may use one; otherwise a container
+        is started there. Raises (NoCapacity, DriverError, ...) with nothing left behind."""
+        now = self._clock()
+        demand = demand_of(spec)
+        stems = self._slots.stems(spec.runtime, spec.memory_mb) if demand.stem_ok else []
+        stem = next((s for s in stems if s.node == node_id), None)
+        if stem is not None:
+            stem.state = State.INITIALIZING  # no call may specialise it meanwhile
+            slot = stem
+        else:
+            slot = self._pool.starting(self._new_name(), None, spec.runtime, spec.memory_mb, now)
+            slot.spec = spec  # started as the function's container (its labels, its image)
+            self._targets[slot.id] = node_id
+            try:
+                await self._create(slot)
+            except BaseException:
+                await self.remove([slot.id])
+                raise
+            finally:
+                self._targets.pop(slot.id, None)
+        slot.spec = spec
+        slot.ready.clear()
+        await self._init(slot, now, idle_until)
+        if slot.init_error is not None or self._slots.get(slot.id) is not slot:
+            await self.remove([slot.id])
+            raise DriverError(slot.init_error or "the replacement was removed while it loaded")
+        return slot
+
     async def _create(self, slot: Slot) -> ContainerHandle:
         """Place the slot's container, start it and trust its proxy; the handle is the slot's.
 
@@ -192,11 +230,8 @@ class ContainerLifecycle:
             code = await self._store.get_code(spec.code_sha256)
             if code is None:
                 raise DriverError(f"code blob {spec.code_sha256} is missing from the store")
-            env = {
-                **spec.env,
-                "NIMBUS_FUNCTION_NAME": spec.name,
-                "NIMBUS_FUNCTION_VERSION": str(spec.version),
-            }
+            env = function_env(spec)
+            slot.init_bytes = len(code)
             resp = await self._client.init(
                 slot.handle.address,
                 code=code,  # raw: the client encodes it, off the event loop when large
@@ -243,6 +278,9 @@ class ContainerLifecycle:
         """Place the slot on a node; on an overcommitted pool, evict idle containers first
         when no node has room (a few rounds: concurrent starts may take the room freed)."""
         assert self._nodes is not None
+        target = self._targets.get(slot.id)
+        if target is not None:
+            return self._nodes.place_on(slot.id, slot.memory_mb, target)
         for _ in range(PLACE_ROUNDS):
             try:
                 return await self._nodes.place(slot.id, slot.memory_mb)
@@ -270,14 +308,19 @@ class ContainerLifecycle:
 
     async def wait_for(self, key: FunctionKey, seconds: float) -> None:
         """Wait up to `seconds` for a container of `key` to load, free up or go."""
-        event = self._pulses.setdefault(key, asyncio.Event())
         self._pool.waiting(key, +1)
         try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):  # not wait_for: see dispatcher._sleep
-                    await event.wait()
+            await self.pulse(key, seconds)
         finally:
             self._pool.waiting(key, -1)
+
+    async def pulse(self, key: FunctionKey, seconds: float) -> None:
+        """Wait up to `seconds` for the next change to `key`'s containers, as an observer
+        (not a caller: the pool's wait estimate does not count it)."""
+        event = self._pulses.setdefault(key, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):  # not wait_for: see dispatcher._sleep
+                await event.wait()
 
     # ---- removing ----
 

@@ -59,6 +59,7 @@ def container_spec(
                 "io.nimbus.version": str(spec.version),
             }
         )
+    own = spec if spec is not None and spec.image is not None else None
     return ContainerSpec(
         name=name,
         runtime=runtime,
@@ -66,10 +67,27 @@ def container_spec(
         cpus=cpus_for(memory_mb, defaults.host_cpus),
         network=spec.network if spec is not None else False,
         labels=labels,
+        # An image of its own starts as its function's container: its program reads its
+        # environment from the start (a runtime's gets it with the code at /init).
+        env=function_env(own) if own is not None else {},
         node=defaults.node,
-        api_socket_dir=defaults.api_socket_dir,
+        # Calls back into the API pass through the Nimbus proxy, which an http image lacks.
+        api_socket_dir=None
+        if own is not None and own.image_protocol == "http"
+        else defaults.api_socket_dir,
         netns_group=spec.tenant if spec is not None and not spec.network else None,
+        image=own.image if own is not None else None,
+        image_protocol=own.image_protocol if own is not None else None,
     )
+
+
+def function_env(spec: FunctionSpec) -> dict[str, str]:
+    """The environment a function's code sees: its own, and its name and version."""
+    return {
+        **spec.env,
+        "NIMBUS_FUNCTION_NAME": spec.name,
+        "NIMBUS_FUNCTION_VERSION": str(spec.version),
+    }
 
 
 def demand_of(spec: FunctionSpec) -> Demand:
@@ -79,7 +97,8 @@ def demand_of(spec: FunctionSpec) -> Demand:
         runtime=spec.runtime,
         memory_mb=spec.memory_mb,
         concurrency=spec.concurrency,
-        stem_ok=not spec.network,
+        # A stem cell is a runtime's: a function with an image of its own never takes one.
+        stem_ok=not spec.network and spec.image is None,
     )
 
 

@@ -12,7 +12,7 @@ idle <-> busy -> removing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 from invoker.containers.slots import FunctionKey, Slot, SlotTable, State
@@ -223,6 +223,16 @@ class Pool:
         slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
         return slot
 
+    def adopt(self, slot_id: str, demand: Demand) -> bool:
+        """A replacement a migration started takes the function's calls from now on; False
+        when it is gone (or not ready)."""
+        slot = self.slots.get(slot_id)
+        if slot is None or slot.state not in (State.IDLE, State.BUSY):
+            return False
+        slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
+        slot.last_used = max(slot.last_used, *(s.last_used for s in self.slots.of(demand.key)))
+        return True
+
     def prewarmed(self, slot_id: str) -> None:
         """A stem cell is up and may be specialised."""
         slot = self.slots.get(slot_id)
@@ -301,13 +311,16 @@ class Pool:
             if s.state is State.IDLE and s.idle_until is not None and s.idle_until <= now
         )
 
-    def retire(self, tenant: str, name: str) -> list[str]:
+    def retire(self, tenant: str, name: str, keep: Collection[str] = ()) -> list[str]:
         """A function changed or went away: no new calls; returns the idle ids to remove now.
 
-        Busy ones finish their calls first (`released` then says to remove them).
+        Busy ones finish their calls first (`released` then says to remove them); those in
+        `keep` (carried over to the new version) stay.
         """
         now_ids = []
         for s in self.slots.values():
+            if s.id in keep:
+                continue
             if s.key is not None and s.key[0] == tenant and s.key[1] == name:
                 s.retired = True
                 if s.state is State.IDLE:

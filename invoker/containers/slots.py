@@ -64,6 +64,7 @@ class Slot:
     init_failure: Failure | None = None
     init_error: str | None = None  # for FUNCTION: the tenant's text; else the operator's
     init_ms: float = 0.0
+    init_bytes: int = 0  # the code /init sent it (what a stateless migration moves)
     running: int = 0  # calls inside the container now; at 0 it is frozen
 
     @property

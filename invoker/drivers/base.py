@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+# Drivers raise it; the gateway reads it from invoker.api.
+from invoker.api import ImageRejected as ImageRejected
+
 if TYPE_CHECKING:
     from invoker.containers.cgroups import CallMeter
 
@@ -40,6 +43,11 @@ class ContainerSpec:
     netns_group: str | None = None
     """Containers of one group (one tenant) may share a network namespace with no network
     in it: Docker starts them faster than `network=none` ones, and tenants stay apart."""
+    image: str | None = None
+    """A function's own image, run instead of the runtime's (`runtime` is then "image")."""
+    image_protocol: str | None = None
+    """How that image is spoken to: "nimbus" (/init and /run itself) or "http" (a plain
+    HTTP server on $PORT, reached through an adapter container in its network namespace)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ class ContainerHandle:
     token: str | None = None
     """A secret the proxy asks for on /init and /run (set where its port is reachable by
     others, as on a shared VM); None where only the invoker can reach the proxy."""
+    sidecar: str | None = None
+    """The id of a second container that is part of this one (the adapter of an image on
+    the http protocol): removed with it."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,26 @@ class ContainerStats:
 
 class DriverError(Exception):
     """The driver could not start, reach or remove a container (a platform error)."""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What the engine says of a function's own image, as the deploy checked it."""
+
+    image: str  # the reference as deployed
+    image_id: str  # the engine's content id
+    protocol: str  # "nimbus" or "http", declared or detected
+    runtime: str | None  # its io.nimbus.runtime label (an image built FROM a Nimbus one)
+    user: str  # "uid:gid" it runs as
+
+
+@runtime_checkable
+class ImageHost(Protocol):
+    """A driver that runs functions' own images from its engine."""
+
+    async def admit_image(self, image: str, protocol: str | None) -> ImageFacts:
+        """The image's facts, or ImageRejected saying why it cannot run here."""
+        ...
 
 
 @runtime_checkable

@@ -35,10 +35,20 @@ from invoker.drivers.base import (
     ContainerSpec,
     ContainerStats,
     DriverError,
+    ImageFacts,
+    ImageRejected,
 )
 from invoker.drivers.egress import EGRESS_NETWORK, ensure_egress_network
 from invoker.drivers.engine import Engine, hardened
+from invoker.drivers.image_containers import (
+    ADAPTER_RUNTIME,
+    adapter_kwargs,
+    adapter_name,
+    app_kwargs,
+    image_facts,
+)
 from invoker.drivers.readiness import wait_for_unix_socket
+from invoker.own_images import root_problem
 
 T = TypeVar("T")
 log = logging.getLogger("nimbus.docker")
@@ -85,7 +95,11 @@ def holder_kwargs(name: str, image: str, labels: dict[str, str]) -> dict[str, An
 
 
 def container_kwargs(
-    spec: ContainerSpec, image: str, socket_dir: Path, holder: str | None = None
+    spec: ContainerSpec,
+    image: str,
+    socket_dir: Path,
+    holder: str | None = None,
+    user: str = RUNTIME_UID,
 ) -> dict[str, Any]:
     """The docker SDK arguments for one runtime container (pure, so tests can read them).
 
@@ -102,7 +116,7 @@ def container_kwargs(
             **spec.env,
             "NIMBUS_SOCKET": f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}",
         },
-        **hardened(spec.memory_mb, spec.cpus, RUNTIME_UID),
+        **hardened(spec.memory_mb, spec.cpus, user),
         "volumes": {str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
         "network_mode": EGRESS_NETWORK if spec.network else "none",
     }
@@ -129,8 +143,11 @@ class DockerDriver:
         client: docker.DockerClient | None = None,
         threads: int = 32,
         ready_timeout: float = 30.0,
+        allow_root_images: bool = False,
     ) -> None:
         self._run_dir = run_dir
+        self._allow_root_images = allow_root_images  # functions' own images may run as root
+        self._image_users: dict[str, str] = {}  # image id -> "uid:gid" (`image_facts`)
         self._image_for = image_for
         self._client = client or docker.from_env(timeout=60)
         self._engine = Engine(self._client, threads=threads, name="nimbus-docker")
@@ -156,39 +173,35 @@ class DockerDriver:
         # The proxy runs as an unprivileged uid and must create its socket here; the
         # directory is locked once it has (see `_lock`).
         os.chmod(socket_dir, 0o777)
-        image = self._image_for(spec.runtime)
         try:
             if spec.network:
                 await self._call(ensure_egress_network, self._client)
-            holder = None
-            if spec.netns_group is not None and not spec.network:
-                holder = await self._holder(spec, image)
-            kwargs = container_kwargs(spec, image, socket_dir, holder)
-            try:
-                container = await self._call(self._client.containers.run, **kwargs)
-            except docker.errors.APIError:
-                if holder is None:
-                    raise
-                # The holder may have died: forget it and start the container with a new one.
-                self._holders.pop(spec.netns_group or "", None)
-                holder = await self._holder(spec, image)
-                await self._call(self._remove_quietly, spec.name)
-                kwargs = container_kwargs(spec, image, socket_dir, holder)
-                container = await self._call(self._client.containers.run, **kwargs)
+            if spec.image is not None:
+                container, sidecar = await self._start_own(spec, socket_dir)
+            else:
+                image = self._image_for(spec.runtime)
+                container, sidecar = await self._start(spec, image, image, socket_dir), None
         except docker.errors.ImageNotFound as exc:
-            await self._forget_failed(spec.name)
+            await self._forget_failed(spec)
+            if spec.image is not None:  # removed since it was checked, or the adapter's
+                raise DriverError(f"an image is missing: {exc.explanation}") from exc
             raise DriverError(
-                f"runtime image {image} is missing: run `nimbus images build`"
+                f"runtime image {self._image_for(spec.runtime)} is missing: run "
+                "`nimbus images build`"
             ) from exc
+        except ImageRejected as exc:
+            await self._forget_failed(spec)
+            raise DriverError(str(exc)) from exc
         except (docker.errors.DockerException, RequestException, OSError, DriverError) as exc:
             # `run` is create + start: a refused start leaves a container in state Created.
-            await self._forget_failed(spec.name)
+            await self._forget_failed(spec)
             raise DriverError(f"cannot start container {spec.name}: {exc}") from exc
         handle = ContainerHandle(
             id=container.id or spec.name,
             name=spec.name,
             address=f"unix:{socket_dir / SOCKET_NAME}",
             node=spec.node,
+            sidecar=sidecar,
         )
         self._containers[handle.id] = container
         self._parents[handle.id] = spec.cgroup_parent
@@ -206,12 +219,66 @@ class DockerDriver:
             ) from None
         return handle
 
-    async def _forget_failed(self, name: str) -> None:
-        """Remove what a failed create left: a container that never ran, its directory."""
-        with contextlib.suppress(docker.errors.DockerException, RequestException, OSError):
-            await self._call(self._remove_quietly, name)
-            self._started.discard(name)
-        remove_socket_dir(self._socket_dir(name))
+    async def _start(
+        self, spec: ContainerSpec, image: str, holder_image: str, socket_dir: Path, user: str = ""
+    ) -> Container:
+        """Run a container that serves the protocol itself, in its tenant's empty network
+        namespace where it has no network (the holder runs `holder_image`)."""
+        holder = None
+        if spec.netns_group is not None and not spec.network:
+            holder = await self._holder(spec, holder_image)
+        kwargs = container_kwargs(spec, image, socket_dir, holder, user or RUNTIME_UID)
+        try:
+            return await self._call(self._client.containers.run, **kwargs)
+        except docker.errors.APIError:
+            if holder is None:
+                raise
+        # The holder may have died: forget it and start the container with a new one.
+        self._holders.pop(spec.netns_group or "", None)
+        holder = await self._holder(spec, holder_image)
+        await self._call(self._remove_quietly, spec.name)
+        kwargs = container_kwargs(spec, image, socket_dir, holder, user or RUNTIME_UID)
+        return await self._call(self._client.containers.run, **kwargs)
+
+    async def admit_image(self, image: str, protocol: str | None) -> ImageFacts:
+        """A function's own image as the engine has it; ImageRejected when it is missing
+        or runs as root where root images are not allowed."""
+        facts = await self._call(image_facts, self._client, image, protocol, self._image_users)
+        problem = root_problem(image, int(facts.user.split(":")[0]), self._allow_root_images)
+        if problem is not None:
+            raise ImageRejected(problem)
+        return facts
+
+    async def _start_own(
+        self, spec: ContainerSpec, socket_dir: Path
+    ) -> tuple[Container, str | None]:
+        """A function's own image (checked again: its tag may point elsewhere since the
+        deploy); on the http protocol with its adapter beside it, whose id is returned."""
+        assert spec.image is not None
+        facts = await self.admit_image(spec.image, spec.image_protocol)
+        runtime_image = self._image_for(ADAPTER_RUNTIME)
+        # Run by id: exactly the image just checked, whatever its tag points at next.
+        if facts.protocol == "nimbus":
+            own = await self._start(spec, facts.image_id, runtime_image, socket_dir, facts.user)
+            return own, None
+        app_args = app_kwargs(spec, facts.image_id, facts.user)
+        app = await self._call(self._client.containers.run, **app_args)
+        self._started.add(adapter_name(spec.name))
+        socket = f"{SOCKET_DIR_IN_CONTAINER}/{SOCKET_NAME}"
+        kwargs = adapter_kwargs(
+            spec, runtime_image, app.id or spec.name, socket_dir, socket, RUNTIME_UID
+        )
+        adapter = await self._call(self._client.containers.run, **kwargs)
+        return app, adapter.id or adapter_name(spec.name)
+
+    async def _forget_failed(self, spec: ContainerSpec) -> None:
+        """Remove what a failed create left: containers that never ran, their directory."""
+        names = [spec.name] + ([adapter_name(spec.name)] if spec.image is not None else [])
+        for name in names:
+            with contextlib.suppress(docker.errors.DockerException, RequestException, OSError):
+                await self._call(self._remove_quietly, name)
+                self._started.discard(name)
+        remove_socket_dir(self._socket_dir(spec.name))
 
     async def _holder(self, spec: ContainerSpec, image: str) -> str:
         """The id of the running netns holder of the spec's group, started on first use."""
@@ -244,7 +311,11 @@ class DockerDriver:
             meter.close()
         # A frozen container is thawed first: a kill must not wait on frozen processes.
         thaw_container(handle.id, self._parents.pop(handle.id, None))
-        # On failure it is still known by name: close() sweeps it.
+        # On failure it is still known by name: close() sweeps it. An adapter goes first:
+        # it lives in the network namespace of the container it serves.
+        if handle.sidecar is not None:
+            await self._engine.remove(handle.sidecar, f"the adapter of {handle.name}")
+            self._started.discard(adapter_name(handle.name))
         await self._engine.remove(handle.id, f"container {handle.name}")
         self._started.discard(handle.name)
         remove_socket_dir(self._socket_dir(handle.name))

@@ -37,7 +37,10 @@ def make_driver(
         if name == "process":
             log.warning("no Docker engine answers: using the process driver (no isolation)")
     if name == "docker":
-        return DockerDriver(run_dir, _image_tags().__getitem__), None, None
+        docker_driver = DockerDriver(
+            run_dir, _image_tags().__getitem__, allow_root_images=settings.allow_root_images
+        )
+        return docker_driver, None, None
     if name == "process":
         commands = host_commands(REGISTRY, runtime_dir())
         return ProcessDriver(run_dir, commands=commands), None, None

@@ -172,6 +172,32 @@ class Node:
             self._allocated = vsum(list(self.allocations.values()), len(self.capacity))
         return demand
 
+    def reallocate(
+        self, container_id: str, demand: Vector, limits: PlacementLimits, max_ratio: float = 1.0
+    ) -> None:
+        """Change what a container here is allocated (its function's memory changed).
+
+        The new size must fit as a new container's would, the container's old share counted
+        as free; ValueError (the books as they were) when it does not. A deflated limit at
+        or above the new size is forgotten (the container holds its full size again).
+        """
+        old = self.allocations.get(container_id)
+        if old is None:
+            raise KeyError(f"container {container_id} is not on node {self.id}")
+        deflated = self.deflated.get(container_id)
+        reserved = self.reserved.get(container_id)
+        self.free(container_id)
+        fits = self.state is NodeState.READY and self.fits(demand, limits, max_ratio)
+        kept = demand if fits else old
+        self.allocations[container_id] = kept
+        self._allocated = vadd(self._allocated, kept)
+        if deflated is not None and deflated < kept[MEMORY_DIM]:
+            self.deflated[container_id] = deflated
+        if reserved is not None:
+            self.reserved[container_id] = reserved
+        if not fits:
+            raise ValueError(f"{demand!r} does not fit on node {self.id}")
+
     def resize(self, vcpu: float, memory_mb: int, limits: PlacementLimits) -> None:
         """Change the node's size while it runs (vertical scaling).
 

@@ -164,6 +164,55 @@ class NodePool:
                 raise NoCapacity(f"no node flavor can hold a {memory_mb} MB container")
             return node
 
+    def place_on(self, container: str, memory_mb: int, node_id: str) -> Node:
+        """Book a new container on a named node (a migration's target); NoCapacity when that
+        node is not ready or has no room for it."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            raise NoCapacity(f"there is no node {node_id}")
+        try:
+            node.allocate(container, demand_for(memory_mb), self._limits, self.overcommit.max_ratio)
+        except ValueError as exc:
+            raise NoCapacity(str(exc)) from None
+        return node
+
+    def regrow(self, container: str, node_id: str, memory_mb: int) -> bool:
+        """Book a container at a new memory size on its node (its function's memory changed);
+        False, the books unchanged, when the node cannot hold the new size."""
+        node = self.nodes.get(node_id)
+        if node is None or container not in node.allocations:
+            return False
+        try:
+            node.reallocate(
+                container, demand_for(memory_mb), self._limits, self.overcommit.max_ratio
+            )
+        except ValueError:
+            return False
+        return True
+
+    async def resize(self, node_id: str, vcpu: float, memory_mb: int) -> Node:
+        """Operator: change a node's size while it runs (vertical scaling).
+
+        The books decide first (ValueError when what is allocated would not fit: nothing
+        changes); only then does the provider write the node's new limits, and when that
+        fails (`NotResizable`, a cgroup refusing) the books are rolled back. KeyError for
+        an unknown node.
+        """
+        node = self.nodes[node_id]
+        before = node.flavor
+        node.resize(vcpu, memory_mb, self._limits)
+        try:
+            await self.provider.resize(node, vcpu, memory_mb)
+        except BaseException:
+            node.flavor = before
+            # A write that got halfway (memory done, CPU refused) is put back, where it can be.
+            with contextlib.suppress(Exception):
+                await self.provider.resize(node, before.vcpu, before.memory_mb)
+            raise
+        self._on_change(node)
+        log.info("node %s resized to %g vCPU, %d MB", node_id, vcpu, memory_mb)
+        return node
+
     async def _refresh(self) -> None:
         """Re-read the provider's nodes (a cluster may have gained one), keeping our books."""
         for node in await self.provider.list():
@@ -190,6 +239,11 @@ class NodePool:
         if len(live) >= self._config.max_nodes:
             raise NoCapacity(f"the pool is at its maximum of {self._config.max_nodes} nodes")
         return await self._provision(flavor)
+
+    @property
+    def limits(self) -> PlacementLimits:
+        """The placement limits every node's books are kept under."""
+        return self._limits
 
     @property
     def flavors(self) -> tuple[Flavor, ...]:

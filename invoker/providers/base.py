@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from invoker.nodes.model import Flavor, Node
@@ -10,6 +11,19 @@ from invoker.nodes.model import Flavor, Node
 
 class NotResizable(Exception):
     """The provider's nodes have a fixed size (a whole machine, a cluster node)."""
+
+
+@dataclass(frozen=True)
+class NodeUsage:
+    """What a node's containers use together, as its kernel counts it."""
+
+    cpu_s: float  # CPU seconds since the node started (a counter: rates come from deltas)
+    memory_mb: float  # memory in use, page cache that can be dropped left out
+
+
+class ResizeRefused(Exception):
+    """The machine could not take its new size now (the kernel would not shrink a node's
+    memory below what its containers use)."""
 
 
 @runtime_checkable
@@ -39,7 +53,8 @@ class NodeProvider(Protocol):
         ...
 
     async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
-        """Apply a node's new size while it runs; `NotResizable` where the machine is fixed.
+        """Apply a node's new size while it runs; `NotResizable` where the machine is fixed,
+        `ResizeRefused` where it could not be applied now.
 
         The caller has checked that what is allocated fits the new size.
         """
@@ -47,6 +62,11 @@ class NodeProvider(Protocol):
 
     def cgroup_parent(self, node_id: str) -> str | None:
         """The cgroup parent of containers on `node_id`, where the provider has one."""
+        ...
+
+    def usage(self, node_id: str) -> NodeUsage | None:
+        """The node's measured CPU and memory use (None where the provider cannot read
+        them: hot spots are then judged by the books)."""
         ...
 
     def cleanup(self) -> None:

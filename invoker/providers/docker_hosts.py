@@ -35,7 +35,7 @@ from urllib.parse import urlparse
 
 from invoker.nodes.model import Flavor, NoCapacity, Node
 from invoker.nodes.placement import NodeState
-from invoker.providers.base import NotResizable
+from invoker.providers.base import NodeUsage, NotResizable
 
 HOST_ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 TLS_FILES = ("ca.pem", "cert.pem", "key.pem")
@@ -305,6 +305,10 @@ class DockerHostsProvider:
         raise NotResizable(
             f"node {node.id} is a Docker host with a fixed size; add or remove hosts instead"
         )
+
+    def usage(self, node_id: str) -> NodeUsage | None:
+        """Docker hosts are not read here: hot spots are judged by the books."""
+        return None
 
     def cgroup_parent(self, node_id: str) -> str | None:
         """Containers on a VM take its engine's default cgroup parent."""

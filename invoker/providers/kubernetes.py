@@ -12,7 +12,7 @@ import builtins
 from collections.abc import Callable
 
 from invoker.nodes.model import Flavor, NoCapacity, Node
-from invoker.providers.base import NotResizable
+from invoker.providers.base import NodeUsage, NotResizable
 from invoker.providers.kubernetes_nodes import ClusterNode, KubernetesNodeProvider
 
 
@@ -55,6 +55,10 @@ class ClusterProvider:
     async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
         """Refused: the cluster's nodes are sized by the cloud, not by Nimbus."""
         raise NotResizable(f"node {node.id} is a cluster node; its size is the cluster's")
+
+    def usage(self, node_id: str) -> NodeUsage | None:
+        """Cluster nodes are not read here: hot spots are judged by the books."""
+        return None
 
     def cgroup_parent(self, node_id: str) -> str | None:
         """Pods get no cgroup parent from Nimbus."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from invoker.nodes.model import Flavor, NoCapacity, Node
 from invoker.nodes.placement import NodeState
+from invoker.providers.base import NodeUsage, ResizeRefused
 
 log = logging.getLogger("nimbus.nodes")
 
@@ -80,8 +81,12 @@ class LocalProvider:
 
     async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
         """Write the node's new limits into its cgroup (the caller resizes the books)."""
-        if self.enforced:
+        if not self.enforced:
+            return
+        try:
             await asyncio.to_thread(self._write_limits, node.id, vcpu, memory_mb)
+        except OSError as exc:  # v1 answers EBUSY when it cannot reclaim down to the limit
+            raise ResizeRefused(f"node {node.id}'s cgroup refused the new limits: {exc}") from exc
 
     def _make_cgroup(self, node: Node) -> None:
         try:
@@ -106,6 +111,25 @@ class LocalProvider:
                 (path / "memory.max").write_text(str(memory))
                 (path / "cpu.max").write_text(f"{quota} 100000")
 
+    def usage(self, node_id: str) -> NodeUsage | None:
+        """The node cgroup's CPU counter and memory in use (inactive page cache left out);
+        None where the files cannot be read. A few sysfs reads: microseconds, inline."""
+        dirs = dict(self._dirs(node_id))
+        try:
+            if "unified" in dirs:
+                path = dirs["unified"]
+                stat = _fields(path / "cpu.stat")
+                cpu = stat["usage_usec"] / 1e6
+                used = int((path / "memory.current").read_text())
+                inactive = _fields(path / "memory.stat").get("inactive_file", 0)
+            else:
+                cpu = int((dirs["cpuacct"] / "cpuacct.usage").read_text()) / 1e9
+                used = int((dirs["memory"] / "memory.usage_in_bytes").read_text())
+                inactive = _fields(dirs["memory"] / "memory.stat").get("total_inactive_file", 0)
+        except (OSError, ValueError, KeyError):
+            return None
+        return NodeUsage(cpu, max(0, used - inactive) / 2**20)
+
     def _remove_cgroup(self, node_id: str) -> None:
         for _, path in self._dirs(node_id):
             with contextlib.suppress(OSError):
@@ -124,6 +148,16 @@ class LocalProvider:
                             child.rmdir()
                 with contextlib.suppress(OSError):
                     root.rmdir()
+
+
+def _fields(path: Path) -> dict[str, int]:
+    """A cgroup `key value` file (cpu.stat, memory.stat) as numbers."""
+    out = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
 
 
 def host_memory_mb() -> int:

@@ -11,6 +11,7 @@ from invoker.nodes.model import Flavor, Node
 from invoker.nodes.placement import (
     NodeState,
 )
+from invoker.providers.base import NodeUsage
 
 
 class SimulatedProvider:
@@ -58,6 +59,10 @@ class SimulatedProvider:
 
     async def resize(self, node: Node, vcpu: float, memory_mb: int) -> None:
         """Virtual VMs take any size at once."""
+
+    def usage(self, node_id: str) -> NodeUsage | None:
+        """Virtual VMs use nothing: hot spots are judged by the books."""
+        return None
 
     def cgroup_parent(self, node_id: str) -> str | None:
         """Virtual VMs have no cgroup."""

@@ -36,6 +36,8 @@ class FunctionDraft:
     web_secret_hash: str | None = field(default=None, repr=False)
     sequence: tuple[str, ...] = ()
     annotations: Mapping[str, Any] = field(default_factory=dict)
+    image: str | None = None  # runs this local image (runtime "image"; code is empty)
+    image_protocol: str | None = None  # "nimbus" or "http"; None until the image is checked
 
     @cached_property
     def code_sha256(self) -> str:
@@ -76,6 +78,8 @@ class StoredFunction:
             "web_secret": s.web_secret_hash is not None,
             "sequence": list(s.sequence) if s.sequence else None,
             "annotations": dict(s.annotations),
+            "image": s.image,
+            "image_protocol": s.image_protocol,
             "created": self.created,
             "updated": self.updated,
         }

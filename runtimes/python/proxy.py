@@ -10,7 +10,9 @@ Protocol (the OpenWhisk action protocol, JSON over HTTP/1.1 with keep-alive)::
 
     POST /init  {"value": {"code": str, "binary": bool, "main": "module.func", "env": {..}}}
         Accepted once; any later /init gets 403. ``binary=false``: ``code`` is one
-        Python source file, written as ``<module>.py``. ``binary=true``: ``code`` is a
+        Python source file, written as ``<module>.py``; empty, the module is the image's
+        own, imported from ``$NIMBUS_FUNCTION_DIR`` (default /function: an image built
+        FROM this runtime with its function baked in). ``binary=true``: ``code`` is a
         base64 zip whose root goes on sys.path (it may carry vendored packages and
         dotted modules: ``pkg.mod.func``). ``env`` is applied to os.environ before
         the import. 200 ``{"ok": true}``; 502 ``{"error": ...}`` when the module
@@ -69,6 +71,7 @@ MAX_HEADERS = 100
 MAX_BODY = 512 * 1024 * 1024
 LOG_LIMIT = int(os.environ.get("NIMBUS_LOG_LIMIT", str(1024 * 1024)))
 NO_DEADLINE_MS = 2**31 - 1
+BAKED_FUNCTION_DIR = "/function"  # where an image FROM this runtime keeps its function
 
 REASONS = {
     200: "OK",
@@ -599,16 +602,20 @@ class Action:
         if not module_name or not func_name:
             raise BadRequest(f"handler {main!r} must be 'module.function'")
 
-        self.code_dir = _make_code_dir()
-        if value.get("binary"):
-            _extract_zip(code, self.code_dir)
+        if not code and not value.get("binary"):
+            # An image built FROM this runtime with its function baked in: no code comes.
+            search = os.environ.get("NIMBUS_FUNCTION_DIR") or BAKED_FUNCTION_DIR
         else:
+            self.code_dir = search = _make_code_dir()
+        if value.get("binary"):
+            _extract_zip(code, search)
+        elif code:
             if "." in module_name:
                 raise BadRequest(
                     f"handler {main!r}: single-file code needs a plain module name "
                     "(use a zip for packages)"
                 )
-            with open(os.path.join(self.code_dir, module_name + ".py"), "w", encoding="utf-8") as f:
+            with open(os.path.join(search, module_name + ".py"), "w", encoding="utf-8") as f:
                 f.write(code)
 
         # Started before the import so module-level code can call the API, and set
@@ -622,14 +629,14 @@ class Action:
         top = module_name.split(".", 1)[0]
         loaded = sys.modules.get(top)
         origin = str(getattr(loaded, "__file__", ""))
-        if loaded is not None and not origin.startswith(self.code_dir):
+        if loaded is not None and not origin.startswith(search):
             raise _InitError(
                 f"cannot import module {module_name!r} for handler {main!r}: the name "
                 f"{top!r} is taken by a module the runtime has already loaded; rename it"
             )
         # A new sys.path entry gets a fresh finder, so no cache needs invalidating
         # (importlib.invalidate_caches would import importlib.metadata).
-        sys.path.insert(0, self.code_dir)
+        sys.path.insert(0, search)
         try:
             __import__(module_name)
             module = sys.modules[module_name]

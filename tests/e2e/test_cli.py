@@ -79,7 +79,7 @@ def test_deploy_directory_as_zip(gateway_url: str, tmp_path: Path) -> None:
 
 def test_clear_errors(gateway_url: str) -> None:
     out = nimbus("invoke", "missing", url=gateway_url)
-    assert out.returncode == 1 and "error 404" in out.stderr
+    assert out.returncode == 3 and "error 404" in out.stderr  # not found (docs/cli.md)
     out = nimbus(
         "deploy",
         "bad",
@@ -92,9 +92,9 @@ def test_clear_errors(gateway_url: str) -> None:
     )
     assert out.returncode == 1 and "memory_mb" in out.stderr
     out = nimbus("invoke", "hello", url=gateway_url, key=None)
-    assert out.returncode == 1 and "NIMBUS_API_KEY" in out.stderr
+    assert out.returncode == 4 and "NIMBUS_API_KEY" in out.stderr  # no key
     out = nimbus("invoke", "hello", url="http://127.0.0.1:9")
-    assert out.returncode == 1 and "cannot reach the gateway" in out.stderr
+    assert out.returncode == 5 and "cannot reach the gateway" in out.stderr  # unreachable
 
 
 def test_tenant_create_prints_a_working_key(gateway_url: str) -> None:

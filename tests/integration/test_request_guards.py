@@ -131,6 +131,7 @@ async def _json_routes(api: Api) -> dict[tuple[str, str], str]:
             if url.startswith(prefix):
                 url = url.replace("{name}", name)
         url = url.replace("{alias}", "prod")
+        url = url.replace("{id}", "node-x").replace("{cid}", "c")  # bodies are read first
         urls[(method, path)] = url
     assert "{" not in "".join(urls.values()), urls
     return urls

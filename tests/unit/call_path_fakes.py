@@ -86,6 +86,9 @@ class FakeMeter:
         return USAGE
 
     def freeze(self) -> bool:
+        """As `CallMeter.freeze`: a frozen container is not written to again."""
+        if self._address in self._ledger.frozen:
+            return True
         if self._ledger.inside[self._address]:
             self._ledger.violations.append(f"froze {self._address} with a call inside")
         self._ledger.frozen.add(self._address)
@@ -93,8 +96,10 @@ class FakeMeter:
         return True
 
     def thaw(self) -> bool:
-        self._ledger.frozen.discard(self._address)
-        self._ledger.events.append(("thaw", self._address))
+        """As `CallMeter.thaw`: only a frozen container is written to."""
+        if self._address in self._ledger.frozen:
+            self._ledger.frozen.discard(self._address)
+            self._ledger.events.append(("thaw", self._address))
         return True
 
 

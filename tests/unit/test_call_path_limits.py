@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from invoker import call_path
 from invoker.api import InvokeRequest, Status, Throttled
 from invoker.containers.pool import PoolLimits
 from invoker.drivers.base import DriverError
@@ -132,9 +133,10 @@ async def test_a_container_is_thawed_for_calls_and_frozen_when_the_last_ends(
         assert address not in r.ledger.frozen  # the second call is still inside
         gate.release(1)
         assert (await second).status is Status.SUCCESS
-        assert address in r.ledger.frozen  # nobody inside: frozen
+        assert await until(lambda: address in r.ledger.frozen)  # nobody inside: frozen
         del r.runtime.gates["pair"]
         assert (await r.call(spec)).cold_start is False
+        assert await until(lambda: address in r.ledger.frozen)
 
         assert r.ledger.of(address, {"freeze", "thaw", "enter", "exit"}) == [
             "freeze",  # loaded, nobody inside yet
@@ -148,5 +150,28 @@ async def test_a_container_is_thawed_for_calls_and_frozen_when_the_last_ends(
             "enter",
             "exit",
             "freeze",
+        ]
+        assert r.ledger.violations == []
+
+
+async def test_calls_in_a_row_skip_the_freezer_until_the_container_is_idle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A grace long enough that a slow machine still runs the calls within it.
+    monkeypatch.setattr(call_path, "FREEZE_GRACE_S", 0.3)
+    async with rig(tmp_path) as r:
+        spec = await r.deploy("busy")
+        assert (await r.call(spec)).cold_start is True
+        [cid] = r.driver.live
+        address = r.driver.addresses[cid]
+        for _ in range(5):
+            assert (await r.call(spec)).cold_start is False
+        assert address not in r.ledger.frozen  # idle for less than the grace
+        assert await until(lambda: address in r.ledger.frozen)
+        assert r.ledger.of(address, {"freeze", "thaw", "enter"}) == [
+            "freeze",  # loaded
+            "thaw",
+            *["enter"] * 6,
+            "freeze",  # once, after the last call and the grace
         ]
         assert r.ledger.violations == []

@@ -48,3 +48,17 @@ def test_cpu_overcommit_counts_when_shrinking() -> None:
 def test_a_node_needs_some_of_each(vcpu: float, memory_mb: int) -> None:
     with pytest.raises(ValueError):
         ready_node().resize(vcpu, memory_mb, PlacementLimits())
+
+
+def test_a_container_grows_in_place_only_when_its_node_holds_the_new_size() -> None:
+    node = ready_node()
+    node.allocate("c1", (0.5, 256), PlacementLimits())
+    node.allocate("c2", (0.5, 512), PlacementLimits())
+    node.set_limit("c1", 64)  # deflated while idle
+    node.reallocate("c1", (0.5, 512), PlacementLimits())
+    assert node.allocations["c1"] == (0.5, 512) and node.allocated == (1.0, 1024)
+    assert node.deflated == {"c1": 64}  # still deflated: the next call inflates it
+    with pytest.raises(ValueError):
+        node.reallocate("c1", (0.5, 600), PlacementLimits())
+    assert node.allocations["c1"] == (0.5, 512) and node.allocated == (1.0, 1024)
+    assert node.deflated == {"c1": 64}

@@ -11,7 +11,7 @@ from invoker.store.sql.schema import (
     KEYS_BACKFILL,
     VERSIONS_BACKFILL,
     ColumnTypes,
-    function_columns,
+    later_columns,
     tables,
 )
 
@@ -34,8 +34,8 @@ CREATE INDEX IF NOT EXISTS activations_by_time ON activations ((COALESCE(start, 
 """
 
 _FUNCTION_UPGRADES = "".join(
-    f"ALTER TABLE functions ADD COLUMN IF NOT EXISTS {column} {kind};\n"
-    for column, kind in function_columns(TYPES)
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind};\n"
+    for table, column, kind in later_columns(TYPES)
 )
 
 SCHEMA = tables(TYPES) + _UPGRADES + _FUNCTION_UPGRADES + VERSIONS_BACKFILL + KEYS_BACKFILL

@@ -26,9 +26,10 @@ _PUT_BLOB = "INSERT INTO blobs (sha256, data) VALUES (?1, ?2) ON CONFLICT DO NOT
 _UPSERT = """
 INSERT INTO functions (tenant, name, version, runtime, handler, code_sha256, code_kind,
     code_size, memory_mb, timeout_s, concurrency, env, network, created, updated,
-    params, secret_params, web, web_raw, web_secret_hash, components, annotations)
+    params, secret_params, web, web_raw, web_secret_hash, components, annotations,
+    image, image_protocol)
 VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13,
-    ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+    ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
 ON CONFLICT (tenant, name) DO UPDATE SET version = functions.version + 1,
     runtime = excluded.runtime, handler = excluded.handler,
     code_sha256 = excluded.code_sha256, code_kind = excluded.code_kind,
@@ -37,7 +38,8 @@ ON CONFLICT (tenant, name) DO UPDATE SET version = functions.version + 1,
     network = excluded.network, updated = excluded.updated,
     params = excluded.params, secret_params = excluded.secret_params, web = excluded.web,
     web_raw = excluded.web_raw, web_secret_hash = excluded.web_secret_hash,
-    components = excluded.components, annotations = excluded.annotations
+    components = excluded.components, annotations = excluded.annotations,
+    image = excluded.image, image_protocol = excluded.image_protocol
 RETURNING *
 """
 _ONE = "SELECT * FROM functions WHERE tenant = ?1 AND name = ?2"
@@ -67,6 +69,7 @@ def put_steps(d: Dialect, draft: FunctionDraft, now: float) -> Steps[tuple[Store
         *(float(f.timeout_s), f.concurrency, env, f.network, float(now)),
         *(_json(dict(f.params)), _json(list(f.secret_params)), f.web, f.web_raw),
         *(f.web_secret_hash, components, _json(dict(f.annotations))),
+        *(f.image, f.image_protocol),
     )
     stored = function_from_row(first(upserted))
     yield from snapshot_steps(f.tenant, f.name, stored.spec.version)

@@ -208,7 +208,12 @@ _FUNCTION_COLUMNS = (
     ("web_secret_hash", "TEXT"),
     ("components", "TEXT"),  # a sequence's function names (JSON); NULL: code runs
     ("annotations", "TEXT NOT NULL DEFAULT '{{}}'"),
+    ("image", "TEXT"),  # the function's own container image; NULL: a runtime runs its code
+    ("image_protocol", "TEXT"),  # how that image is spoken to ("nimbus" or "http")
 )
+VERSIONED_LATER = ("image", "image_protocol")
+"""Later columns `function_versions` lacked when first made: it gains them as `functions`
+does (the others were in it from the start)."""
 
 
 def function_columns(types: ColumnTypes) -> list[tuple[str, str]]:
@@ -216,10 +221,19 @@ def function_columns(types: ColumnTypes) -> list[tuple[str, str]]:
     return [(name, kind.format(**asdict(types))) for name, kind in _FUNCTION_COLUMNS]
 
 
+def later_columns(types: ColumnTypes) -> list[tuple[str, str, str]]:
+    """(table, column, definition) of every later column of `functions` and
+    `function_versions`, for `ALTER TABLE ... ADD COLUMN` before the versions backfill."""
+    versioned = [(n, k) for n, k in function_columns(types) if n in VERSIONED_LATER]
+    return [("functions", n, k) for n, k in function_columns(types)] + [
+        ("function_versions", n, k) for n, k in versioned
+    ]
+
+
 VERSION_COLUMNS = (
     "tenant, name, version, runtime, handler, code_sha256, code_kind, code_size, memory_mb, "
     "timeout_s, concurrency, env, network, params, secret_params, web, web_raw, "
-    "web_secret_hash, components, annotations"
+    "web_secret_hash, components, annotations, image, image_protocol"
 )
 """What a version copies of its function's row as a deploy left it (then `created`)."""
 

@@ -9,7 +9,7 @@ from invoker.store.sql.schema import (
     KEYS_BACKFILL,
     VERSIONS_BACKFILL,
     ColumnTypes,
-    function_columns,
+    later_columns,
     tables,
 )
 
@@ -49,20 +49,20 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
 def migrate(db: sqlite3.Connection) -> None:
     """Create the tables, and bring a store made by an older version up to date.
 
-    On open, in autocommit mode: the lease columns of the queue, the functions' later
-    columns (`function_columns`), a version for each function made before versions
-    (`VERSIONS_BACKFILL`), the activations' `size` column (filled once for older
-    rows), key rows for older tenants, and the indexes.
+    On open, in autocommit mode: the lease columns of the queue, the later columns of
+    the functions and their versions (`later_columns`), a version for each function made
+    before versions (`VERSIONS_BACKFILL`), the activations' `size` column (filled once
+    for older rows), key rows for older tenants, and the indexes.
     """
     db.executescript(tables(TYPES))
     queue = _columns(db, "queue")
     for column, kind in (("claimed_by", "TEXT"), ("lease_until", "REAL")):
         if column not in queue:  # a store made before leases
             db.execute(f"ALTER TABLE queue ADD COLUMN {column} {kind}")
-    functions = _columns(db, "functions")
-    for column, kind in function_columns(TYPES):
-        if column not in functions:
-            db.execute(f"ALTER TABLE functions ADD COLUMN {column} {kind}")
+    present = {table: _columns(db, table) for table in ("functions", "function_versions")}
+    for table, column, kind in later_columns(TYPES):
+        if column not in present[table]:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     db.executescript(VERSIONS_BACKFILL)  # after the columns it copies
     if "size" not in _columns(db, "activations"):
         db.execute("ALTER TABLE activations ADD COLUMN size INTEGER")

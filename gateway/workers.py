@@ -1,0 +1,297 @@
+"""Several gateway processes on one port: `nimbus serve --workers N`.
+
+The supervisor (the process `nimbus serve` runs in) prepares what every worker shares
+(the data dir's keys, the store's schema, the containers' API socket), then forks N
+workers before any event loop or thread exists, and replaces a worker that dies. Each
+worker runs the whole app, gateway and invoker, over the shared store (SQLite in WAL mode
+across processes, or PostgreSQL). Each binds the TCP port itself with SO_REUSEPORT, so
+the kernel spreads connections over them; the API socket the containers reach is one
+listening socket made by the supervisor and inherited, so any worker answers it.
+
+A function's warm containers live in one worker, its owner: `owner_of` hashes the name
+(every version of it, and every tenant's function of that name, to the same worker, so a
+tenant's function has exactly one owner). A synchronous invoke that lands on another
+worker is handed over: relayed as it came over the owner's own unix socket
+(`<run dir>/workers/<index>.sock`, which only the owner listens on and never relays from)
+and its answer relayed back. Worker `i` keeps its identity across restarts (the
+`worker` setting: its containers' owner label and its async-call leases), so its
+replacement removes what it left and requeues only its calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.log import access_logger
+from yarl import URL
+
+from gateway.errors import ApiError
+from gateway.keys import RUN_DIR
+from gateway.middleware import Handler
+from gateway.server import api_socket_path, prepare_socket_path
+
+if TYPE_CHECKING:
+    from gateway.config import Config
+
+log = logging.getLogger("nimbus.workers")
+
+INVOKE_ROUTE = "/v1/functions/{name}/invoke"
+HANDOVER_HEADER = "X-Nimbus-Handed-Over"
+# Hop-by-hop headers, and those aiohttp sets itself from the relayed body.
+NOT_RELAYED = frozenset(
+    {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
+)
+MAX_WORKERS = 8
+RESPAWN_DELAY_S = 0.5  # a worker that keeps dying is not restarted in a tight loop
+
+
+def default_workers() -> int:
+    """One worker per core the process may use, at most MAX_WORKERS."""
+    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+
+
+def owner_of(function: str, workers: int) -> int:
+    """PURE: the worker that owns `function`'s containers (any version or alias of it)."""
+    name = function.split(":", 1)[0]
+    return zlib.crc32(name.encode()) % workers
+
+
+def handover_socket(run_dir: Path, index: int) -> Path:
+    """Where worker `index` takes calls handed over by the others."""
+    return run_dir / "workers" / f"{index}.sock"
+
+
+def handover(index: int, workers: int, run_dir: Path) -> Callable[..., object]:
+    """A middleware relaying invokes of functions another worker owns to that worker.
+
+    Placed first: the owner does everything else (guard, auth, metrics, the call).
+    Requests that arrived on this worker's handover socket are never relayed again.
+    """
+    sessions: dict[int, aiohttp.ClientSession] = {}
+    own = str(handover_socket(run_dir, index))
+
+    def session_for(owner: int) -> aiohttp.ClientSession:
+        session = sessions.get(owner)
+        if session is None:
+            path = str(handover_socket(run_dir, owner))
+            connector = aiohttp.UnixConnector(path=path, limit=0)
+            session = sessions[owner] = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout()
+            )
+        return session
+
+    @web.middleware
+    async def relay(request: web.Request, handler: Handler) -> web.StreamResponse:
+        info = request.match_info
+        if info.http_exception is not None or info.route.resource is None:
+            return await handler(request)
+        if info.route.resource.canonical != INVOKE_ROUTE:
+            return await handler(request)
+        owner = owner_of(info["name"], workers)
+        if owner == index or request.transport is None:
+            return await handler(request)
+        if request.transport.get_extra_info("sockname") == own:
+            return await handler(request)  # handed to us: ours whatever the hash says
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_RELAYED}
+        headers[HANDOVER_HEADER] = str(index)
+        length = request.content_length
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        url = URL.build(scheme="http", host=f"worker{owner}").join(request.rel_url)
+        try:
+            async with session_for(owner).request(
+                request.method,
+                url,
+                headers=headers,
+                data=request.content if request.body_exists else None,
+            ) as answer:
+                body = await answer.read()
+                out = {k: v for k, v in answer.headers.items() if k.lower() not in NOT_RELAYED}
+                return web.Response(status=answer.status, body=body, headers=out)
+        except aiohttp.ClientConnectorError as exc:
+            # Nothing was sent: the owner is being replaced. Serve the call here.
+            log.warning("worker %d unreachable (%s): serving the call here", owner, exc)
+            return await handler(request)
+        except aiohttp.ClientError as exc:
+            # The call may have run: never run it twice.
+            log.warning("worker %d failed during a handed-over call: %s", owner, exc)
+            lost = ApiError(503, "the worker running this call stopped", type="platform_error")
+            return lost.response()  # this middleware runs before `errors`
+
+    async def close(app: web.Application) -> None:
+        for session in sessions.values():
+            await session.close()
+
+    relay.close = close  # type: ignore[attr-defined]  # wired by `_serve_worker`
+    return relay
+
+
+def check_port_free(host: str, port: int) -> None:
+    """OSError when something listens on the port already: SO_REUSEPORT alone would let
+    a second `nimbus serve` share it silently."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket that other workers bind too (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(False)
+    return sock
+
+
+async def _serve_worker(
+    config: Config,
+    index: int,
+    workers: int,
+    host: str,
+    port: int,
+    api: tuple[str, socket.socket] | None,
+    access_log: bool,
+) -> None:
+    """One worker: the app on the shared port, the API socket and its handover socket."""
+    from gateway.app import create_app
+
+    app = create_app(config)
+    run_dir = app[RUN_DIR]
+    relay = handover(index, workers, run_dir)
+    app.middlewares.insert(0, relay)  # type: ignore[arg-type]
+    app.on_cleanup.append(relay.close)  # type: ignore[attr-defined]
+    runner = web.AppRunner(app, access_log=access_logger if access_log else None)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, reuseport_socket(host, port)).start()
+        path = api_socket_path(app)
+        if api is not None and api[0] == path:
+            await web.SockSite(runner, api[1]).start()
+        else:  # this worker's run dir is its own (a data dir path too long for sockets)
+            prepare_socket_path(path)
+            await web.UnixSite(runner, path).start()
+            os.chmod(path, 0o666)
+        own = str(handover_socket(run_dir, index))
+        prepare_socket_path(own)
+        await web.UnixSite(runner, own).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _prepare(config: Config) -> None:
+    """Once, before the workers: the keys they share and the store's schema."""
+    from gateway.auth import load_token_secret
+    from invoker.store.factory import open_store
+
+    load_token_secret(config.data_dir / "token.key")
+    store = open_store(config.store_url, config.data_dir)
+    await store.open()
+    await store.close()
+
+
+def _api_listener(config: Config) -> tuple[str, socket.socket] | None:
+    """The containers' API socket, made once and inherited by every worker."""
+    from invoker.assemble import run_dir_for
+
+    run_dir = run_dir_for(config.data_dir)
+    if not str(run_dir).startswith(str(config.data_dir.resolve())):
+        return None  # a temporary run dir: each worker makes its own
+    path = str(run_dir / "api" / "api.sock")
+    prepare_socket_path(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    os.chmod(path, 0o666)  # containers run as an unprivileged uid
+    sock.listen(1024)
+    return path, sock
+
+
+def worker_config(config: Config, index: int) -> Config:
+    """Worker `index`'s settings: the same, with its identity (owner label, lease id)."""
+    identity: dict[str, Any] = {"worker": str(index)}  # the field `InvokerSettings.worker`
+    return dataclasses.replace(config, **identity)
+
+
+def _start_worker(
+    config: Config,
+    index: int,
+    workers: int,
+    host: str,
+    port: int,
+    api: tuple[str, socket.socket] | None,
+    access_log: bool,
+) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        mine = worker_config(config, index)
+        asyncio.run(_serve_worker(mine, index, workers, host, port, api, access_log))
+    except BaseException:
+        log.exception("worker %d failed", index)
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def run(config: Config, host: str, port: int, *, workers: int, access_log: bool = False) -> None:
+    """Blocking entry point for `nimbus serve --workers N`: run until SIGTERM or SIGINT."""
+    check_port_free(host, port)
+    asyncio.run(_prepare(config))
+    api = _api_listener(config)
+    children: dict[int, int] = {}  # pid -> worker index
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for index in range(workers):
+        children[_start_worker(config, index, workers, host, port, api, access_log)] = index
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = children.pop(pid, -1)
+        if stopping or index < 0:
+            continue
+        log.warning(
+            "worker %d (pid %d) ended with status %d; starting it again", index, pid, status
+        )
+        time.sleep(RESPAWN_DELAY_S)
+        if not stopping:
+            children[_start_worker(config, index, workers, host, port, api, access_log)] = index
+    if api is not None:
+        api[1].close()

@@ -1,0 +1,152 @@
+"""A function's memory changed, its code did not: idle warm containers resized in place.
+
+A redeploy makes a new version, and a warm container serves exactly one version: normally
+the old version's containers are retired and the next call starts cold. When only what
+sizes or bounds a call changed (memory, timeout, default params, web settings), the code
+loaded in an idle container is the new version's code too: the container is re-keyed to
+the new version and its memory limit changed in place, so the next call is warm.
+
+In place only when it is safe: the container is idle (no call is inside, none can enter
+before the write, which has no await), its node can book the new size (as a new container
+would need it), the pool's memory bound holds, and the kernel takes the new limit. Anything
+else is replaced as before (retired: the next call starts a container at the new size).
+
+cgroup v1 detail: Docker sets `memory.memsw.limit_in_bytes` (memory + swap) to the full size
+at start, and the kernel refuses a memory limit above it; growing writes memsw first, then
+the limit, shrinking the limit first, then memsw. cgroup v2 keeps swap apart (`memory.max`
+alone). A container whose files cannot be written here (a remote engine, Kubernetes) is
+replaced. Its CPU quota stays what it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from invoker.api import FunctionSpec
+from invoker.containers.balloon import MB
+from invoker.containers.ballooning import Balloons
+from invoker.containers.cgroups import CallMeter, LimitWrite
+from invoker.containers.pool import Pool
+from invoker.containers.slots import Slot, State
+from invoker.drivers.base import ContainerDriver
+from invoker.nodes.node_pool import NodePool
+
+log = logging.getLogger("nimbus.invoker")
+
+
+def same_code(old: FunctionSpec, new: FunctionSpec) -> bool:
+    """Would a container loaded with `old` run `new` exactly as a fresh one would?"""
+    return (
+        old.tenant == new.tenant
+        and old.name == new.name
+        and old.runtime == new.runtime
+        and old.handler == new.handler
+        and old.code_sha256 == new.code_sha256
+        and old.code_kind == new.code_kind
+        and dict(old.env) == dict(new.env)
+        and old.network == new.network
+        and old.concurrency == new.concurrency
+        and not old.sequence
+        and not new.sequence
+        # An image's tag may point at a new build since: its containers never carry over.
+        and old.image is None
+        and new.image is None
+    )
+
+
+def _write(path: Path, mb: int) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError:
+        return False
+    try:
+        os.write(fd, str(mb * MB).encode())
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def write_limits(meter: CallMeter, old_mb: int, new_mb: int, limit_mb: int | None) -> bool:
+    """Change a container's full size from `old_mb` to `new_mb` in its cgroup: the memsw
+    ceiling (v1) and, when `limit_mb` is given, the memory limit itself (a deflated
+    container keeps its limit). False, nothing changed, when the kernel refused."""
+    files = meter.memory
+    if files is None:
+        return False
+    memsw = None if meter.v2 else files.limit.with_name("memory.memsw.limit_in_bytes")
+    if memsw is not None and not memsw.exists():
+        memsw = None  # swap accounting off: no ceiling to move
+    grow = new_mb > old_mb
+    if grow and memsw is not None and not _write(memsw, new_mb):
+        return False
+    if limit_mb is not None and meter.set_memory_limit(limit_mb) is not LimitWrite.DONE:
+        if grow and memsw is not None:
+            _write(memsw, old_mb)
+        return False
+    if not grow and memsw is not None and not _write(memsw, new_mb):
+        log.warning("memsw of a container stays at %d MB (its limit is %d MB)", old_mb, new_mb)
+    return True
+
+
+class Resizer:
+    """Carries a redeployed function's idle containers over to its new version."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        driver: ContainerDriver,
+        *,
+        nodes: NodePool | None = None,
+        balloons: Balloons | None = None,
+    ) -> None:
+        self._pool = pool
+        self._slots = pool.slots
+        self._driver = driver
+        self._nodes = nodes
+        self._balloons = balloons
+
+    def carry_over(self, old: FunctionSpec, new: FunctionSpec) -> list[str]:
+        """Re-key `old`'s idle containers to `new`, resized in place; the ids carried over.
+        Synchronous on purpose: no call can take a container between the check and the
+        write. The caller retires the rest."""
+        if not same_code(old, new):
+            return []
+        kept = []
+        for slot in self._slots.of(old.key):
+            if self._resize(slot, new.memory_mb):
+                slot.key, slot.spec = new.key, new
+                kept.append(slot.id)
+        if kept:
+            log.info("%d containers of %s/%s resized in place", len(kept), new.tenant, new.name)
+        return kept
+
+    def _resize(self, slot: Slot, new_mb: int) -> bool:
+        if slot.state is not State.IDLE or slot.retired or slot.handle is None:
+            return False
+        if self._balloons is not None and self._balloons.changing(slot.id):
+            return False
+        old_mb = slot.memory_mb
+        if new_mb == old_mb:
+            return True
+        if self._slots.memory_used() + new_mb - old_mb > self._pool.limits.memory_mb:
+            return False
+        meter = self._driver.call_meter(slot.handle)
+        if meter is None or meter.memory is None:
+            return False
+        nodes, node_id = self._nodes, slot.node
+        if nodes is not None and node_id is not None and not nodes.regrow(slot.id, node_id, new_mb):
+            return False
+        limit = self._balloons.limit_mb(slot) if self._balloons is not None else old_mb
+        keep_deflated = limit < old_mb and limit < new_mb
+        if not write_limits(meter, old_mb, new_mb, None if keep_deflated else new_mb):
+            if nodes is not None and node_id is not None:
+                nodes.regrow(slot.id, node_id, old_mb)
+            return False
+        slot.memory_mb = new_mb
+        if self._balloons is not None:
+            self._balloons.resized(slot, limit if keep_deflated else new_mb)
+        return True
