@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 from common import percentile
-from in_process import Gateway, nimbus, source
+from in_process import Gateway, source, two_nodes
 
-NODE = (("onecpu", 1.0, 1024, "0.01"),)
+NODE = ("onecpu", 1.0, 1024, "0.01")
 BURN = """
 def handler(event):
     n = 0
@@ -38,12 +35,7 @@ def handler(event):
 
 async def call(gw: Gateway, name: str, event: dict[str, Any]) -> tuple[int, float]:
     started = time.perf_counter()
-    try:
-        async with gw.http.post(f"{gw.url}/v1/functions/{name}/invoke", json=event) as r:
-            await r.read()
-            status = r.status
-    except (aiohttp.ClientError, TimeoutError):
-        status = 0
+    status, _ = await gw.invoke(name, event)
     return status, (time.perf_counter() - started) * 1000
 
 
@@ -65,54 +57,49 @@ def summary(samples: list[tuple[float, int, float]], lo: float, hi: float) -> st
 
 
 async def main(window: float, seconds: float) -> None:
-    with tempfile.TemporaryDirectory(prefix="nimbus-hotspot-") as data:
-        async with nimbus(
-            Path(data),
-            node_flavors=NODE,
-            min_nodes=2,
-            max_nodes=2,
-            placement_policy="first-fit",
-            stem_cells=(),
-            hot_spot_window_s=window,
-            hot_spot_cool_window_s=window,
-            reap_interval_s=0.5,
-            min_node_age_s=3600.0,
-        ) as gw:
-            await gw.deploy("neighbour", source("neighbour"))
-            await gw.deploy("burn", BURN)
-            await call(gw, "neighbour", {})
-            await asyncio.gather(call(gw, "burn", {"loops": 1}), call(gw, "burn", {"loops": 1}))
-            t0 = time.perf_counter()
-            stop = asyncio.Event()
-            ticks: list[tuple[float, int, float]] = []
-            burns: list[int] = []
+    async with two_nodes(
+        "nimbus-hotspot-",
+        NODE,
+        hot_spot_window_s=window,
+        hot_spot_cool_window_s=window,
+        reap_interval_s=0.5,
+        min_node_age_s=3600.0,
+    ) as gw:
+        await gw.deploy("neighbour", source("neighbour"))
+        await gw.deploy("burn", BURN)
+        await call(gw, "neighbour", {})
+        await asyncio.gather(call(gw, "burn", {"loops": 1}), call(gw, "burn", {"loops": 1}))
+        t0 = time.perf_counter()
+        stop = asyncio.Event()
+        ticks: list[tuple[float, int, float]] = []
+        burns: list[int] = []
 
-            async def neighbour() -> None:
-                while not stop.is_set():
-                    at = time.perf_counter() - t0
-                    status, ms = await call(gw, "neighbour", {})
-                    ticks.append((at, status, ms))
-                    await asyncio.sleep(0.02)
+        async def neighbour() -> None:
+            while not stop.is_set():
+                at = time.perf_counter() - t0
+                status, ms = await call(gw, "neighbour", {})
+                ticks.append((at, status, ms))
+                await asyncio.sleep(0.02)
 
-            async def burner() -> None:
-                while not stop.is_set():
-                    burns.append((await call(gw, "burn", {}))[0])
+        async def burner() -> None:
+            while not stop.is_set():
+                burns.append((await call(gw, "burn", {}))[0])
 
-            base = seconds / 4
-            tasks = [asyncio.create_task(neighbour())]
-            await asyncio.sleep(base)
-            burn_at = time.perf_counter() - t0
-            tasks += [asyncio.create_task(burner()) for _ in range(2)]
-            mitigated_at = None
-            while time.perf_counter() - t0 < seconds:
-                listing = await migrations(gw)
-                done = [m for m in listing["migrations"] if m["state"] == "done"]
-                if done and mitigated_at is None:
-                    mitigated_at = time.perf_counter() - t0
-                await asyncio.sleep(0.1)
-            stop.set()
-            await asyncio.gather(*tasks)
+        base = seconds / 4
+        tasks = [asyncio.create_task(neighbour())]
+        await asyncio.sleep(base)
+        burn_at = time.perf_counter() - t0
+        tasks += [asyncio.create_task(burner()) for _ in range(2)]
+        mitigated_at = None
+        while time.perf_counter() - t0 < seconds:
             listing = await migrations(gw)
+            done = [m for m in listing["migrations"] if m["state"] == "done"]
+            if done and mitigated_at is None:
+                mitigated_at = time.perf_counter() - t0
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.gather(*tasks)
+        listing = await migrations(gw)
 
     end = mitigated_at if mitigated_at is not None else seconds
     print(f"hot spot: 2 CPU-bound callers on a 1-vCPU node, window {window:g} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,6 +49,17 @@ class Gateway:
             out: dict[str, Any] = await resp.json()
             return out
 
+    async def invoke(self, name: str, event: dict[str, Any]) -> tuple[int, bool]:
+        """Call `name` with `event`: the HTTP status (0 when the request itself failed) and
+        whether the call was a cold start."""
+        try:
+            url = f"{self.url}/v1/functions/{name}/invoke"
+            async with self.http.post(url, json=event) as r:
+                await r.read()
+                return r.status, r.headers.get("X-Nimbus-Cold-Start") == "true"
+        except (aiohttp.ClientError, TimeoutError):
+            return 0, False
+
 
 @asynccontextmanager
 async def nimbus(
@@ -74,3 +86,22 @@ async def nimbus(
     finally:
         await http.close()
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def two_nodes(
+    prefix: str, flavor: tuple[str, float, int, str], **overrides: Any
+) -> AsyncIterator[Gateway]:
+    """`nimbus` on a temporary data dir with exactly two nodes of `flavor` (name, vcpu,
+    memory MB, price per hour), placed first-fit so every container starts on the first."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as data:
+        async with nimbus(
+            Path(data),
+            node_flavors=(flavor,),
+            min_nodes=2,
+            max_nodes=2,
+            placement_policy="first-fit",
+            stem_cells=(),
+            **overrides,
+        ) as gw:
+            yield gw

@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 from common import percentile
-from in_process import Gateway, nimbus, source
+from in_process import Gateway, source, two_nodes
 
-NODE = (("bench", 2.0, 1024, "0.01"),)
+NODE = ("bench", 2.0, 1024, "0.01")
 MAX_IN_FLIGHT = 64
 
 
@@ -44,12 +41,7 @@ class Call:
 
 async def one(gw: Gateway, name: str, t0: float, calls: list[Call]) -> None:
     started = time.perf_counter()
-    try:
-        async with gw.http.post(f"{gw.url}/v1/functions/{name}/invoke", json={}) as r:
-            await r.read()
-            status, cold = r.status, r.headers.get("X-Nimbus-Cold-Start") == "true"
-    except (aiohttp.ClientError, TimeoutError):
-        status, cold = 0, False
+    status, cold = await gw.invoke(name, {})
     done = time.perf_counter()
     calls.append(Call(started - t0, (done - started) * 1000, status, cold))
 
@@ -97,44 +89,39 @@ def phase(calls: list[Call], lo: float, hi: float) -> str:
 
 
 async def main(rate: float, seconds: float, functions: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="nimbus-migration-") as data:
-        async with nimbus(
-            Path(data),
-            node_flavors=NODE,
-            min_nodes=2,
-            max_nodes=2,
-            placement_policy="first-fit",
-            stem_cells=(),
-            hot_spot_mitigation=False,
-            keep_alive_policy="fixed",
-            keep_alive_s=600.0,
-            min_node_age_s=3600.0,  # no consolidation of its own during the run
-        ) as gw:
-            names = [f"steady{i}" for i in range(functions)]
-            for name in names:
-                await gw.deploy(name, source(name))
-            first, second = sorted(await nodes(gw))
-            # Warm: two containers per function on the first node (first-fit).
-            for _ in range(2):
-                await asyncio.gather(*(one(gw, n, time.perf_counter(), []) for n in names * 2))
-            on_first = len((await nodes(gw))[first]["containers"])
-            calls: list[Call] = []
-            t0 = time.perf_counter()
-            runner = asyncio.create_task(stream(gw, names, rate, seconds, t0, calls))
-            await asyncio.sleep(seconds / 3)
-            drain_at = time.perf_counter() - t0
-            async with gw.http.post(f"{gw.url}/v1/nodes/{first}/drain") as r:
-                body = await r.json()
-            started = len(body.get("migrations", []))
-            deadline = time.perf_counter() + 60  # bounded: a stuck drain ends the run
-            while time.perf_counter() < deadline:
-                if first not in await nodes(gw):
-                    break
-                await asyncio.sleep(0.05)
-            empty_at = time.perf_counter() - t0
-            skipped = await runner
-            async with gw.http.get(f"{gw.url}/v1/migrations") as r:
-                listing = await r.json()
+    async with two_nodes(
+        "nimbus-migration-",
+        NODE,
+        hot_spot_mitigation=False,
+        keep_alive_policy="fixed",
+        keep_alive_s=600.0,
+        min_node_age_s=3600.0,  # no consolidation of its own during the run
+    ) as gw:
+        names = [f"steady{i}" for i in range(functions)]
+        for name in names:
+            await gw.deploy(name, source(name))
+        first, second = sorted(await nodes(gw))
+        # Warm: two containers per function on the first node (first-fit).
+        for _ in range(2):
+            await asyncio.gather(*(one(gw, n, time.perf_counter(), []) for n in names * 2))
+        on_first = len((await nodes(gw))[first]["containers"])
+        calls: list[Call] = []
+        t0 = time.perf_counter()
+        runner = asyncio.create_task(stream(gw, names, rate, seconds, t0, calls))
+        await asyncio.sleep(seconds / 3)
+        drain_at = time.perf_counter() - t0
+        async with gw.http.post(f"{gw.url}/v1/nodes/{first}/drain") as r:
+            body = await r.json()
+        started = len(body.get("migrations", []))
+        deadline = time.perf_counter() + 60  # bounded: a stuck drain ends the run
+        while time.perf_counter() < deadline:
+            if first not in await nodes(gw):
+                break
+            await asyncio.sleep(0.05)
+        empty_at = time.perf_counter() - t0
+        skipped = await runner
+        async with gw.http.get(f"{gw.url}/v1/migrations") as r:
+            listing = await r.json()
 
     moves = [m for m in listing["migrations"] if m["source"] == first]
     print(f"migration under load: {rate:g} calls/s for {seconds:g} s over {functions} functions")

@@ -87,6 +87,11 @@ def too_large(limit: int) -> ApiError:
     return bad_request(f"the request body is over this endpoint's {limit} byte limit", "body")
 
 
+def unreadable(exc: Exception) -> ApiError:
+    """The 400 for a body the HTTP layer could not read (bad chunking, bad gzip, ...)."""
+    return bad_request(f"the request body could not be read: {exc}", "body")
+
+
 def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
     """Refuse JSON text nested deeper than `limit`, without recursion (so without limit).
 
@@ -123,6 +128,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every body: `json.loads` with hooks builds a new one (and its scanner)
+# per call.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
 def parse_json(raw: bytes) -> Any:
     """Strict JSON from a request body, or a 400 naming `body`. Empty is not JSON."""
     try:
@@ -133,7 +143,9 @@ def parse_json(raw: bytes) -> Any:
         ) from None
     check_depth(text)
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # as json.loads refuses it; the decoder does not
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        value = _DECODER.decode(text)
     except ValueError as exc:  # JSONDecodeError, and the hooks' refusals
         raise bad_request(f"the body is not valid JSON: {exc}", "body") from None
     except RecursionError:  # unreachable after check_depth; never a 500 all the same
@@ -180,15 +192,28 @@ async def read_body(request: web.Request) -> bytes:
     if BODY in request:
         return request[BODY]
     limit = body_limit(request)
-    if request.content_length is not None and request.content_length > limit:
+    declared = request.content_length
+    if declared is not None and declared > limit:
         raise too_large(limit)
+    content = request.content
+    if declared is not None and declared <= READ_CHUNK and content.is_eof():
+        # A small body that has fully arrived (the usual invoke event came in with its
+        # head): taken in one step, without a timer or a buffer to copy it through.
+        try:
+            body = content.read_nowait()
+        except web.RequestPayloadError as exc:  # a gzip body that is not gzip, ...
+            raise unreadable(exc) from None
+        if len(body) > limit:  # decompressed (Content-Encoding): capped as below
+            raise too_large(limit)
+        request[BODY] = body
+        return body
     # Copied in as it arrives, and handed over without a final copy: joining 64 MiB of
     # chunks at the end would stop the event loop for tens of milliseconds.
     chunks = io.BytesIO()
     size = 0
     try:
         async with asyncio.timeout(BODY_GRACE_S + limit / MIN_BODY_BYTES_PER_S):
-            async for chunk in request.content.iter_chunked(READ_CHUNK):
+            async for chunk in content.iter_chunked(READ_CHUNK):
                 size += len(chunk)
                 if size > limit:
                     raise too_large(limit)
@@ -196,7 +221,7 @@ async def read_body(request: web.Request) -> bytes:
     except TimeoutError:
         raise ApiError(408, "the request body did not arrive in time", field="body") from None
     except web.RequestPayloadError as exc:  # bad chunking, a gzip body that is not gzip, ...
-        raise bad_request(f"the request body could not be read: {exc}", "body") from None
+        raise unreadable(exc) from None
     body = request[BODY] = chunks.getvalue()
     return body
 

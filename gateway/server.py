@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -61,10 +62,25 @@ async def serve_forever(
     The per-request access log is off unless asked for: formatting a line per call costs
     a warm invocation a measurable share of its time (activations are the record).
     """
+
+    async def start(runner: web.AppRunner) -> None:
+        await start_sites(runner, host, port)
+
+    await serve_until_signalled(app, start, access_log=access_log)
+
+
+async def serve_until_signalled(
+    app: web.Application,
+    start: Callable[[web.AppRunner], Awaitable[None]],
+    *,
+    access_log: bool = False,
+) -> None:
+    """Set the app up, `start` its sites, and serve until SIGTERM or SIGINT; then clean up
+    (the app's cleanup removes its containers) whether or not the sites started."""
     runner = web.AppRunner(app, access_log=access_logger if access_log else None)
     await runner.setup()
     try:
-        await start_sites(runner, host, port)
+        await start(runner)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -35,13 +35,12 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
-from aiohttp.log import access_logger
 from yarl import URL
 
 from gateway.errors import ApiError
 from gateway.keys import RUN_DIR
 from gateway.middleware import Handler
-from gateway.server import api_socket_path, prepare_socket_path
+from gateway.server import api_socket_path, prepare_socket_path, serve_until_signalled
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -160,30 +159,33 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve_worker(
-    config: Config,
-    index: int,
-    workers: int,
-    host: str,
-    port: int,
-    api: tuple[str, socket.socket] | None,
-    access_log: bool,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """What every worker is started with: how many there are, the port they all bind, the
+    inherited API socket (path, socket) if the supervisor made one, and the access log."""
+
+    workers: int
+    host: str
+    port: int
+    api: tuple[str, socket.socket] | None
+    access_log: bool
+
+
+async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
     """One worker: the app on the shared port, the API socket and its handover socket."""
     from gateway.app import create_app
 
     app = create_app(config)
     run_dir = app[RUN_DIR]
-    relay = handover(index, workers, run_dir)
+    relay = handover(index, shared.workers, run_dir)
     app.middlewares.insert(0, relay)  # type: ignore[arg-type]
     app.on_cleanup.append(relay.close)  # type: ignore[attr-defined]
-    runner = web.AppRunner(app, access_log=access_logger if access_log else None)
-    await runner.setup()
-    try:
-        await web.SockSite(runner, reuseport_socket(host, port)).start()
+
+    async def start(runner: web.AppRunner) -> None:
+        await web.SockSite(runner, reuseport_socket(shared.host, shared.port)).start()
         path = api_socket_path(app)
-        if api is not None and api[0] == path:
-            await web.SockSite(runner, api[1]).start()
+        if shared.api is not None and shared.api[0] == path:
+            await web.SockSite(runner, shared.api[1]).start()
         else:  # this worker's run dir is its own (a data dir path too long for sockets)
             prepare_socket_path(path)
             await web.UnixSite(runner, path).start()
@@ -191,13 +193,8 @@ async def _serve_worker(
         own = str(handover_socket(run_dir, index))
         prepare_socket_path(own)
         await web.UnixSite(runner, own).start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+
+    await serve_until_signalled(app, start, access_log=shared.access_log)
 
 
 async def _prepare(config: Config) -> None:
@@ -233,15 +230,7 @@ def worker_config(config: Config, index: int) -> Config:
     return dataclasses.replace(config, **identity)
 
 
-def _start_worker(
-    config: Config,
-    index: int,
-    workers: int,
-    host: str,
-    port: int,
-    api: tuple[str, socket.socket] | None,
-    access_log: bool,
-) -> int:
+def _start_worker(config: Config, index: int, shared: _Shared) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -250,7 +239,7 @@ def _start_worker(
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         mine = worker_config(config, index)
-        asyncio.run(_serve_worker(mine, index, workers, host, port, api, access_log))
+        asyncio.run(_serve_worker(mine, index, shared))
     except BaseException:
         log.exception("worker %d failed", index)
         code = 1
@@ -263,6 +252,7 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
     check_port_free(host, port)
     asyncio.run(_prepare(config))
     api = _api_listener(config)
+    shared = _Shared(workers, host, port, api, access_log)
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
 
@@ -276,7 +266,7 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for index in range(workers):
-        children[_start_worker(config, index, workers, host, port, api, access_log)] = index
+        children[_start_worker(config, index, shared)] = index
     while children:
         try:
             pid, status = os.wait()
@@ -292,6 +282,6 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
         )
         time.sleep(RESPAWN_DELAY_S)
         if not stopping:
-            children[_start_worker(config, index, workers, host, port, api, access_log)] = index
+            children[_start_worker(config, index, shared)] = index
     if api is not None:
         api[1].close()

@@ -52,8 +52,9 @@ class UsageRecord:
 
     def to_row(self) -> dict[str, Any]:
         """A flat dict for storage; `gb_seconds` is a string so no digit is lost."""
-        # Not dataclasses.asdict: its deep copy costs more than the rest of metering.
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        # Not dataclasses.asdict (its deep copy costs more than the rest of metering), nor
+        # `fields()` per call: the names are read once, below the class.
+        row = {name: getattr(self, name) for name in _USAGE_FIELDS}
         row["gb_seconds"] = str(self.gb_seconds)
         return row
 
@@ -96,6 +97,12 @@ class UsageRecord:
         return record
 
 
+_USAGE_FIELDS = tuple(f.name for f in fields(UsageRecord))
+# Exact division or an exception: every flag a rounding could raise is a trap.
+_PER_GB_SECOND = Decimal(1024 * 1000)
+_EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
+
+
 def billed_ms(duration_ms: float, step_ms: int = 1) -> int:
     """`duration_ms` rounded up to a whole number of `step_ms`; a 0 ms call bills one step.
 
@@ -106,14 +113,15 @@ def billed_ms(duration_ms: float, step_ms: int = 1) -> int:
         raise ValueError(f"step_ms must be >= 1, got {step_ms}")
     if not math.isfinite(duration_ms) or duration_ms < 0:
         raise ValueError(f"duration_ms must be a finite number >= 0, got {duration_ms}")
+    if step_ms == 1:  # the ceiling of a float is exact: no Decimal needed
+        return max(math.ceil(duration_ms), 1)
     steps = int((Decimal(duration_ms) / step_ms).to_integral_value(rounding=decimal.ROUND_CEILING))
     return max(steps, 1) * step_ms
 
 
 def gb_seconds(billed: int, memory_mb: int) -> Decimal:
     """billed_ms * memory_mb / 1024 / 1000, exactly (raises if it ever would not be)."""
-    ctx = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
-    return ctx.divide(Decimal(billed * memory_mb), Decimal(1024 * 1000))
+    return _EXACT.divide(Decimal(billed * memory_mb), _PER_GB_SECOND)
 
 
 def meter(result: InvokeResult, spec: FunctionSpec, *, step_ms: int = 1) -> UsageRecord:

@@ -121,6 +121,7 @@ class InvokerMetrics:
     def __init__(self, registry: CollectorRegistry, *, label_cap: int = 200) -> None:
         self.registry = registry
         self._cap = LabelCap(label_cap)
+        self._children: dict[tuple[str, str, Status], tuple[Counter, Histogram | None]] = {}
         self.invocations = Counter(
             "nimbus_invocations",
             "Finished invocations",
@@ -205,6 +206,15 @@ class InvokerMetrics:
             registry=registry,
         )
 
+    def _children_of(self, key: tuple[str, str, Status]) -> tuple[Counter, Histogram | None]:
+        """A call's count and duration series; a platform error has no duration (the
+        function never ran), and no duration series is made for it."""
+        tenant, function, status = key
+        count = self.invocations.labels(tenant, function, status.value)
+        if status is Status.PLATFORM_ERROR:
+            return count, None
+        return count, self.duration.labels(tenant, function)
+
     def migrated(self, record: MigrationRecord) -> None:
         """Count one finished migration and its measured cost."""
         self.migrations.labels(record.reason, record.state.value).inc()
@@ -236,9 +246,16 @@ class InvokerMetrics:
     def observe(self, spec: FunctionSpec, result: InvokeResult) -> None:
         """Count one finished call."""
         tenant, function = self._cap(spec.tenant, spec.name)
-        self.invocations.labels(tenant, function, result.status.value).inc()
-        if result.status is not Status.PLATFORM_ERROR:
-            self.duration.labels(tenant, function).observe(result.duration_ms / 1000)
+        key = (tenant, function, result.status)
+        # The labelled children, kept: `labels()` takes a lock and builds a tuple on every
+        # call. Keyed by capped labels, so no more of them than the series themselves.
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = self._children_of(key)
+        count, duration = children
+        count.inc()
+        if duration is not None:
+            duration.observe(result.duration_ms / 1000)
         if result.cold_start:
             self.cold_starts.labels(tenant, function).inc()
             self.init_duration.labels(tenant, function).observe(result.init_ms / 1000)

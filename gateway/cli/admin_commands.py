@@ -12,7 +12,7 @@ from typing import Any
 from gateway.cli import output, views
 from gateway.cli.client import expect
 from gateway.cli.errors import CliError, UsageError
-from gateway.cli.grammar import Sub, command, group
+from gateway.cli.grammar import Sub, command, group, listing_command
 from gateway.cli.session import client, emit, table, terminal_width
 from gateway.cli.tables import Column
 from gateway.cli.timeparse import iso
@@ -142,16 +142,15 @@ def add_commands(sub: Sub) -> None:
         ["nimbus economics --from 2026-11-01", "nimbus economics --json"],
     )
     _range_flags(econ)
-    nodes = command(
+    verbs = listing_command(
         sub,
         "nodes",
         cmd_nodes,
         "admin: nodes: list, add, drain, resize",
         ["nimbus nodes", "nimbus nodes add small", "nimbus nodes drain node-3"],
-        aliases=["node"],
+        alias="node",
+        what="nodes",
     )
-    verbs = group(nodes, "nodes_command", required=False)
-    command(verbs, "list", cmd_nodes, "list nodes", ["nimbus nodes list --json"], aliases=["ls"])
     add = command(verbs, "add", cmd_node_add, "provision a node", ["nimbus nodes add small"])
     add.add_argument("flavor")
     drain = command(

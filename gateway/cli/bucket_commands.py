@@ -17,7 +17,7 @@ from pathlib import Path
 from gateway.cli import views
 from gateway.cli.client import Client, expect
 from gateway.cli.errors import UsageError
-from gateway.cli.grammar import Sub, command, group
+from gateway.cli.grammar import Sub, command, listing_command
 from gateway.cli.progress import CountingReader, Progress
 from gateway.cli.session import client, emit, terminal_width
 
@@ -123,16 +123,15 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Sub) -> None:
     """`buckets` and its sub-commands."""
-    buckets = command(
+    verbs = listing_command(
         sub,
         "buckets",
         cmd_list,
         "buckets: list, create, delete; objects, put, get, rm",
         ["nimbus buckets", "nimbus buckets put photos cat.jpg ./cat.jpg"],
-        aliases=["bucket"],
+        alias="bucket",
+        what="buckets",
     )
-    verbs = group(buckets, "buckets_command", required=False)
-    command(verbs, "list", cmd_list, "list buckets", ["nimbus buckets list --json"], aliases=["ls"])
     for name, handler, what in (
         ("create", cmd_create, "create a bucket"),
         ("delete", cmd_delete, "delete an empty bucket"),

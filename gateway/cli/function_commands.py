@@ -15,7 +15,7 @@ from gateway.cli import views
 from gateway.cli.api_commands import add_deploy, add_invoke
 from gateway.cli.client import Client, expect
 from gateway.cli.errors import UsageError
-from gateway.cli.grammar import Sub, command, group
+from gateway.cli.grammar import Sub, command, group, listing_command
 from gateway.cli.session import client, emit, terminal_width
 from invoker.versions import MAX_SPLIT_VERSIONS
 
@@ -117,7 +117,7 @@ def cmd_alias_delete(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Sub) -> None:
     """`functions` and its sub-commands."""
-    fns = command(
+    verbs = listing_command(
         sub,
         "functions",
         cmd_list,
@@ -130,16 +130,8 @@ def add_commands(sub: Sub) -> None:
             "nimbus functions alias set hello prod --split 3=0.9,4=0.1",
             "nimbus functions delete hello",
         ],
-        aliases=["fn"],
-    )
-    verbs = group(fns, "functions_command", required=False)
-    command(
-        verbs,
-        "list",
-        cmd_list,
-        "list your functions",
-        ["nimbus functions list --json"],
-        aliases=["ls"],
+        alias="fn",
+        what="your functions",
     )
     get = command(
         verbs,

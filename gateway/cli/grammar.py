@@ -67,3 +67,21 @@ def group(parent: argparse.ArgumentParser, dest: str, required: bool = True) -> 
     """The sub-commands of a command (`nimbus triggers create ...`)."""
     sub: Sub = parent.add_subparsers(dest=dest, required=required, metavar="COMMAND")
     return sub
+
+
+def listing_command(
+    sub: Sub,
+    name: str,
+    listing: Handler,
+    help: str,
+    examples: Sequence[str],
+    *,
+    alias: str,
+    what: str,
+) -> Sub:
+    """A resource's command (`nimbus triggers`), which lists `what` when given no verb, with
+    its `list` (`ls`) verb doing the same: the group its other verbs are added to."""
+    top = command(sub, name, listing, help, examples, aliases=[alias])
+    verbs = group(top, f"{name}_command", required=False)
+    command(verbs, "list", listing, f"list {what}", [f"nimbus {name} list --json"], aliases=["ls"])
+    return verbs

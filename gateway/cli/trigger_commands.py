@@ -15,7 +15,7 @@ from gateway.cli import views
 from gateway.cli.client import expect
 from gateway.cli.errors import UsageError
 from gateway.cli.events import build_event, parse_event
-from gateway.cli.grammar import Sub, command, group
+from gateway.cli.grammar import Handler, Sub, command, listing_command
 from gateway.cli.session import client, emit, terminal_width
 
 
@@ -138,24 +138,33 @@ def _event_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE")
 
 
+def _get_and_delete(
+    verbs: Sub, noun: str, name: str, get: tuple[Handler, str], delete: tuple[Handler, str]
+) -> None:
+    """`get NAME` and `delete NAME` (`rm`) of `nimbus <noun>`, each a (handler, help);
+    `name` is the one their examples use."""
+    for verb, (handler, what) in (("get", get), ("delete", delete)):
+        one = command(
+            verbs,
+            verb,
+            handler,
+            what,
+            [f"nimbus {noun} {verb} {name}"],
+            aliases=["rm"] if verb == "delete" else [],
+        )
+        one.add_argument("name")
+
+
 def add_trigger_commands(sub: Sub) -> None:
     """`triggers` and its sub-commands."""
-    triggers = command(
+    verbs = listing_command(
         sub,
         "triggers",
         cmd_trigger_list,
         "triggers: list, create, get, delete, fire",
         ["nimbus triggers", "nimbus triggers create nightly --cron '0 3 * * *'"],
-        aliases=["trigger"],
-    )
-    verbs = group(triggers, "triggers_command", required=False)
-    command(
-        verbs,
-        "list",
-        cmd_trigger_list,
-        "list triggers",
-        ["nimbus triggers list --json"],
-        aliases=["ls"],
+        alias="trigger",
+        what="triggers",
     )
     create = command(
         verbs,
@@ -178,19 +187,13 @@ def add_trigger_commands(sub: Sub) -> None:
     create.add_argument("--events", help="bucket: created,deleted (default created)")
     create.add_argument("--prefix", help="bucket: only keys starting so")
     create.add_argument("--suffix", help="bucket: only keys ending so")
-    for name, handler, what in (
-        ("get", cmd_trigger_get, "show a trigger"),
-        ("delete", cmd_trigger_delete, "delete a trigger and its rules"),
-    ):
-        one = command(
-            verbs,
-            name,
-            handler,
-            what,
-            [f"nimbus triggers {name} nightly"],
-            aliases=["rm"] if name == "delete" else [],
-        )
-        one.add_argument("name")
+    _get_and_delete(
+        verbs,
+        "triggers",
+        "nightly",
+        (cmd_trigger_get, "show a trigger"),
+        (cmd_trigger_delete, "delete a trigger and its rules"),
+    )
     fire = command(
         verbs,
         "fire",
@@ -204,17 +207,14 @@ def add_trigger_commands(sub: Sub) -> None:
 
 def add_rule_commands(sub: Sub) -> None:
     """`rules` and its sub-commands."""
-    rules = command(
+    verbs = listing_command(
         sub,
         "rules",
         cmd_rule_list,
         "rules: list, create, get, delete, enable, disable",
         ["nimbus rules", "nimbus rules create on-order orders process-order"],
-        aliases=["rule"],
-    )
-    verbs = group(rules, "rules_command", required=False)
-    command(
-        verbs, "list", cmd_rule_list, "list rules", ["nimbus rules list --json"], aliases=["ls"]
+        alias="rule",
+        what="rules",
     )
     create = command(
         verbs,
@@ -230,19 +230,13 @@ def add_rule_commands(sub: Sub) -> None:
     create.add_argument("trigger")
     create.add_argument("function")
     create.add_argument("--disabled", action="store_true", help="create it disabled")
-    for name, handler, what in (
-        ("get", cmd_rule_get, "show a rule"),
-        ("delete", cmd_rule_delete, "delete a rule"),
-    ):
-        one = command(
-            verbs,
-            name,
-            handler,
-            what,
-            [f"nimbus rules {name} on-order"],
-            aliases=["rm"] if name == "delete" else [],
-        )
-        one.add_argument("name")
+    _get_and_delete(
+        verbs,
+        "rules",
+        "on-order",
+        (cmd_rule_get, "show a rule"),
+        (cmd_rule_delete, "delete a rule"),
+    )
     for name, enable in (("enable", True), ("disable", False)):
         switch = command(
             verbs, name, cmd_rule_switch, f"{name} a rule", [f"nimbus rules {name} on-order"]

@@ -25,7 +25,7 @@ from gateway.middleware import caller
 from gateway.openwhisk.auth import resolve_namespace
 from gateway.openwhisk.common import ACTIVATION_HEADER, BACKGROUND, facts_of, tenant_of
 from gateway.openwhisk.documents import action_document
-from gateway.openwhisk.errors import conflict, not_found
+from gateway.openwhisk.errors import conflict, existing, not_found
 from gateway.openwhisk.params import flag, integer, window
 from gateway.openwhisk.records import SUCCESS, WHISK_ERROR, record
 from gateway.openwhisk.translation import Existing, native_body
@@ -105,17 +105,14 @@ async def list_actions(request: web.Request) -> web.Response:
     paging = window(request.query)
     found = await request.app[PLATFORM].store.list_functions(tenant)
     if paging.count:
-        return web.json_response({"actions": max(0, len(found) - paging.skip)})
+        return web.json_response({"actions": paging.counted(found)})
     docs = [action_document(f.to_json(), tenant, brief=True) for f in paging.page(found)]
     return web.json_response(docs)
 
 
 async def _stored(request: web.Request, tenant: str) -> StoredFunction:
     name = schemas.check_function_name(request.match_info["name"])
-    found = await request.app[PLATFORM].store.get_function(tenant, name)
-    if found is None:
-        raise not_found()
-    return found
+    return existing(await request.app[PLATFORM].store.get_function(tenant, name))
 
 
 @routes.get(ACTION)
@@ -184,9 +181,7 @@ async def invoke_action(request: web.Request) -> web.Response:
     request.app[QUOTAS].check_rate(tenant)
     payload = await json_object(request, empty_ok=True)
     name = schemas.check_function_name(request.match_info["name"])
-    stored = await platform.function(tenant, name)
-    if stored is None:
-        raise not_found()
+    stored = existing(await platform.function(tenant, name))
     # Default parameters are merged, and sequences run, by the invoker (Operations).
     if not flag(request.query, "blocking"):
         try:

@@ -95,7 +95,7 @@ async def list_activations(request: web.Request) -> web.Response:
     wanted = None if paging.count else paging.skip + paging.limit
     found = await ended(store, tenant, _name(request), _since_upto(request), wanted)
     if paging.count:
-        return web.json_response({"activations": max(0, len(found) - paging.skip)})
+        return web.json_response({"activations": paging.counted(found)})
     facts = facts_by_name(await store.list_functions(tenant))
     shape = record if docs else summary
     entries: list[dict[str, Any]] = [shape(a, facts.get(a.function)) for a in paging.page(found)]

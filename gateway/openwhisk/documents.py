@@ -107,15 +107,21 @@ def action_exec(native: Mapping[str, Any], tenant: str, code: str | None) -> dic
     return found
 
 
+def _entity(tenant: str, name: str, version: str) -> dict[str, Any]:
+    """What every entity document opens with (nothing here is ever published)."""
+    return {"namespace": tenant, "name": name, "version": version, "publish": False}
+
+
+def _status(active: bool) -> str:
+    return "active" if active else "inactive"
+
+
 def action_document(
     native: Mapping[str, Any], tenant: str, code: str | None = None, *, brief: bool = False
 ) -> dict[str, Any]:
     """An action as OpenWhisk shows it (`brief`: as its listings do, without parameters)."""
     doc: dict[str, Any] = {
-        "namespace": tenant,
-        "name": native["name"],
-        "version": semver(int(native["version"])),
-        "publish": False,
+        **_entity(tenant, native["name"], semver(int(native["version"]))),
         "exec": action_exec(native, tenant, None if brief else code),
         "annotations": key_values(action_annotations(native)),
         "limits": action_limits(native),
@@ -137,17 +143,14 @@ def trigger_document(
 ) -> dict[str, Any]:
     """A trigger as OpenWhisk shows it; `rules` maps rule names to (action, active)."""
     return {
-        "namespace": tenant,
-        "name": name,
-        "version": "0.0.1",
-        "publish": False,
+        **_entity(tenant, name, "0.0.1"),
         "parameters": key_values(config.get("parameters")),
         "annotations": key_values(config.get("annotations")),
         "limits": {},
         "rules": {
             f"{tenant}/{rule}": {
                 "action": {"name": action, "path": tenant},
-                "status": "active" if active else "inactive",
+                "status": _status(active),
             }
             for rule, (action, active) in rules.items()
         },
@@ -160,11 +163,8 @@ def rule_document(
 ) -> dict[str, Any]:
     """A rule as OpenWhisk shows it."""
     return {
-        "namespace": tenant,
-        "name": name,
-        "version": "0.0.1",
-        "publish": False,
-        "status": "active" if active else "inactive",
+        **_entity(tenant, name, "0.0.1"),
+        "status": _status(active),
         "trigger": {"name": trigger, "path": tenant},
         "action": {"name": action, "path": tenant},
         "annotations": [],

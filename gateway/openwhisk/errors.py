@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -33,11 +33,19 @@ _HTTP_MESSAGES = {
     413: "The request content was too large.",
 }
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+T = TypeVar("T")
 
 
 def not_found() -> ApiError:
     """404 as OpenWhisk words it."""
     return ApiError(404, NOT_FOUND)
+
+
+def existing(found: T | None) -> T:
+    """`found`, or OpenWhisk's 404 when the store had nothing."""
+    if found is None:
+        raise not_found()
+    return found
 
 
 def conflict() -> ApiError:

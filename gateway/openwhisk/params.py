@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -49,6 +49,10 @@ class Window:
     def page(self, entries: Sequence[T]) -> list[T]:
         """The entries of this window."""
         return list(entries[self.skip : self.skip + self.limit])
+
+    def counted(self, entries: Sized) -> int:
+        """How many entries `count=true` answers: those after `skip`."""
+        return max(0, len(entries) - self.skip)
 
 
 def window(query: Mapping[str, str]) -> Window:

@@ -25,7 +25,7 @@ from gateway.openwhisk.documents import (
     rule_document,
     trigger_document,
 )
-from gateway.openwhisk.errors import bad_request, conflict, not_found
+from gateway.openwhisk.errors import bad_request, conflict, existing, not_found
 from gateway.openwhisk.params import flag, window
 from gateway.requests import json_object
 from gateway.triggers import check_name, make_rule, make_trigger
@@ -54,18 +54,12 @@ def _rule_doc(rule: Rule) -> dict[str, Any]:
 
 async def _trigger(request: web.Request, tenant: str) -> Trigger:
     name = check_name(request.match_info["name"])
-    found = await request.app[PLATFORM].store.get_trigger(tenant, name)
-    if found is None:
-        raise not_found()
-    return found
+    return existing(await request.app[PLATFORM].store.get_trigger(tenant, name))
 
 
 async def _rule(request: web.Request, tenant: str) -> Rule:
     name = check_name(request.match_info["name"])
-    found = await request.app[PLATFORM].store.get_rule(tenant, name)
-    if found is None:
-        raise not_found()
-    return found
+    return existing(await request.app[PLATFORM].store.get_rule(tenant, name))
 
 
 @routes.put(TRIGGER)
@@ -100,7 +94,7 @@ async def list_triggers(request: web.Request) -> web.Response:
     store = request.app[PLATFORM].store
     found = await store.list_triggers(tenant)
     if paging.count:
-        return web.json_response({"triggers": max(0, len(found) - paging.skip)})
+        return web.json_response({"triggers": paging.counted(found)})
     return web.json_response([await _trigger_doc(store, t) for t in paging.page(found)])
 
 
@@ -178,7 +172,7 @@ async def list_rules(request: web.Request) -> web.Response:
     paging = window(request.query)
     found = await request.app[PLATFORM].store.list_rules(tenant)
     if paging.count:
-        return web.json_response({"rules": max(0, len(found) - paging.skip)})
+        return web.json_response({"rules": paging.counted(found)})
     return web.json_response([_rule_doc(r) for r in paging.page(found)])
 
 

@@ -5,40 +5,34 @@ control), redirects and status codes, application errors projected as OpenWhisk 
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
-from multidict import CIMultiDictProxy
-
 from tests.conftest import Api
+from tests.integration.web_calls import ANSWERS, PNG, fetch
 from tests.openwhisk_client.ow import Ow, is_ow_error, tenant_with_credential
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-SITE = f"""
-PNG = {base64.b64encode(PNG).decode()!r}
-
+SITE = (
+    ANSWERS
+    + """
 def main(args):
     mode = args.get("mode")
+    if answer(mode) is not None:
+        return answer(mode)
     if mode == "html":
-        return {{"body": "<h1>hello</h1>"}}
-    if mode == "png":
-        return {{"headers": {{"Content-Type": "image/png"}}, "body": PNG}}
-    if mode == "redirect":
-        return {{"statusCode": 302, "headers": {{"Location": "https://example.org/"}}}}
-    if mode == "teapot":
-        return {{"statusCode": 418, "body": "short and stout"}}
+        return {"body": "<h1>hello</h1>"}
     if mode == "refused":
-        return {{"error": {{"statusCode": 400, "body": "no such page"}}}}
+        return {"error": {"statusCode": 400, "body": "no such page"}}
     if mode == "fail":
         raise ValueError("broken on purpose")
-    return {{
+    return {
         "method": args["__ow_method"],
         "path": args["__ow_path"],
         "mode": mode,
         "greeting": args.get("greeting"),
-    }}
+    }
 """
+)
 RAW = """
 def main(args):
     return {
@@ -54,14 +48,6 @@ NOT_FOUND = "The requested resource does not exist."
 def web_export(**more: Any) -> list[dict[str, Any]]:
     """OpenWhisk's annotations for a web action, with more of them."""
     return [{"key": k, "value": v} for k, v in {"web-export": True, **more}.items()]
-
-
-async def fetch(
-    api: Api, method: str, path: str, **kwargs: Any
-) -> tuple[int, bytes, CIMultiDictProxy[str]]:
-    """A plain HTTP request, without credentials unless given."""
-    async with api.session.request(method, api.url + path, allow_redirects=False, **kwargs) as resp:
-        return resp.status, await resp.read(), resp.headers
 
 
 async def test_extensions_render_the_result_as_openwhisk_does(api: Api) -> None:

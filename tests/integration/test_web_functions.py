@@ -10,41 +10,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any
-
-from multidict import CIMultiDictProxy
 
 from tests.conftest import Api
+from tests.integration.web_calls import ANSWERS, PNG, fetch
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-SITE = f"""
-PNG = {base64.b64encode(PNG).decode()!r}
-
+SITE = (
+    ANSWERS
+    + """
 def handler(event):
     mode = event.get("mode")
+    if answer(mode) is not None:
+        return answer(mode)
     if mode == "html":
-        return {{"headers": {{"Content-Type": "text/html"}}, "body": "<h1>hi</h1>"}}
-    if mode == "png":
-        return {{"headers": {{"Content-Type": "image/png"}}, "body": PNG}}
-    if mode == "redirect":
-        return {{"statusCode": 302, "headers": {{"Location": "https://example.org/"}}}}
-    if mode == "teapot":
-        return {{"statusCode": 418, "body": "short and stout"}}
+        return {"headers": {"Content-Type": "text/html"}, "body": "<h1>hi</h1>"}
     if mode == "json":
-        return {{"statusCode": 201, "headers": {{"X-Many": ["a", "b"]}}, "body": {{"made": 1}}}}
+        return {"statusCode": 201, "headers": {"X-Many": ["a", "b"]}, "body": {"made": 1}}
     if mode == "fail":
         raise ValueError("broken on purpose")
     return event
 """
+)
 ECHO = "def handler(event):\n    return event\n"
-
-
-async def fetch(
-    api: Api, method: str, path: str, **kwargs: Any
-) -> tuple[int, bytes, CIMultiDictProxy[str]]:
-    """A plain HTTP request, without any API key."""
-    async with api.session.request(method, api.url + path, allow_redirects=False, **kwargs) as resp:
-        return resp.status, await resp.read(), resp.headers
 
 
 async def test_the_request_goes_in_and_the_result_comes_out(api: Api) -> None:

@@ -19,7 +19,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from invoker.api import Activation, Status
+from invoker.api import Activation, FunctionSpec, Status
+from invoker.dispatcher import pending_activation
 from invoker.metering import meter_activation
 from invoker.store.base import FunctionDraft, Rule, Store, Trigger
 from invoker.store.postgres import PostgresStore
@@ -171,25 +172,11 @@ def finished(
 def pending(
     aid: str, *, tenant: str = "acme", function: str = "resize", **fields: Any
 ) -> Activation:
-    """An accepted async call that has not run."""
-    activation = Activation(
-        id=aid,
-        tenant=tenant,
-        function=function,
-        version=1,
-        status=Status.PENDING,
-        result=None,
-        error=None,
-        logs=[],
-        start=None,
-        end=None,
-        duration_ms=None,
-        init_ms=None,
-        wait_ms=None,
-        cold_start=None,
-        memory_mb=384,
+    """An accepted async call that has not run, as the dispatcher records it."""
+    spec = FunctionSpec(
+        tenant, function, 1, "python:3.11", "main.handler", "0" * 64, "source", memory_mb=384
     )
-    return replace(activation, **fields)
+    return replace(pending_activation(aid, spec, None), **fields)
 
 
 def usage_of(activation: Activation) -> dict[str, Any]:

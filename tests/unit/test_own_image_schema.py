@@ -15,18 +15,7 @@ from gateway.schemas import FUNCTION_FIELDS, function_draft
 from invoker.api import ImageRejected
 from invoker.drivers.base import ImageFacts
 from invoker.own_images import protocol_of, resolve_user, root_problem, with_facts
-from invoker.store.base import FunctionDraft
-
-
-def draft(**body: Any) -> FunctionDraft:
-    return function_draft("t", "fn", body, max_code_bytes=2**20)
-
-
-def refused(**body: Any) -> ApiError:
-    with pytest.raises(ApiError) as exc:
-        draft(**body)
-    assert exc.value.status == 400
-    return exc.value
+from tests.unit.deploy_bodies import draft, refused
 
 
 def facts(protocol: str, runtime: str | None = None, user: str = "10001:10001") -> ImageFacts:

@@ -7,26 +7,13 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
-from typing import Any
 
 import pytest
 
-from gateway.errors import ApiError
-from gateway.schemas import HANDLER, function_draft
-from invoker.store.base import FunctionDraft
+from gateway.schemas import HANDLER
+from tests.unit.deploy_bodies import draft, refused
 
 NODE = "nodejs:18"
-
-
-def draft(**body: Any) -> FunctionDraft:
-    return function_draft("t", "fn", body, max_code_bytes=2**20)
-
-
-def refused(**body: Any) -> ApiError:
-    with pytest.raises(ApiError) as exc:
-        draft(**body)
-    assert exc.value.status == 400
-    return exc.value
 
 
 def zipped(files: dict[str, str]) -> dict[str, str]:

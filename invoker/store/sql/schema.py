@@ -23,6 +23,23 @@ class ColumnTypes:
     seq: str  # the activations' `seq`: unique, growing with each new activation
 
 
+# A deploy's columns, first in both `functions` and `function_versions` (a version is a
+# copy of its function's row as a deploy left it).
+_DEPLOYED = """\
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    runtime TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
+    code_kind TEXT NOT NULL,
+    code_size INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    timeout_s {real} NOT NULL,
+    concurrency INTEGER NOT NULL,
+    env TEXT NOT NULL,
+    network {boolean} NOT NULL,"""
+
 _TABLES = """
 CREATE TABLE IF NOT EXISTS tenants (
     name TEXT PRIMARY KEY,
@@ -34,38 +51,14 @@ CREATE TABLE IF NOT EXISTS blobs (
     data {blob} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS functions (
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    runtime TEXT NOT NULL,
-    handler TEXT NOT NULL,
-    code_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
-    code_kind TEXT NOT NULL,
-    code_size INTEGER NOT NULL,
-    memory_mb INTEGER NOT NULL,
-    timeout_s {real} NOT NULL,
-    concurrency INTEGER NOT NULL,
-    env TEXT NOT NULL,
-    network {boolean} NOT NULL,
+{deployed}
     created {real} NOT NULL,
     updated {real} NOT NULL,
     PRIMARY KEY (tenant, name)
 );
 CREATE INDEX IF NOT EXISTS functions_by_code ON functions (code_sha256);
 CREATE TABLE IF NOT EXISTS function_versions (
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    runtime TEXT NOT NULL,
-    handler TEXT NOT NULL,
-    code_sha256 TEXT NOT NULL REFERENCES blobs(sha256),
-    code_kind TEXT NOT NULL,
-    code_size INTEGER NOT NULL,
-    memory_mb INTEGER NOT NULL,
-    timeout_s {real} NOT NULL,
-    concurrency INTEGER NOT NULL,
-    env TEXT NOT NULL,
-    network {boolean} NOT NULL,
+{deployed}
     params TEXT NOT NULL,
     secret_params TEXT NOT NULL,
     web {boolean} NOT NULL,
@@ -258,4 +251,5 @@ INSERT INTO tenant_keys (tenant, key_id, key_hash, created)
 
 def tables(types: ColumnTypes) -> str:
     """Every table and its shared indexes, in one dialect's column types."""
-    return _TABLES.format(**asdict(types))
+    names = asdict(types)
+    return _TABLES.format(deployed=_DEPLOYED.format(**names), **names)
