@@ -90,6 +90,8 @@ class CallMeter:
     _cpu0: float | None = None
     _reset: bool = False
     _fds: dict[Path, int] = field(default_factory=dict)
+    _hot: tuple[int | None, int | None] | None = None
+    """The peak and CPU files' descriptors, resolved once: `start`/`stop` run on every call."""
 
     def _fd(self, path: Path) -> int | None:
         fd = self._fds.get(path)
@@ -108,32 +110,30 @@ class CallMeter:
         return fd
 
     def _read(self, path: Path) -> bytes | None:
-        fd = self._fd(path)
-        if fd is None:
-            return None
-        try:
-            return os.pread(fd, 4096, 0)
-        except OSError:
-            return None
+        return _pread(self._fd(path))
 
     def _read_number(self, path: Path) -> int | None:
-        raw = self._read(path)
-        try:
-            return None if raw is None else int(raw.split()[0])
-        except (ValueError, IndexError):
-            return None
+        return _number(self._read(path))
+
+    def _hot_fds(self) -> tuple[int | None, int | None]:
+        hot = self._hot
+        if hot is None:
+            hot = (self._fd(self.memory_peak), self._fd(self.cpu_usage))
+            if None not in hot:  # a file that failed to open is tried again next call
+                self._hot = hot
+        return hot
 
     def start(self) -> None:
         """Reset the memory high-water mark and read the CPU counter."""
-        fd = self._fd(self.memory_peak)
+        peak_fd, cpu_fd = self._hot_fds()
         try:
-            if fd is None:
+            if peak_fd is None:
                 raise OSError("no memory file")
-            os.pwrite(fd, b"reset" if self.v2 else b"0", 0)
+            os.pwrite(peak_fd, b"reset" if self.v2 else b"0", 0)
             self._reset = True
         except OSError:
             self._reset = False
-        self._cpu0 = self._cpu()
+        self._cpu0 = self._cpu_at(cpu_fd)
 
     def freeze(self) -> bool:
         """Stop every process of the container until `thaw`; False where it cannot."""
@@ -205,14 +205,20 @@ class CallMeter:
             return None
 
     def _cpu(self) -> float | None:
+        return self._cpu_at(self._hot_fds()[1])
+
+    def _cpu_at(self, fd: int | None) -> float | None:
+        """CPU seconds the container used so far, from the CPU file open at `fd`."""
+        raw = _pread(fd)
+        if raw is None:
+            return None
         if self.v2:
-            raw = self._read(self.cpu_usage)
-            for line in (raw or b"").decode().splitlines():
+            for line in raw.decode().splitlines():
                 key, _, value = line.partition(" ")
                 if key == "usage_usec":
                     return int(value) / 1e6
             return None
-        number = self._read_number(self.cpu_usage)
+        number = _number(raw)
         return None if number is None else number / 1e9
 
     def close(self) -> None:
@@ -223,6 +229,7 @@ class CallMeter:
             except OSError:
                 pass
         self._fds.clear()
+        self._hot = None
 
     def snapshot(self) -> ContainerStats:
         """The high-water mark since the last `start` (or container start) and total CPU."""
@@ -235,13 +242,38 @@ class CallMeter:
 
     def stop(self) -> ContainerStats:
         """Peak memory (MiB) and CPU seconds since `start`."""
-        peak = self._read_number(self.memory_peak) if self._reset else None
-        cpu1 = self._cpu()
+        peak_fd, cpu_fd = self._hot_fds()
+        peak = _number(_pread(peak_fd)) if self._reset else None
+        cpu1 = self._cpu_at(cpu_fd)
         cpu = None if cpu1 is None or self._cpu0 is None else max(0.0, cpu1 - self._cpu0)
         return ContainerStats(
             peak_memory_mb=None if peak is None else round(peak / 2**20, 3),
             cpu_seconds=None if cpu is None else round(cpu, 6),
         )
+
+
+def _pread(fd: int | None) -> bytes | None:
+    """The file open at `fd`, from its start (None where there is none or it fails)."""
+    if fd is None:
+        return None
+    try:
+        return os.pread(fd, 4096, 0)
+    except OSError:
+        return None
+
+
+def _number(raw: bytes | None) -> int | None:
+    """The first number of a cgroup file's contents (None where there is none)."""
+    if raw is None:
+        return None
+    try:
+        return int(raw)  # the usual single number and newline
+    except ValueError:
+        pass
+    try:
+        return int(raw.split()[0])
+    except (ValueError, IndexError):
+        return None
 
 
 def docker_meter(container_id: str, parent: str | None) -> CallMeter | None:

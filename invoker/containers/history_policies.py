@@ -131,13 +131,13 @@ class ColdStartBudget(HistoryPolicy):
         self.cold_start_value_s = cold_start_value_s
 
     def _choose(self, h: IdleHistory) -> KeepAliveDecision:
-        range_s = h.range_s
-        gaps = h.samples
+        # Runs each time a container goes idle, i.e. after every call: kept lean.
+        gaps = h.in_bounds + h.oob_total
         burst = h.calls / (gaps + 1)
-        within_budget = h.colds + 1 <= self.target * (h.calls + burst)
 
         if gaps < self.min_samples:
-            if within_budget:
+            range_s = h.range_s
+            if h.colds + 1 <= self.target * (h.calls + burst):  # within budget
                 return KeepAliveDecision(self.short_ttl_s, None, "learning, within budget")
             period = self._period(h)
             if period is not None:
@@ -181,33 +181,33 @@ class ColdStartBudget(HistoryPolicy):
         `need` of the idle times seen, that minimises idle time held plus
         `cold_start_value_s` per cold start; end_s = 0 is no window. Each bin's idle times
         count at its lower edge; pre-warm starts at 0 or at the head percentile."""
-        total = h.samples
+        total = h.in_bounds + h.oob_total
+        value_s, bin_s, counts = self.cold_start_value_s, self.bin_s, h.counts
         best: tuple[float, float, float] | None = None
         best_cost = math.inf
         if need <= 0:
-            best, best_cost = (0.0, 0.0, 0.0), self.cold_start_value_s * total
+            best, best_cost = (0.0, 0.0, 0.0), value_s * total
         if h.in_bounds == 0:
             return best
-        starts = [0]
         head = h.percentile_bin(self.head_percentile)
-        if head > 0:
-            starts.append(head)
-        for p in starts:
+        enough = need * total
+        for p in (0, head) if head > 0 else (0,):
             hits = 0
             held_below = 0  # bins x samples held for idle periods that ended inside the window
-            above = sum(h.counts[p:]) + h.oob_total
+            # Bins below the head are summed (few); all of them is in_bounds.
+            above = (h.in_bounds - sum(counts[:p]) if p else h.in_bounds) + h.oob_total
             for b in range(p, h.max_bin + 1):
-                count = h.counts[b]
+                count = counts[b]
                 if not count:
                     continue
                 hits += count
                 held_below += count * (b - p)
                 above -= count
-                if hits < need * total:
+                if hits < enough:
                     continue
-                held_s = (held_below + above * (b + 1 - p)) * self.bin_s
-                cost = held_s + self.cold_start_value_s * (total - hits)
+                held_s = (held_below + above * (b + 1 - p)) * bin_s
+                cost = held_s + value_s * (total - hits)
                 if cost < best_cost:
                     best_cost = cost
-                    best = (p * self.bin_s, (b + 1) * self.bin_s, held_s / hits)
+                    best = (p * bin_s, (b + 1) * bin_s, held_s / hits)
         return best

@@ -59,16 +59,18 @@ class IdleHistory:
 
     def record_idle(self, idle_s: float) -> None:
         """Add one idle time."""
-        b = self.bin_of(idle_s)
+        b = int(idle_s // self.bin_s)  # bin_of, inline: once per call
         self.recent.append(idle_s)
         if b >= self.n_bins:
             self.out_of_bounds.append(idle_s)
             self.oob_total += 1
             return
-        self.sum_sq += 2 * self.counts[b] + 1
-        self.counts[b] += 1
+        count = self.counts[b]
+        self.sum_sq += 2 * count + 1
+        self.counts[b] = count + 1
         self.in_bounds += 1
-        self.max_bin = max(self.max_bin, b)
+        if b > self.max_bin:
+            self.max_bin = b
 
     def observe(self, now: float, calls: int) -> None:
         """Calls arrived: close the idle period, if any, and count whether it ended cold."""
