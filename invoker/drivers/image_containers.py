@@ -31,6 +31,7 @@ ADAPTER_PIDS = 16
 ADAPTER_ENTRYPOINT = ["python3", "-S", "-B", "/opt/nimbus/http_adapter.py"]
 ROLE_LABEL = "io.nimbus.role"
 MAX_ACCOUNT_FILE = 1 << 20  # /etc/passwd or /etc/group read from an image
+_TAR_OVERHEAD = 64 << 10  # tar headers and padding around that one file
 
 
 def adapter_name(name: str) -> str:
@@ -83,7 +84,15 @@ def _account_file(client: docker.DockerClient, container_id: str, path: str) -> 
         chunks, _ = client.api.get_archive(container_id, path)
     except docker.errors.NotFound:
         return None
-    data = b"".join(chunks)
+    # The image is the tenant's: read at most a small file's worth, never its whole claim.
+    kept: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_ACCOUNT_FILE + _TAR_OVERHEAD:
+            return None
+        kept.append(chunk)
+    data = b"".join(kept)
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         member = next((m for m in archive.getmembers() if m.isfile()), None)
         if member is None or member.size > MAX_ACCOUNT_FILE:

@@ -175,3 +175,40 @@ async def test_web_calls_count_against_the_owners_rate(api: Api) -> None:
     second = await fetch(api, "GET", "/web/slow-tenant/page")
     assert first[0] == 200 and second[0] == 429
     assert "Retry-After" in second[2]
+
+
+HOSTILE = """
+def handler(event):
+    mode = event.get("mode")
+    if mode == "split":  # try to end the head and smuggle a second response
+        return {"headers": {"X-A": "1\\r\\nSet-Cookie: stolen=1"}, "body": "x"}
+    if mode == "name":
+        return {"headers": {"X-B\\r\\nSet-Cookie: stolen": "1"}, "body": "x"}
+    if mode == "framing":  # framing is the gateway's, never the function's
+        return {
+            "headers": {"Content-Length": "999", "Transfer-Encoding": "chunked",
+                        "Connection": "close"},
+            "body": "short",
+        }
+    if mode == "status":
+        return {"statusCode": 99999, "body": "x"}
+    return {"body": "ok"}
+"""
+
+
+async def test_a_web_function_cannot_forge_the_http_framing(api: Api) -> None:
+    key = await api.tenant("forger")
+    await api.deploy("forge", HOSTILE, key=key, web=True)
+    for mode in ("split", "name"):
+        status, body, headers = await fetch(api, "GET", f"/web/forger/forge?mode={mode}")
+        assert status >= 400, body  # refused as the function's error, nothing injected
+        assert "Set-Cookie" not in headers  # the line break never reached the head
+        assert "line break" in json.loads(body)["error"]["message"]
+    status, body, headers = await fetch(api, "GET", "/web/forger/forge?mode=framing")
+    assert status == 200 and body == b"short"
+    assert headers["Content-Length"] == "5" and "Transfer-Encoding" not in headers
+    status, body, _ = await fetch(api, "GET", "/web/forger/forge?mode=status")
+    assert status >= 400 and status != 99999
+    # The gateway still serves the next caller on the same kind of connection.
+    status, body, _ = await fetch(api, "GET", "/web/forger/forge?mode=ok")
+    assert (status, body) == (200, b"ok")
