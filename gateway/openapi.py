@@ -15,7 +15,8 @@ from aiohttp import web
 
 from gateway.openapi_model import ADMIN, PUBLIC, Content, Route
 from gateway.openapi_routes import PATH_PARAMETERS, ROUTES, declared_query
-from gateway.openapi_schemas import COMPONENTS, Schema, ref
+from gateway.openapi_schemas import COMPONENTS
+from gateway.openapi_types import Schema, ref
 
 TITLE = "Nimbus"
 VERSION = "1"

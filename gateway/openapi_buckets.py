@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.openapi_model import LIST_LIMIT, Route, json_body
-from gateway.openapi_schemas import BOOLEAN, STRING, array, nullable, obj, ref
+from gateway.openapi_types import BOOLEAN, STRING, array, nullable, obj, ref
 
 BUCKET_ROUTES: dict[tuple[str, str], Route] = {
     ("PUT", "/v1/buckets/{bucket}"): Route(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.openapi_schemas import Schema
+from gateway.openapi_types import Schema
 
 TENANT, ADMIN, PUBLIC = "tenant", "admin", "public"
 Content = dict[str, Schema]  # media type -> schema

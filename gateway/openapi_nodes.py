@@ -4,10 +4,10 @@ schemas of what they take and answer (gateway/routes/nodes.py)."""
 from __future__ import annotations
 
 from gateway.openapi_model import ADMIN, Route, json_body
-from gateway.openapi_schemas import (
+from gateway.openapi_schemas import NODE_CREATE
+from gateway.openapi_types import (
     BOOLEAN,
     INTEGER,
-    NODE_CREATE,
     NUMBER,
     STRING,
     Schema,

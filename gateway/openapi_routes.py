@@ -23,21 +23,23 @@ from gateway.openapi_model import (
 )
 from gateway.openapi_nodes import NODE_ROUTES
 from gateway.openapi_schemas import (
-    ANY,
-    BOOLEAN,
     BUCKET_NAME_SCHEMA,
     EVENT,
     FUNCTION_NAME_SCHEMA,
     FUNCTION_PUT,
-    INTEGER,
-    NUMBER,
     RULE_PUT,
-    STRING,
     TENANT_CREATE,
     TENANT_LIMITS_PUT,
     TENANT_NAME_SCHEMA,
     TRIGGER_NAME_SCHEMA,
     TRIGGER_PUT,
+)
+from gateway.openapi_types import (
+    ANY,
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    STRING,
     Schema,
     array,
     nullable,

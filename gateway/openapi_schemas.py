@@ -8,10 +8,21 @@ describe what the handlers send; they allow extra fields so that adding one is n
 
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.auth import TENANT_NAME
 from gateway.billing_query import GROUP_BY
+from gateway.openapi_types import (
+    ANY,
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    STRING,
+    Schema,
+    array,
+    nullable,
+    number_range,
+    obj,
+    ref,
+)
 from gateway.schemas import (
     CODE_FIELDS,
     ENV_NAME,
@@ -40,46 +51,6 @@ from invoker.api import (
 )
 from invoker.store.functions import REDACTED
 from invoker.tenant_limits import LIMIT_FIELDS
-
-Schema = dict[str, Any]
-
-STRING: Schema = {"type": "string"}
-NUMBER: Schema = {"type": "number"}
-INTEGER: Schema = {"type": "integer"}
-BOOLEAN: Schema = {"type": "boolean"}
-ANY: Schema = {}  # any JSON value
-
-
-def ref(name: str) -> Schema:
-    """A reference to a component schema."""
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(schema: Schema) -> Schema:
-    """`schema` or null (OpenAPI 3.1 spelling)."""
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def obj(
-    properties: dict[str, Schema], *, required: tuple[str, ...] = (), closed: bool = False
-) -> Schema:
-    """An object schema; `closed` (request bodies) refuses fields not listed."""
-    schema: Schema = {"type": "object", "properties": properties}
-    if required:
-        schema["required"] = list(required)
-    if closed:
-        schema["additionalProperties"] = False
-    return schema
-
-
-def array(items: Schema) -> Schema:
-    """An array of `items`."""
-    return {"type": "array", "items": items}
-
-
-def _range(kind: str, bounds: tuple[int, int]) -> Schema:
-    return {"type": kind, "minimum": bounds[0], "maximum": bounds[1]}
-
 
 # --- path parameters ---------------------------------------------------------------------
 
@@ -138,9 +109,9 @@ FUNCTION_PUT = obj(
             "description": "default: the runtime's (GET /v1/runtimes)",
         },
         "code": {"oneOf": [_CODE_SOURCE, _CODE_ZIP]},
-        "memory_mb": {**_range("integer", MEMORY_MB_RANGE), "default": 128},
-        "timeout_s": {**_range("number", TIMEOUT_S_RANGE), "default": 30},
-        "concurrency": {**_range("integer", CONCURRENCY_RANGE), "default": 1},
+        "memory_mb": {**number_range("integer", MEMORY_MB_RANGE), "default": 128},
+        "timeout_s": {**number_range("number", TIMEOUT_S_RANGE), "default": 30},
+        "concurrency": {**number_range("integer", CONCURRENCY_RANGE), "default": 1},
         "env": {
             "type": "object",
             "propertyNames": {"pattern": ENV_NAME.pattern, "not": {"pattern": "^NIMBUS_"}},

@@ -4,16 +4,7 @@
 from __future__ import annotations
 
 from gateway.openapi_model import Route, json_body
-from gateway.openapi_schemas import (
-    INTEGER,
-    NUMBER,
-    STRING,
-    Schema,
-    array,
-    nullable,
-    obj,
-    ref,
-)
+from gateway.openapi_types import INTEGER, NUMBER, STRING, Schema, array, nullable, obj, ref
 from gateway.schemas import FUNCTION_NAME
 from invoker.versions import MAX_SPLIT_VERSIONS, REQUEST_ID_HEADER
 
