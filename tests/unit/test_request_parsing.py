@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -72,20 +73,36 @@ def test_the_depth_scan_agrees_with_the_real_depth(value: Any, limit: int) -> No
             check_depth(text, limit)
 
 
-def test_adversarial_bodies_are_scanned_in_linear_time() -> None:
-    cases = [
-        ("[" * 64 + "]" * 64) * 40_000,  # depth 64, many times: accepted
-        '"' + '\\"[' * 1_000_000,  # an unterminated string full of escaped quotes
-        '["\\"' * 1_000_000,
-        "[" + ",".join(["[]"] * 1_000_000) + "]",
-    ]
-    start = time.monotonic()
-    for text in cases:
+ADVERSARIAL: list[Callable[[int], str]] = [
+    lambda n: ("[" * 64 + "]" * 64) * n,  # depth 64, many times: accepted
+    lambda n: '"' + '\\"[' * (25 * n),  # an unterminated string full of escaped quotes
+    lambda n: '["\\"' * (25 * n),
+    lambda n: "[" + ",".join(["[]"] * (25 * n)) + "]",
+]
+
+
+def _scan_s(text: str) -> float:
+    """The best of three scans (a busy machine only ever adds time)."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
         try:
             check_depth(text)
         except ApiError:
             pass
-    assert time.monotonic() - start < 10
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("make", ADVERSARIAL)
+def test_adversarial_bodies_are_scanned_in_linear_time(make: Callable[[int], str]) -> None:
+    # Linear: 4x the input takes about 4x the time; a quadratic scan would take 16x.
+    # A ratio within one run, not a wall-clock bound, so a loaded machine cannot fail it.
+    small, large = _scan_s(make(10_000)), _scan_s(make(40_000))
+    assert large < 9 * small + 0.02, (small, large)
+
+
+def test_a_deep_body_among_shallow_ones_is_found() -> None:
     with pytest.raises(ApiError):
         check_depth("[" + ("[" * 64 + "]" * 64) * 1000 + "]")
 
