@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import socket
 import time
@@ -38,7 +39,6 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.errors import ApiError
-from gateway.keys import RUN_DIR
 from gateway.middleware import Handler
 from gateway.server import api_socket_path, prepare_socket_path, serve_until_signalled
 
@@ -169,6 +169,9 @@ class _Shared:
     port: int
     api: tuple[str, socket.socket] | None
     access_log: bool
+    # One directory every worker knows for the handover sockets: `run_dir_for` makes a new
+    # temporary one per call when the data dir's path is too long for a unix socket.
+    handover_dir: Path
 
 
 async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
@@ -176,8 +179,7 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
     from gateway.app import create_app
 
     app = create_app(config)
-    run_dir = app[RUN_DIR]
-    relay = handover(index, shared.workers, run_dir)
+    relay = handover(index, shared.workers, shared.handover_dir)
     app.middlewares.insert(0, relay)  # type: ignore[arg-type]
     app.on_cleanup.append(relay.close)  # type: ignore[attr-defined]
 
@@ -190,7 +192,7 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
             prepare_socket_path(path)
             await web.UnixSite(runner, path).start()
             os.chmod(path, 0o666)
-        own = str(handover_socket(run_dir, index))
+        own = str(handover_socket(shared.handover_dir, index))
         prepare_socket_path(own)
         await web.UnixSite(runner, own).start()
 
@@ -252,7 +254,10 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
     check_port_free(host, port)
     asyncio.run(_prepare(config))
     api = _api_listener(config)
-    shared = _Shared(workers, host, port, api, access_log)
+    from invoker.assemble import run_dir_for
+
+    handover_dir = run_dir_for(config.data_dir)
+    shared = _Shared(workers, host, port, api, access_log, handover_dir)
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
 
@@ -285,3 +290,5 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
             children[_start_worker(config, index, shared)] = index
     if api is not None:
         api[1].close()
+    if not handover_dir.is_relative_to(config.data_dir.resolve()):
+        shutil.rmtree(handover_dir, ignore_errors=True)  # a temporary run dir of our own

@@ -28,7 +28,7 @@ import pytest
 
 from gateway.config import Config
 from gateway.workers import handover_socket, owner_of
-from invoker.assemble import run_dir_for
+from invoker.assemble import MAX_RUN_DIR_CHARS, run_dir_for
 from tests.conftest import OWNERS
 from tests.integration.test_cli_support import eventually
 from tests.served import Served, get
@@ -121,6 +121,31 @@ def listening(path: Path) -> bool:
         except OSError:
             return False
         return True
+
+
+def test_a_data_dir_too_long_for_sockets_still_has_one_owner_per_function(
+    runtime_images: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: docker.DockerClient,
+) -> None:
+    # Its run dir is then a temporary one: every worker must find the others' handover
+    # sockets there, or each serves the calls that land on it with containers of its own.
+    data = tmp_path_factory.mktemp("w" * 70) / "data"
+    assert len(str((data / "run").resolve())) > MAX_RUN_DIR_CHARS
+    OWNERS.update(worker_owner(data, index) for index in range(WORKERS))
+    flags = ("--workers", str(WORKERS), "--stem-cells", "0", "--stem-cells", "nodejs:18=0")
+    platform = Served(data, *flags).start()
+    try:
+        name = owned_name("long", 1)
+        deploy(platform, name, concurrency=CLIENTS)
+        invoke(platform, name, -1)
+        with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+            list(pool.map(lambda i: invoke(platform, name, i), range(24)))
+        mine = {worker_owner(data, index): index for index in range(WORKERS)}
+        found = containers(docker_client, set(mine), name)
+        assert [mine[c["Labels"]["io.nimbus.managed"]] for c in found] == [1]
+    finally:
+        platform.stop()
 
 
 def test_calls_on_any_worker_reach_one_warm_container_per_function(
