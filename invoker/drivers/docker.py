@@ -39,7 +39,7 @@ from invoker.drivers.base import (
     ImageRejected,
 )
 from invoker.drivers.egress import EGRESS_NETWORK, ensure_egress_network
-from invoker.drivers.engine import Engine, hardened
+from invoker.drivers.engine import Engine, hardened, start_failed_in_runtime
 from invoker.drivers.image_containers import (
     ADAPTER_RUNTIME,
     adapter_kwargs,
@@ -223,22 +223,26 @@ class DockerDriver:
         self, spec: ContainerSpec, image: str, holder_image: str, socket_dir: Path, user: str = ""
     ) -> Container:
         """Run a container that serves the protocol itself, in its tenant's empty network
-        namespace where it has no network (the holder runs `holder_image`)."""
-        holder = None
-        if spec.netns_group is not None and not spec.network:
-            holder = await self._holder(spec, holder_image)
-        kwargs = container_kwargs(spec, image, socket_dir, holder, user or RUNTIME_UID)
-        try:
-            return await self._call(self._client.containers.run, **kwargs)
-        except docker.errors.APIError:
-            if holder is None:
-                raise
-        # The holder may have died: forget it and start the container with a new one.
-        self._holders.pop(spec.netns_group or "", None)
-        holder = await self._holder(spec, holder_image)
-        await self._call(self._remove_quietly, spec.name)
-        kwargs = container_kwargs(spec, image, socket_dir, holder, user or RUNTIME_UID)
-        return await self._call(self._client.containers.run, **kwargs)
+        namespace where it has no network (the holder runs `holder_image`).
+
+        A refused start is tried once more: with a new holder if it joined one (the holder
+        may have died), or after a start the engine itself failed on its way (runc: the
+        process died before it was started), which a busy engine does now and then.
+        """
+        for attempt in (1, 2):
+            holder = None
+            if spec.netns_group is not None and not spec.network:
+                holder = await self._holder(spec, holder_image)
+            kwargs = container_kwargs(spec, image, socket_dir, holder, user or RUNTIME_UID)
+            try:
+                return await self._call(self._client.containers.run, **kwargs)
+            except docker.errors.APIError as exc:
+                if attempt == 2 or (holder is None and not start_failed_in_runtime(exc)):
+                    raise
+                log.warning("starting %s failed (%s); trying once more", spec.name, exc)
+            self._holders.pop(spec.netns_group or "", None)
+            await self._call(self._remove_quietly, spec.name)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def admit_image(self, image: str, protocol: str | None) -> ImageFacts:
         """A function's own image as the engine has it; ImageRejected when it is missing

@@ -165,3 +165,17 @@ class Engine:
         """Close the client and stop the threads."""
         await self.call(self.client.close)
         self._pool.shutdown(wait=False)
+
+
+_RUNTIME_START_FAILURES = (
+    "OCI runtime start failed",
+    "cannot start a stopped process",
+    "container process is already dead",
+)
+
+
+def start_failed_in_runtime(exc: docker.errors.APIError) -> bool:
+    """Whether the engine's runtime failed to start a container it had made (transient),
+    rather than refusing the container itself."""
+    text = str(exc)
+    return any(marker in text for marker in _RUNTIME_START_FAILURES)
