@@ -231,10 +231,10 @@ class DockerDriver:
         """
         for attempt in (1, 2):
             holder = None
-            if spec.netns_group is not None and not spec.network:
-                holder = await self._holder(spec, holder_image)
-            kwargs = container_kwargs(spec, image, socket_dir, holder, user or RUNTIME_UID)
-            try:
+            try:  # the holder's own start may fail the same way: it is inside the attempt
+                if spec.netns_group is not None and not spec.network:
+                    holder = await self._holder(spec, holder_image)
+                kwargs = container_kwargs(spec, image, socket_dir, holder, user or RUNTIME_UID)
                 return await self._call(self._client.containers.run, **kwargs)
             except docker.errors.APIError as exc:
                 if attempt == 2 or (holder is None and not start_failed_in_runtime(exc)):
