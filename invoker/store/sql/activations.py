@@ -43,7 +43,7 @@ ON CONFLICT (id) DO UPDATE SET status = excluded.status, result = excluded.resul
 """
 
 # One usage record per attempt: a retried async call ran (and is billed) each time.
-_USAGE = """
+USAGE_INSERT = """
 INSERT INTO usage (activation_id, attempt, tenant, start, record) VALUES (?1, ?2, ?3, ?4, ?5)
 ON CONFLICT (activation_id, attempt) DO NOTHING
 """
@@ -74,26 +74,38 @@ def activation_from_row(row: Any) -> Activation:
     )
 
 
-def save_steps(d: Dialect, activation: Activation, usage: Mapping[str, Any] | None) -> Steps[None]:
-    """Upsert an activation and, for a finished attempt, append its usage record."""
-    a = activation
+def upsert_sql(d: Dialect) -> str:
+    """The activation upsert in the dialect's words (its arguments: `activation_args`)."""
+    seq_column, seq_value = d.seq()
+    return _UPSERT.format(seq_column=seq_column, seq_value=seq_value)
+
+
+def activation_args(d: Dialect, a: Activation) -> tuple[Any, ...]:
+    """The upsert's arguments for one activation (its result and logs as JSON)."""
     error = a.error
     if error is not None and not d.keeps_nul:  # keep the record, if not that one character
         error = error.replace("\x00", "\ufffd")
     result = None if a.result is None else json.dumps(a.result)
     logs = json.dumps(a.logs)
-    seq_column, seq_value = d.seq()
-    yield command(
-        _UPSERT.format(seq_column=seq_column, seq_value=seq_value),
+    return (
         *(a.id, a.tenant, a.function, a.version, a.status.value, result, error, logs),
         *(a.start, a.end, a.duration_ms, a.init_ms, a.wait_ms, a.cold_start, a.memory_mb),
         *(a.node, a.trigger, a.peak_memory_mb, a.cpu_seconds, a.attempts, a.dead_letter),
         activation_size(result, logs, error),
     )
+
+
+def usage_args(a: Activation, usage: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The usage insert's arguments: one record per attempt, keyed by (activation, attempt)."""
+    start = float(usage.get("start", a.start or 0.0))
+    return (a.id, max(1, a.attempts), a.tenant, start, json.dumps(dict(usage)))
+
+
+def save_steps(d: Dialect, activation: Activation, usage: Mapping[str, Any] | None) -> Steps[None]:
+    """Upsert an activation and, for a finished attempt, append its usage record."""
+    yield command(upsert_sql(d), *activation_args(d, activation))
     if usage is not None:
-        start = float(usage.get("start", a.start or 0.0))
-        record = json.dumps(dict(usage))
-        yield command(_USAGE, a.id, max(1, a.attempts), a.tenant, start, record)
+        yield command(USAGE_INSERT, *usage_args(activation, usage))
 
 
 def set_status(d: Dialect, activation_ids: list[str], status: Status) -> Stmt:

@@ -15,8 +15,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from invoker.api import Activation
-from invoker.store.sql.activations import SqlActivations, save_steps
+from invoker.store.sql.activations import (
+    USAGE_INSERT,
+    SqlActivations,
+    activation_args,
+    save_steps,
+    upsert_sql,
+    usage_args,
+)
 from invoker.store.sqlite.connection import SqliteConnection
+from invoker.store.sqlite.dialect import SqliteDialect
+
+_UPSERT_SQL = upsert_sql(SqliteDialect())
 
 VACUUM_STEP_PAGES = 2048
 """Pages given back per transaction: other store work goes on between steps."""
@@ -41,11 +51,13 @@ class SqliteActivations(SqlActivations, SqliteConnection):
     ) -> None:
         """The shared upsert; `wait=False` queues it behind (a synchronous call's answer
         need not wait for its record) and every later store call still sees it."""
-        steps = save_steps(self.dialect, activation, usage)
         if wait:
-            await self._steps(steps)
-        else:
-            self._write_behind(steps)
+            await self._steps(save_steps(self.dialect, activation, usage))
+            return
+        d = self.dialect
+        self._write_behind(_UPSERT_SQL, lambda: activation_args(d, activation))
+        if usage is not None:
+            self._write_behind(USAGE_INSERT, lambda: usage_args(activation, usage))
 
     async def reclaim_space(self) -> int:
         """Give the pages deleted rows freed back to the file system; how many were free."""
