@@ -33,6 +33,7 @@ from aiohttp import web
 from common import free_port, percentile, wait_healthy
 
 from invoker.containers.cgroups import thaw_container
+from invoker.runtime_client import RuntimeClient
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "nmb_admin_bench_key"
@@ -117,11 +118,40 @@ def relay(socket_path: str, port: int) -> None:
     asyncio.run(serve())
 
 
-def start_relay(socket_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def lean_relay(socket_path: str, port: int) -> None:
+    """aiohttp server -> Nimbus's own runtime client -> container: the gateway's stack with
+    none of its work (auth, pool, keep-alive, metering, metrics, records)."""
+
+    async def serve() -> None:
+        client = RuntimeClient()
+        address = f"unix://{socket_path}"
+        client.trust(address, None)
+
+        async def forward(request: web.Request) -> web.Response:
+            payload = {
+                "value": await request.json(),
+                "activation_id": "relay",
+                "deadline": int((time.time() + 30) * 1000),
+            }
+            reply = await client.run(address, payload, 30.0)
+            return web.json_response(reply.body.get("result"))
+
+        app = web.Application()
+        app.router.add_post("/invoke", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+def start_relay(socket_path: Path, *, lean: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     """Run the relay in its own process, as the gateway runs in its own."""
     port = free_port()
+    flag = "--lean-relay" if lean else "--relay"
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--relay", str(socket_path), "--port", str(port)],
+        [sys.executable, __file__, flag, str(socket_path), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -171,6 +201,7 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
         thaw = thawer(sockets[0].parent.name)
         thaw()  # the relay's start-up probe reaches the container too
         relay_proc, relay_url = start_relay(sockets[0])
+        lean_proc, lean_url = start_relay(sockets[0], lean=True)
 
         async def via_gateway() -> None:
             async with http.post(f"{url}/v1/functions/noop/invoke", json={"x": 1}) as resp:
@@ -179,6 +210,11 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
 
         async def via_relay() -> None:
             async with http.post(relay_url, json={"x": 1}) as resp:
+                await resp.read()
+                assert resp.status == 200
+
+        async def via_lean_relay() -> None:
+            async with http.post(lean_url, json={"x": 1}) as resp:
                 await resp.read()
                 assert resp.status == 200
 
@@ -192,18 +228,25 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
                 await resp.read()
                 assert resp.status == 200
 
-        paths = {"gateway": via_gateway, "bare aiohttp relay": via_relay, "direct": to_container}
+        paths = {
+            "gateway": via_gateway,
+            "bare aiohttp relay": via_relay,
+            "lean relay": via_lean_relay,
+            "direct": to_container,
+        }
         pids = {
             "gateway": process_tree(server_pid),
             "bare aiohttp relay": [relay_proc.pid],
+            "lean relay": [lean_proc.pid],
             "direct": [],
         }
         try:
             async with direct:
                 await report(args, paths, pids, thaw)
         finally:
-            relay_proc.terminate()
-            relay_proc.wait(timeout=10)
+            for proc in (relay_proc, lean_proc):
+                proc.terminate()
+                proc.wait(timeout=10)
 
 
 async def report(
@@ -265,7 +308,8 @@ async def report(
             f"ratio gateway/direct {rates['gateway'] / rates['direct']:.2f}x, "
             f"relay/direct {rates['bare aiohttp relay'] / rates['direct']:.2f}x; CPU per call "
             f"under load: gateway {busy['gateway'] * 1000:.3f} ms, "
-            f"relay {busy['bare aiohttp relay'] * 1000:.3f} ms"
+            f"relay {busy['bare aiohttp relay'] * 1000:.3f} ms, "
+            f"lean relay {busy['lean relay'] * 1000:.3f} ms"
         )
 
 
@@ -277,9 +321,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
     parser.add_argument("--relay", metavar="SOCKET", help=argparse.SUPPRESS)
+    parser.add_argument("--lean-relay", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.relay:
         relay(args.relay, args.port)
+        return
+    if args.lean_relay:
+        lean_relay(args.lean_relay, args.port)
         return
     with tempfile.TemporaryDirectory(prefix="nb-", dir="/tmp") as tmp:
         data_dir = Path(tmp) / "d"

@@ -162,13 +162,15 @@ def create_app(config: Config, *, on_object_event: EventSink | None = None) -> w
     app[RUN_DIR] = run_dir_for(config.data_dir)
     # Started in this order, stopped in the reverse one.
     app.cleanup_ctx.extend([_store, _invoker, _background])
+    # The router tries a path's candidates in the order they were added: the call route
+    # goes first, so the one request that must be cheap matches at its first try.
     for module in (
+        invoke,
         health,
         tenants,
         api_keys,
         limits,
         functions,
-        invoke,
         activations,
         billing,
         metrics,
