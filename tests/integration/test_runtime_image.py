@@ -238,12 +238,11 @@ async def test_zip_with_vendored_package_runs_in_the_container(start_container: 
         assert (status, payload["result"]) == (200, 42)
 
 
-def test_container_stops_within_two_seconds(start_container: Any) -> None:
+def test_container_stops_on_sigterm(start_container: Any) -> None:
     container, sock, _ = start_container()
     wait_for_socket(sock, container)
-    started = time.monotonic()
-    container.stop(timeout=10)
-    elapsed = time.monotonic() - started
+    container.stop(timeout=10)  # SIGTERM, then SIGKILL (exit 137) if it is ignored
     container.reload()
     assert container.status == "exited"
-    assert elapsed < 2.0, f"stop took {elapsed:.1f} s: SIGTERM was not handled"
+    code = container.attrs["State"]["ExitCode"]
+    assert code == 0, f"exit code {code}: SIGTERM was not handled"

@@ -38,11 +38,10 @@ def test_nesting_up_to_the_limit_is_fine_and_deeper_is_refused() -> None:
     assert "deeper than" in refused(deeper).message
 
 
-def test_absurd_nesting_is_refused_fast_without_recursion() -> None:
-    start = time.monotonic()
+def test_absurd_nesting_is_refused_without_recursion() -> None:
+    # A recursive check would hit RecursionError (or the C stack) long before these depths.
     for raw in (b"[" * 1_000_000, b'{"a":' * 200_000, b"[" * 10_000 + b"]" * 10_000):
-        refused(raw)
-    assert time.monotonic() - start < 5
+        assert "deeper than" in refused(raw).message
 
 
 def _depth(value: Any) -> int:
