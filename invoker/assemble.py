@@ -29,6 +29,7 @@ from invoker.drivers.select import make_driver
 from invoker.metrics import InvokerMetrics
 from invoker.nodes.hotspot import HotSpotConfig
 from invoker.operations import Operations
+from invoker.ownership import ownership
 from invoker.providers.local import host_memory_mb
 from invoker.providers.select import lease_local_node, open_node_pool
 from invoker.runtime_client import RuntimeClient
@@ -132,6 +133,7 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             owner=leases,
             lease_s=settings.async_lease_s,
             backlog_for=wiring.backlog_for,
+            ownership=ownership(settings.worker, settings.workers),
         )
         requeued = await dispatcher.start()
         stack.push_async_callback(dispatcher.close)

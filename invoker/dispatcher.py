@@ -16,6 +16,13 @@ gateways sharing one database never take each other's live calls: a restart requ
 only its own, and a gateway that dies for good has its calls claimed again once its
 leases run out.
 
+With several workers (`nimbus serve --workers N`, `ownership`), each accepted call is
+tagged with the worker owning its function, and a worker's dispatcher claims only its own
+calls (and unowned ones), so an async call runs in the worker holding its function's warm
+containers. The dispatcher says its worker is alive with every heartbeat; the calls of a
+worker silent past a grace period go to any worker, so none is lost with a worker gone
+for good (the supervisor restarts a worker under the same index, which keeps its calls).
+
 Claims are fair between tenants (`invoker.fairness`): the tenant with the fewest calls
 running goes first, and the last free slot is kept for a tenant with nothing running
 here, so a tenant with a thousand calls queued does not hold up another's one call. Each
@@ -45,10 +52,12 @@ from invoker.api import (
     Throttled,
 )
 from invoker.fairness import claim_plan
+from invoker.ownership import Ownership
 from invoker.recorder import record_of
 from invoker.sequences import sequence_activation, stored_runner
 from invoker.service import Invoker
 from invoker.store.base import LEASE_S, QueuedCall, Store, StoredFunction
+from invoker.store.queue import OWNER_GRACE_S
 
 log = logging.getLogger("nimbus.dispatcher")
 
@@ -118,8 +127,13 @@ class Dispatcher:
         owner: str = "",
         lease_s: float = LEASE_S,
         backlog_for: Callable[[str], int | None] = lambda tenant: None,
+        ownership: Ownership | None = None,
+        owner_grace_s: float = OWNER_GRACE_S,
     ) -> None:
         self._store = store
+        self._ownership = ownership  # None: one process, its calls anyone's
+        self._worker = ownership.worker if ownership is not None else None
+        self._grace_s = owner_grace_s
         self._backlog_for = backlog_for  # a tenant's backlog limit (None: unbounded)
         self._owner = owner
         self._lease_s = lease_s
@@ -141,6 +155,7 @@ class Dispatcher:
     async def start(self) -> int:
         """Requeue calls a crashed run left running, then start draining; returns how many."""
         requeued = await self._store.requeue_running(self._owner)
+        await self._alive()  # before claiming: the calls waiting for this worker stay its own
         self.depth = await self._store.queue_depth()
         self._loop_task = asyncio.create_task(self._drain(), name="nimbus-dispatcher")
         self._heartbeat_task = asyncio.create_task(self._heartbeat(), name="nimbus-leases")
@@ -179,7 +194,13 @@ class Dispatcher:
             (pending_activation(self._ids.next(), spec, trigger), args) for spec, args in calls
         ]
         backlog = self._backlog_for(tenant)
-        if not await self._store.enqueue_all(pending, self._wall(), backlog=backlog):
+        owners = None
+        if self._ownership is not None:
+            owners = {spec.name: self._ownership.owner(spec.name) for spec, _ in calls}
+        accepted = await self._store.enqueue_all(
+            pending, self._wall(), backlog=backlog, owners=owners
+        )
+        if not accepted:
             raise BacklogFull(tenant, backlog or 0)
         self.depth += len(pending)
         self._wake.set()
@@ -201,7 +222,13 @@ class Dispatcher:
         if limit <= 0:
             return 0
         calls = await self._store.claim(
-            self._wall(), limit, owner=self._owner, lease_s=self._lease_s, skip=skip
+            self._wall(),
+            limit,
+            owner=self._owner,
+            lease_s=self._lease_s,
+            skip=skip,
+            worker=self._worker,
+            grace_s=self._grace_s,
         )
         for call in calls:
             task = asyncio.create_task(self._run(call), name=f"async-{call.activation_id}")
@@ -216,7 +243,8 @@ class Dispatcher:
         self._wake.set()  # a slot freed up: claim more
 
     async def _heartbeat(self) -> None:
-        """Renew the leases of the calls running here, three times per lease."""
+        """Renew the leases of the calls running here, and say this worker is alive, three
+        times per lease."""
         while True:
             await asyncio.sleep(self._lease_s / 3)
             try:
@@ -225,13 +253,19 @@ class Dispatcher:
                     [call.activation_id for call in self._claimed.values()],
                     self._wall() + self._lease_s,
                 )
+                await self._alive()
             except Exception:  # the next beat tries again; a lease has two more to spare
                 log.exception("renewing async call leases failed")
+
+    async def _alive(self) -> None:
+        if self._worker is not None:
+            await self._store.mark_worker_alive(self._worker, self._wall())
 
     async def _sleep(self) -> None:
         self._wake.clear()
         timeout = self._poll_s
-        due = await self._store.next_due()
+        # Only calls this worker may take now: another's due call would never let it sleep.
+        due = await self._store.next_due(self._worker)
         if due is not None:
             timeout = min(timeout, max(0.0, due - self._wall()))
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation

@@ -64,8 +64,9 @@ def claim_plan(
     return 1, frozenset(tenant for tenant, n in held.items() if n > 0)
 
 
-def candidates_sql(now: str, per_tenant: str, *, lateral: bool) -> str:
-    """Each tenant's `per_tenant` oldest ready calls, and calls whose lease ran out.
+def candidates_sql(now: str, per_tenant: str, *, lateral: bool, claimable: str = "1 = 1") -> str:
+    """Each tenant's `per_tenant` oldest ready calls, and calls whose lease ran out, of
+    the calls this claimant may take (`claimable`: a condition on a `queue` row).
 
     Both dialects' text, given their placeholders (`?1` / `$1::float8`) and whether the
     database joins a LATERAL subquery. The cost grows with the number of tenants with
@@ -76,7 +77,7 @@ def candidates_sql(now: str, per_tenant: str, *, lateral: bool) -> str:
     oldest = (
         "SELECT activation_id, tenant, not_before, created FROM queue "
         f"WHERE state = 'queued' AND tenant = t.tenant AND not_before <= {now} "
-        f"ORDER BY not_before, created LIMIT {per_tenant}"
+        f"AND ({claimable}) ORDER BY not_before, created LIMIT {per_tenant}"
     )
     if lateral:  # PostgreSQL would run a correlated IN once per (tenant, call) pair
         per_tenant_oldest = f"SELECT q.* FROM t CROSS JOIN LATERAL ({oldest}) AS q"
@@ -92,7 +93,7 @@ def candidates_sql(now: str, per_tenant: str, *, lateral: bool) -> str:
         "WHERE state = 'queued' AND tenant > t.tenant) FROM t WHERE t.tenant IS NOT NULL) "
         f"{per_tenant_oldest} "
         "UNION ALL SELECT activation_id, tenant, not_before, created FROM queue "
-        f"WHERE state = 'running' AND lease_until < {now}"
+        f"WHERE state = 'running' AND lease_until < {now} AND ({claimable})"
     )
 
 

@@ -90,6 +90,9 @@ class InvokerSettings:
     worker: str = ""
     """Which of `nimbus serve --workers N`'s processes this is ("" for a single one): its
     containers and async-call leases are its own, kept across its restarts."""
+    workers: int = 1
+    """How many processes `nimbus serve --workers N` runs (1: one): with `worker`, which
+    worker owns each function's async calls (`invoker.ownership`)."""
 
     @property
     def owner(self) -> str:

@@ -10,7 +10,12 @@ The rules, for every dialect (`invoker.store.sql.queue` states them once):
 - a finished attempt is recorded (with its usage) and the call leaves the queue or waits
   for its retry; only the gateway holding the claim changes the entry;
 - a deferred call goes back without costing an attempt (the platform was busy);
-- after a crash a gateway's running calls (and unowned ones) go back, each costing one.
+- after a crash a gateway's running calls (and unowned ones) go back, each costing one;
+- with several workers (`nimbus serve --workers N`) a call carries the worker owning its
+  function (`invoker.ownership`), and a worker claims only its own calls, calls with no
+  owner, and calls whose owner has not said it is alive (`mark_worker_alive`) for a grace
+  period and that were accepted before it began: a restarted worker keeps its identity
+  and so its calls, and calls of a worker gone for good are never lost.
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ from invoker.api import Activation
 
 LEASE_S = 30.0
 """How long a claimed async call is its gateway's without a renewal (renewed every third)."""
+
+OWNER_GRACE_S = 2 * LEASE_S
+"""How long a worker's calls stay its own after it last said it was alive (every third of
+a lease): far longer than the supervisor takes to start it again."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +57,13 @@ class QueueStore(Protocol):
         not_before: float,
         *,
         backlog: int | None = None,
+        owner: int | None = None,
     ) -> bool:
         """Accept an async call: its pending activation and its queue entry, atomically.
 
         With `backlog`, only while the tenant's calls queued or running stay within it:
-        False, and nothing stored, when the call would pass it.
+        False, and nothing stored, when the call would pass it. `owner`: the worker owning
+        the call's function (None: any claims it).
         """
         ...
 
@@ -62,8 +73,13 @@ class QueueStore(Protocol):
         not_before: float,
         *,
         backlog: int | None = None,
+        owners: Mapping[str, int] | None = None,
     ) -> bool:
-        """Accept several calls of one tenant atomically: all, or (past `backlog`) none."""
+        """Accept several calls of one tenant atomically: all, or (past `backlog`) none.
+
+        `owners`: the worker owning each function named (a call of a function not in it
+        has no owner).
+        """
         ...
 
     async def queue_backlog(self, tenant: str) -> int:
@@ -78,6 +94,8 @@ class QueueStore(Protocol):
         owner: str = "",
         lease_s: float = LEASE_S,
         skip: Collection[str] = (),
+        worker: int | None = None,
+        grace_s: float = OWNER_GRACE_S,
     ) -> list[QueuedCall]:
         """Mark up to `limit` due calls running, fair between tenants, and return them.
 
@@ -86,11 +104,18 @@ class QueueStore(Protocol):
 
         Each claim is a lease of `lease_s` held by `owner` (a gateway), which renews it while
         the call runs; a running call whose lease ran out (its gateway died) is due again.
+
+        Only calls `worker` may run are taken: its own, unowned ones, and those of a
+        worker silent for `grace_s` that were accepted over `grace_s` ago.
         """
         ...
 
     async def renew(self, owner: str, activation_ids: Sequence[str], until: float) -> None:
         """Extend `owner`'s leases on these running calls to `until`."""
+        ...
+
+    async def mark_worker_alive(self, worker: int, now: float) -> None:
+        """Worker `worker` is alive at `now`: its calls stay its own for a grace period."""
         ...
 
     async def finish_attempt(
@@ -124,6 +149,6 @@ class QueueStore(Protocol):
         """Calls accepted and not yet finished."""
         ...
 
-    async def next_due(self) -> float | None:
-        """When the earliest queued call is due, if any."""
+    async def next_due(self, worker: int | None = None) -> float | None:
+        """When the earliest queued call `worker` owns (or nobody owns) is due, if any."""
         ...

@@ -3,7 +3,8 @@
 One supervisor with two workers serves the whole module (starting it is the slow part).
 Calls go over new connections, so the kernel (SO_REUSEPORT) spreads them over both
 workers. The tests check what a user of the platform would: a function runs warm in one
-container whichever worker a call lands on, an async call runs exactly once, a worker
+container whichever worker a call lands on, an async call runs exactly once and on the
+worker owning its function (whichever worker accepted it), a worker
 that dies comes back without leaking its containers, and SIGTERM stops everything.
 The SIGTERM test stops the module's platform: it runs last.
 """
@@ -200,6 +201,55 @@ def test_async_calls_over_both_workers_run_exactly_once(served: Served) -> None:
         billed = Counter(row[0] for row in db.execute("SELECT activation_id FROM usage"))
         queued = db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]
     assert {i: billed[i] for i in ids} == dict.fromkeys(ids, 1) and queued == 0
+
+
+def test_async_calls_run_on_the_worker_owning_their_function_exactly_once(
+    served: Served, docker_client: docker.DockerClient
+) -> None:
+    # A trigger's fire lands on either worker and queues a call for every rule's function
+    # there; async invokes are handed to the owner first. Either way, the owner runs it.
+    names = [owned_name(f"fan{letter}", worker) for letter in "ab" for worker in range(WORKERS)]
+    for name in names:
+        deploy(served, name, concurrency=4)
+    assert served.call("PUT", "/v1/triggers/spread", {"type": "http"})[0] == 201
+    for name in names:
+        rule = {"trigger": "spread", "function": name}
+        assert served.call("PUT", f"/v1/rules/to-{name}", rule)[0] == 201
+
+    def fire(i: int) -> list[str]:
+        status, body = served.call("POST", "/v1/triggers/spread/fire", {"i": i})
+        assert status == 202 and len(body["activation_ids"]) == len(names), (status, body)
+        return list(body["activation_ids"])
+
+    def accept(call: tuple[str, int]) -> list[str]:
+        name, i = call
+        status, body = served.call("POST", f"/v1/functions/{name}/invoke?async=true", {"i": i})
+        assert status == 202, (status, body)
+        return [str(body["activation_id"])]
+
+    with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
+        fired = list(pool.map(fire, range(12)))
+        invoked = list(pool.map(accept, [(name, i) for i in range(5) for name in names]))
+    ids = sorted(aid for batch in fired + invoked for aid in batch)
+    assert len(ids) == len(set(ids)) == 12 * len(names) + 5 * len(names)
+
+    def settled() -> list[dict[str, Any]] | None:
+        acts = [a for name in names for a in activations(served, name)]
+        done = len(acts) == len(ids) and all(a["status"] == "success" for a in acts)
+        return acts if done else None
+
+    done = eventually(settled, timeout=60)
+    assert sorted(a["activation_id"] for a in done) == ids  # each once, none more
+    assert all(a["attempts"] == 1 for a in done)
+    owners = owners_of(served)
+    for name in names:
+        # Only the owner ran it: no other worker started a container for a call it took.
+        labels = {
+            c["Labels"]["io.nimbus.managed"]
+            for c in containers(docker_client, set(owners.values()), name)
+        }
+        assert labels == {owners[owner_of(name, WORKERS)]}, (name, labels)
+    assert served.call("DELETE", "/v1/triggers/spread")[0] == 200
 
 
 def test_a_killed_worker_is_replaced_and_its_containers_removed(

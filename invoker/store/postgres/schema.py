@@ -12,6 +12,7 @@ from invoker.store.sql.schema import (
     VERSIONS_BACKFILL,
     ColumnTypes,
     later_columns,
+    queue_columns,
     tables,
 )
 
@@ -24,9 +25,12 @@ TYPES = ColumnTypes(
     seq="BIGINT GENERATED ALWAYS AS IDENTITY",
 )
 
+_QUEUE_UPGRADES = "".join(
+    f"ALTER TABLE queue ADD COLUMN IF NOT EXISTS {column} {kind};\n"
+    for column, kind in queue_columns(TYPES)
+)
+
 _UPGRADES = """
-ALTER TABLE queue ADD COLUMN IF NOT EXISTS claimed_by TEXT;
-ALTER TABLE queue ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION;
 ALTER TABLE activations ADD COLUMN IF NOT EXISTS size BIGINT;
 CREATE INDEX IF NOT EXISTS activations_by_tenant ON activations (tenant, function, seq);
 CREATE INDEX IF NOT EXISTS activations_by_tenant_seq ON activations (tenant, seq);
@@ -38,5 +42,12 @@ _FUNCTION_UPGRADES = "".join(
     for table, column, kind in later_columns(TYPES)
 )
 
-SCHEMA = tables(TYPES) + _UPGRADES + _FUNCTION_UPGRADES + VERSIONS_BACKFILL + KEYS_BACKFILL
+SCHEMA = (
+    tables(TYPES)
+    + _QUEUE_UPGRADES
+    + _UPGRADES
+    + _FUNCTION_UPGRADES
+    + VERSIONS_BACKFILL
+    + KEYS_BACKFILL
+)
 """Everything `open` runs, in order."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from invoker.api import Activation, Status
@@ -20,7 +21,7 @@ from invoker.fairness import (
     fair_order,
     running_sql,
 )
-from invoker.store.queue import LEASE_S, QueuedCall
+from invoker.store.queue import LEASE_S, OWNER_GRACE_S, QueuedCall
 from invoker.store.sql.activations import save_steps, set_status
 from invoker.store.sql.rows import from_row, scalar
 from invoker.store.sql.statements import Dialect, SqlStore, Steps, command, each, query
@@ -29,7 +30,23 @@ from invoker.store.sql.statements import Dialect, SqlStore, Steps, command, each
 _BACKLOG = "SELECT count(*) FROM queue WHERE state IN ('queued', 'running') AND tenant = ?1"
 _INSERT = (
     "INSERT INTO queue (activation_id, tenant, function, args, trigger, attempts, not_before, "
-    "state, created) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 'queued', ?6)"
+    "state, created, owner_worker) VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, 'queued', ?6, ?7)"
+)
+# What worker `?3` may claim: its calls, unowned ones, and those of an owner silent since
+# `?4` (now less the grace) that were accepted before then too, so that a worker that is
+# just starting, and has not said it is alive yet, keeps the calls accepted meanwhile.
+_CLAIMABLE = (
+    "owner_worker IS NULL OR owner_worker = ?3 OR (created < ?4 AND NOT EXISTS ("
+    "SELECT 1 FROM queue_workers w WHERE w.worker = queue.owner_worker AND w.seen >= ?4))"
+)
+_ALIVE = (
+    "INSERT INTO queue_workers (worker, seen) VALUES (?1, ?2) "
+    "ON CONFLICT (worker) DO UPDATE SET seen = excluded.seen"
+)
+# Calls that worker `?1` need not wait for others to leave: its own and unowned ones.
+_NEXT_DUE = (
+    "SELECT min(not_before) FROM queue WHERE state = 'queued' "
+    "AND (owner_worker IS NULL OR owner_worker = ?1)"
 )
 _DUE = "((state = 'queued' AND not_before <= ?1) OR (state = 'running' AND lease_until < ?1))"
 _RENEW = "UPDATE queue SET lease_until = ?1 WHERE claimed_by = ?2 AND state = 'running' AND {ids}"
@@ -55,7 +72,8 @@ def _take_sql(d: Dialect) -> str:
     """Claim the chosen calls (`?2`, in the fair order) that are still due at `?1`, at most
     `?3`, for `?4` until `?5`; every column of each claimed row, as it now is.
 
-    The due condition is checked again on the row: a call another gateway claimed and
+    The due condition is checked again on the row (its owner never changes, so the
+    candidates' ownership holds): a call another gateway claimed and
     committed since the candidates were read is no longer due. In PostgreSQL the row lock
     sits between the sort and the limit, so rows another gateway holds are skipped (not
     waited for) and the next ones fill in. A call taken over from a lapsed lease lost an
@@ -87,26 +105,40 @@ def enqueue_steps(
     calls: Sequence[tuple[Activation, Mapping[str, Any]]],
     not_before: float,
     backlog: int | None,
+    owners: Mapping[str, int],
 ) -> Steps[bool]:
-    """Accept calls of one tenant: each a pending activation and a queue entry; all or none."""
+    """Accept calls of one tenant: each a pending activation and a queue entry, tagged
+    with the worker owning its function (`owners`; none if not named); all or none."""
     if calls and not (yield from _fits(d, calls[0][0].tenant, len(calls), backlog)):
         return False
     for activation, args in calls:
         yield from save_steps(d, activation, None)
         a = activation
-        yield command(
-            _INSERT, a.id, a.tenant, a.function, json.dumps(dict(args)), a.trigger, not_before
-        )
+        owner = owners.get(a.function)
+        args_text = json.dumps(dict(args))
+        yield command(_INSERT, a.id, a.tenant, a.function, args_text, a.trigger, not_before, owner)
     return True
 
 
+@dataclass(frozen=True)
+class Claimant:
+    """Who claims: the gateway holding the leases, and the worker whose calls it takes."""
+
+    owner: str  # the lease holder (`claimed_by`)
+    lease_s: float
+    worker: int | None = None  # None: one process, owning no calls of its own
+    grace_s: float = OWNER_GRACE_S  # a silent owner's calls are its own this long
+
+
 def claim_steps(
-    d: Dialect, now: float, limit: int, owner: str, lease_s: float, skip: Collection[str]
+    d: Dialect, now: float, limit: int, by: Claimant, skip: Collection[str]
 ) -> Steps[list[QueuedCall]]:
-    """Take up to `limit` due calls in the fair order, under `owner`'s lease until
-    `now + lease_s`; a call whose lease ran out costs the attempt lost with its gateway."""
+    """Take up to `limit` due calls `by.worker` may run (`_CLAIMABLE`) in the fair order,
+    under `by.owner`'s lease until `now + by.lease_s`; a call whose lease ran out costs
+    the attempt lost with its gateway."""
     per_tenant = candidates_per_tenant(limit)
-    candidates = yield query(candidates_sql("?1", "?2", lateral=d.lateral), now, per_tenant)
+    sql = candidates_sql("?1", "?2", lateral=d.lateral, claimable=_CLAIMABLE)
+    candidates = yield query(sql, now, per_tenant, by.worker, now - by.grace_s)
     if not candidates.rows:
         return []
     ready = [from_row(Ready, r) for r in candidates.rows]
@@ -114,7 +146,7 @@ def claim_steps(
     order = [c.activation_id for c in fair_order(ready, running, skip)]
     if not order:
         return []
-    taken = (yield query(_take_sql(d), now, order, limit, owner, now + lease_s)).rows
+    taken = (yield query(_take_sql(d), now, order, limit, by.owner, now + by.lease_s)).rows
     if not taken:
         return []
     yield set_status(d, [r["activation_id"] for r in taken], Status.RUNNING)
@@ -168,9 +200,13 @@ class SqlQueue(SqlStore):
         not_before: float,
         *,
         backlog: int | None = None,
+        owner: int | None = None,
     ) -> bool:
         """One call: `enqueue_all` of one."""
-        return await self.enqueue_all([(activation, args)], not_before, backlog=backlog)
+        owners = None if owner is None else {activation.function: owner}
+        return await self.enqueue_all(
+            [(activation, args)], not_before, backlog=backlog, owners=owners
+        )
 
     async def enqueue_all(
         self,
@@ -178,9 +214,11 @@ class SqlQueue(SqlStore):
         not_before: float,
         *,
         backlog: int | None = None,
+        owners: Mapping[str, int] | None = None,
     ) -> bool:
         """`enqueue_steps` in one transaction."""
-        return await self._steps(enqueue_steps(self.dialect, calls, not_before, backlog))
+        steps = enqueue_steps(self.dialect, calls, not_before, backlog, owners or {})
+        return await self._steps(steps)
 
     async def queue_backlog(self, tenant: str) -> int:
         """Counted through the `queue_fair` index."""
@@ -194,15 +232,22 @@ class SqlQueue(SqlStore):
         owner: str = "",
         lease_s: float = LEASE_S,
         skip: Collection[str] = (),
+        worker: int | None = None,
+        grace_s: float = OWNER_GRACE_S,
     ) -> list[QueuedCall]:
         """`claim_steps` in one transaction."""
-        return await self._steps(claim_steps(self.dialect, now, limit, owner, lease_s, skip))
+        by = Claimant(owner, lease_s, worker, grace_s)
+        return await self._steps(claim_steps(self.dialect, now, limit, by, skip))
 
     async def renew(self, owner: str, activation_ids: Sequence[str], until: float) -> None:
         """One statement for every lease of `owner`'s named here."""
         if activation_ids:
             sql = _RENEW.format(ids=self.dialect.in_list("activation_id", 3))
             await self._once(command(sql, until, owner, list(activation_ids)))
+
+    async def mark_worker_alive(self, worker: int, now: float) -> None:
+        """One upsert of the worker's last sign of life."""
+        await self._once(command(_ALIVE, worker, now))
 
     async def finish_attempt(
         self,
@@ -229,8 +274,8 @@ class SqlQueue(SqlStore):
         """Every row of the queue is a call not yet finished."""
         return int(scalar(await self._once(query("SELECT count(*) FROM queue"))))
 
-    async def next_due(self) -> float | None:
-        """The smallest `not_before` of the queued calls."""
-        sql = "SELECT min(not_before) FROM queue WHERE state = 'queued'"
-        due = scalar(await self._once(query(sql)))
+    async def next_due(self, worker: int | None = None) -> float | None:
+        """The smallest `not_before` of the queued calls `worker` owns or nobody does
+        (a silent owner's are found by the dispatcher's regular poll)."""
+        due = scalar(await self._once(query(_NEXT_DUE, worker)))
         return None if due is None else float(due)

@@ -126,10 +126,15 @@ CREATE TABLE IF NOT EXISTS queue (
     state TEXT NOT NULL,
     created {real} NOT NULL,
     claimed_by TEXT,
-    lease_until {real}
+    lease_until {real},
+    owner_worker INTEGER
 );
 CREATE INDEX IF NOT EXISTS queue_due ON queue (state, not_before, created);
 CREATE INDEX IF NOT EXISTS queue_fair ON queue (state, tenant, not_before, created);
+CREATE TABLE IF NOT EXISTS queue_workers (
+    worker INTEGER PRIMARY KEY,
+    seen {real} NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tenant_limits (
     tenant TEXT PRIMARY KEY,
     concurrency INTEGER,
@@ -190,6 +195,20 @@ CREATE TABLE IF NOT EXISTS store_secrets (
     value TEXT NOT NULL
 );
 """
+
+# The queue's columns added since it was first made: the lease (`claimed_by`, `lease_until`)
+# and the worker owning the call's function (`owner_worker`; NULL: any worker's).
+_QUEUE_COLUMNS = (
+    ("claimed_by", "TEXT"),
+    ("lease_until", "{real}"),
+    ("owner_worker", "INTEGER"),
+)
+
+
+def queue_columns(types: ColumnTypes) -> list[tuple[str, str]]:
+    """The queue's later columns, in one dialect's types, for `ALTER TABLE`."""
+    return [(name, kind.format(**asdict(types))) for name, kind in _QUEUE_COLUMNS]
+
 
 # The functions table's columns added since it was first made (name, definition): every
 # store, new or old, gains them through its dialect's upgrade step, so they are listed once.

@@ -10,6 +10,7 @@ from invoker.store.sql.schema import (
     VERSIONS_BACKFILL,
     ColumnTypes,
     later_columns,
+    queue_columns,
     tables,
 )
 
@@ -49,15 +50,16 @@ def _columns(db: sqlite3.Connection, table: str) -> set[str]:
 def migrate(db: sqlite3.Connection) -> None:
     """Create the tables, and bring a store made by an older version up to date.
 
-    On open, in autocommit mode: the lease columns of the queue, the later columns of
-    the functions and their versions (`later_columns`), a version for each function made
+    On open, in autocommit mode: the later columns of the queue (`queue_columns`: its
+    leases and its calls' owners) and of the functions and their versions
+    (`later_columns`), a version for each function made
     before versions (`VERSIONS_BACKFILL`), the activations' `size` column (filled once
     for older rows), key rows for older tenants, and the indexes.
     """
     db.executescript(tables(TYPES))
     queue = _columns(db, "queue")
-    for column, kind in (("claimed_by", "TEXT"), ("lease_until", "REAL")):
-        if column not in queue:  # a store made before leases
+    for column, kind in queue_columns(TYPES):
+        if column not in queue:  # a store made before leases, or before workers
             db.execute(f"ALTER TABLE queue ADD COLUMN {column} {kind}")
     present = {table: _columns(db, table) for table in ("functions", "function_versions")}
     for table, column, kind in later_columns(TYPES):
