@@ -6,7 +6,9 @@ database). Each gateway keeps every tenant's limits in memory, reloads them ever
 changes at once. The hot path then costs no store round trip:
 
 - concurrency: handed to the container pool, which rejects a call past it (429);
-- rate: a token bucket per tenant in this gateway (429 with Retry-After);
+- rate: a token bucket per tenant in this gateway (429 with Retry-After); with
+  `nimbus serve --workers N` one bucket per tenant in memory all the workers share
+  (`SharedRates`), so the workers together let a tenant through at its rate, not N times it;
 - backlog: handed to the dispatcher, which checks it in the enqueueing transaction.
 """
 
@@ -14,15 +16,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import hashlib
 import logging
 import math
+import mmap
+import os
+import struct
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from aiohttp import web
 
 from gateway.errors import ApiError
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, TokenBucket, retuned
 from invoker.dispatcher import BacklogFull
 from invoker.store.base import Store
 from invoker.tenant_limits import EffectiveLimits, LimitDefaults, TenantLimits, resolve
@@ -48,6 +56,69 @@ def backlog_full(exc: BacklogFull) -> ApiError:
     )
 
 
+class Rates(Protocol):
+    """Tenants' token buckets: `RateLimiter` in one process, `SharedRates` across workers."""
+
+    def take(self, tenant: str, rate_per_s: float | None, burst: int | None, now: float) -> float:
+        """Admit one call of `tenant`: 0.0, or the seconds to wait (None rate: unlimited)."""
+        ...
+
+
+# One slot per tenant: its key (a hash of its name, 0 for a free slot), the bucket's rate,
+# burst, tokens and last refill (CLOCK_MONOTONIC, the same clock in every process).
+SLOT = struct.Struct("=Qdqdd")
+PROBES = 8  # slots tried from a key's home slot before the home slot is taken over
+
+
+class SharedRates:
+    """Every tenant's token bucket in shared memory, for workers forked after it is made.
+
+    The table is a memfd mapped MAP_SHARED, so every worker forked later sees the same
+    pages; each take holds a POSIX record lock on it for a few microseconds (the kernel
+    lets go of it if its holder dies). Bounded: a tenant whose slots are all taken takes
+    over its home slot, and a forgotten bucket starts full, as `RateLimiter` does.
+    """
+
+    def __init__(self, slots: int = 16_384) -> None:
+        self._slots = slots
+        self._fd = os.memfd_create("nimbus-rates", 0)  # inherited by the forked workers
+        os.ftruncate(self._fd, slots * SLOT.size)
+        self._table = mmap.mmap(self._fd, slots * SLOT.size)  # zero-filled: every slot free
+
+    def take(self, tenant: str, rate_per_s: float | None, burst: int | None, now: float) -> float:
+        """Admit one call of `tenant` against the bucket every worker shares."""
+        if rate_per_s is None or burst is None:
+            return 0.0
+        key = int.from_bytes(hashlib.blake2b(tenant.encode(), digest_size=8).digest()) or 1
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            offset, bucket = self._find(key)
+            bucket = retuned(bucket, rate_per_s, burst, now)
+            wait = bucket.take(now)
+            fields = (bucket.rate_per_s, bucket.burst, bucket.tokens, bucket.updated)
+            SLOT.pack_into(self._table, offset, key, *fields)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        return wait
+
+    def _find(self, key: int) -> tuple[int, TokenBucket | None]:
+        """The slot of `key` (offset, its bucket), or a free one or its home slot (None)."""
+        home = key % self._slots
+        for probe in range(PROBES):
+            offset = (home + probe) % self._slots * SLOT.size
+            found, rate, burst, tokens, updated = SLOT.unpack_from(self._table, offset)
+            if found == key:
+                return offset, TokenBucket(rate, burst, tokens, updated)
+            if found == 0:
+                return offset, None
+        return home * SLOT.size, None
+
+    def close(self) -> None:
+        """Unmap the table and close its file (in the process that made it)."""
+        self._table.close()
+        os.close(self._fd)
+
+
 class Quotas:
     """Every tenant's limits in memory, kept in step with the store."""
 
@@ -64,7 +135,7 @@ class Quotas:
         self._clock = clock
         self._wall = wall
         self._own: dict[str, TenantLimits] = {}
-        self._rates = RateLimiter()
+        self._rates: Rates = RateLimiter()
         self._store: Store | None = None
         self._set_caps: Callable[[Mapping[str, int]], None] | None = None
         self._changes = 0  # puts by this gateway, so a reload never undoes a newer one
@@ -85,6 +156,11 @@ class Quotas:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+    def count_rates_in(self, rates: Rates) -> None:
+        """Take tenants' rate tokens from `rates` (before the app starts): a worker of
+        `nimbus serve --workers N` shares its buckets with the other workers."""
+        self._rates = rates
 
     @property
     def store(self) -> Store:

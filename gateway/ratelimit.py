@@ -34,6 +34,18 @@ class TokenBucket:
         return (1.0 - self.tokens) / self.rate_per_s
 
 
+def retuned(bucket: TokenBucket | None, rate_per_s: float, burst: int, now: float) -> TokenBucket:
+    """PURE: the bucket to take from under these limits: `bucket` itself if they are its
+    own, else a new one keeping what was saved up within the new burst (full if none)."""
+    if bucket is not None and (bucket.rate_per_s, bucket.burst) == (rate_per_s, burst):
+        return bucket
+    tokens = float(burst)
+    if bucket is not None:
+        bucket.refill(now)
+        tokens = min(tokens, bucket.tokens)
+    return TokenBucket(rate_per_s, burst, tokens, now)
+
+
 class RateLimiter:
     """One token bucket per tenant; a tenant's new rate or burst takes effect at once."""
 
@@ -47,14 +59,7 @@ class RateLimiter:
             self._buckets.pop(tenant, None)
             return 0.0
         bucket = self._buckets.get(tenant)
-        if bucket is None or (bucket.rate_per_s, bucket.burst) != (rate_per_s, burst):
-            # New limits: keep what the tenant had saved up, within the new burst.
-            tokens = float(burst)
-            if bucket is not None:
-                bucket.refill(now)
-                tokens = min(tokens, bucket.tokens)
-            elif len(self._buckets) >= self._max:
-                self._buckets.clear()  # bounded memory; a forgotten bucket starts full
-            bucket = TokenBucket(rate_per_s, burst, tokens, now)
-            self._buckets[tenant] = bucket
+        if bucket is None and len(self._buckets) >= self._max:
+            self._buckets.clear()  # bounded memory; a forgotten bucket starts full
+        bucket = self._buckets[tenant] = retuned(bucket, rate_per_s, burst, now)
         return bucket.take(now)

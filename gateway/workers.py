@@ -16,6 +16,11 @@ worker is handed over: relayed as it came over the owner's own unix socket
 and its answer relayed back. Worker `i` keeps its identity across restarts (the
 `worker` setting: its containers' owner label and its async-call leases), so its
 replacement removes what it left and requeues only its calls.
+
+What a user reads of the gateway as a whole is gathered or shared: a /metrics scrape is
+answered from every worker's registry (`metrics_peers` asks the others over the same
+handover sockets; `gateway/metrics.py` merges), and tenants' rate buckets live in memory
+the supervisor maps before it forks (`gateway/quotas.SharedRates`).
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import shutil
 import signal
 import socket
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,8 +43,11 @@ from aiohttp import web
 from yarl import URL
 
 from gateway.errors import ApiError
+from gateway.metrics import PEERS, Peers
 from gateway.middleware import Handler
+from gateway.quotas import QUOTAS, SharedRates
 from gateway.server import api_socket_path, prepare_socket_path, serve_until_signalled
+from invoker.ownership import owner_of
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -55,6 +62,7 @@ NOT_RELAYED = frozenset(
 )
 MAX_WORKERS = 8
 RESPAWN_DELAY_S = 0.5  # a worker that keeps dying is not restarted in a tight loop
+SCRAPE_TIMEOUT_S = 5.0  # another worker's /metrics: well within a Prometheus scrape timeout
 
 
 def default_workers() -> int:
@@ -62,35 +70,88 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
-def owner_of(function: str, workers: int) -> int:
-    """PURE: the worker that owns `function`'s containers (any version or alias of it)."""
-    name = function.split(":", 1)[0]
-    return zlib.crc32(name.encode()) % workers
-
-
 def handover_socket(run_dir: Path, index: int) -> Path:
     """Where worker `index` takes calls handed over by the others."""
     return run_dir / "workers" / f"{index}.sock"
 
 
-def handover(index: int, workers: int, run_dir: Path) -> Callable[..., object]:
+def handed_over(request: web.Request, own: str) -> bool:
+    """Whether `request` came in on the handover socket at `own` (from another worker)."""
+    transport = request.transport
+    return transport is not None and transport.get_extra_info("sockname") == own
+
+
+class Sessions:
+    """One HTTP client session per other worker, over its handover socket."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self._run_dir = run_dir
+        self._sessions: dict[int, aiohttp.ClientSession] = {}
+
+    def to(self, worker: int) -> aiohttp.ClientSession:
+        """The session to `worker` (made on first use; no timeout unless a request sets one)."""
+        session = self._sessions.get(worker)
+        if session is None:
+            path = str(handover_socket(self._run_dir, worker))
+            connector = aiohttp.UnixConnector(path=path, limit=0)
+            session = self._sessions[worker] = aiohttp.ClientSession(
+                connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout()
+            )
+        return session
+
+    async def close(self, app: web.Application | None = None) -> None:
+        """Close every session (an `on_cleanup` hook)."""
+        for session in self._sessions.values():
+            await session.close()
+
+
+def metrics_peers(index: int, workers: int, run_dir: Path, sessions: Sessions) -> Peers:
+    """How /metrics on worker `index` gathers the other workers' series (`gateway/metrics.py`).
+
+    The scrape's own credentials go along: each worker checks them as it checks any request.
+    """
+    own = str(handover_socket(run_dir, index))
+    others = [worker for worker in range(workers) if worker != index]
+    timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
+
+    async def scrape_one(worker: int, headers: dict[str, str]) -> str:
+        url = URL.build(scheme="http", host=f"worker{worker}", path="/metrics")
+        try:
+            async with sessions.to(worker).get(url, headers=headers, timeout=timeout) as answer:
+                text = await answer.text()
+                if answer.status == 200:
+                    return text
+                reason = f"status {answer.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+        log.warning("worker %d did not answer a metrics scrape: %s", worker, reason)
+        raise ApiError(
+            503,
+            f"worker {worker} did not answer (it may be restarting): a sum without it would "
+            "look like a counter reset; retry the scrape",
+            type="platform_error",
+        )
+
+    async def scrape(request: web.Request) -> dict[str, str]:
+        auth = request.headers.get("Authorization")
+        headers = {"Authorization": auth} if auth else {}
+        texts = await asyncio.gather(*(scrape_one(worker, headers) for worker in others))
+        return {str(worker): text for worker, text in zip(others, texts, strict=True)}
+
+    return Peers(str(index), lambda request: handed_over(request, own), scrape)
+
+
+def handover(
+    index: int, workers: int, run_dir: Path, peers: Sessions | None = None
+) -> Callable[..., object]:
     """A middleware relaying invokes of functions another worker owns to that worker.
 
     Placed first: the owner does everything else (guard, auth, metrics, the call).
     Requests that arrived on this worker's handover socket are never relayed again.
+    `peers`: the sessions to the other workers, if shared (closed by their owner).
     """
-    sessions: dict[int, aiohttp.ClientSession] = {}
+    sessions = peers if peers is not None else Sessions(run_dir)
     own = str(handover_socket(run_dir, index))
-
-    def session_for(owner: int) -> aiohttp.ClientSession:
-        session = sessions.get(owner)
-        if session is None:
-            path = str(handover_socket(run_dir, owner))
-            connector = aiohttp.UnixConnector(path=path, limit=0)
-            session = sessions[owner] = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout()
-            )
-        return session
 
     @web.middleware
     async def relay(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -102,7 +163,7 @@ def handover(index: int, workers: int, run_dir: Path) -> Callable[..., object]:
         owner = owner_of(info["name"], workers)
         if owner == index or request.transport is None:
             return await handler(request)
-        if request.transport.get_extra_info("sockname") == own:
+        if handed_over(request, own):
             return await handler(request)  # handed to us: ours whatever the hash says
         headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_RELAYED}
         headers[HANDOVER_HEADER] = str(index)
@@ -111,7 +172,7 @@ def handover(index: int, workers: int, run_dir: Path) -> Callable[..., object]:
             headers["Content-Length"] = str(length)
         url = URL.build(scheme="http", host=f"worker{owner}").join(request.rel_url)
         try:
-            async with session_for(owner).request(
+            async with sessions.to(owner).request(
                 request.method,
                 url,
                 headers=headers,
@@ -131,8 +192,8 @@ def handover(index: int, workers: int, run_dir: Path) -> Callable[..., object]:
             return lost.response()  # this middleware runs before `errors`
 
     async def close(app: web.Application) -> None:
-        for session in sessions.values():
-            await session.close()
+        if peers is None:
+            await sessions.close()
 
     relay.close = close  # type: ignore[attr-defined]  # wired by `_serve_worker`
     return relay
@@ -162,7 +223,8 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 @dataclasses.dataclass(frozen=True)
 class _Shared:
     """What every worker is started with: how many there are, the port they all bind, the
-    inherited API socket (path, socket) if the supervisor made one, and the access log."""
+    inherited API socket (path, socket) if the supervisor made one, the access log, the
+    handover sockets' directory and the tenants' shared rate buckets."""
 
     workers: int
     host: str
@@ -172,6 +234,7 @@ class _Shared:
     # One directory every worker knows for the handover sockets: `run_dir_for` makes a new
     # temporary one per call when the data dir's path is too long for a unix socket.
     handover_dir: Path
+    rates: SharedRates  # tenants' rate buckets, in memory every worker maps
 
 
 async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
@@ -179,9 +242,12 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
     from gateway.app import create_app
 
     app = create_app(config)
-    relay = handover(index, shared.workers, shared.handover_dir)
+    sessions = Sessions(shared.handover_dir)
+    relay = handover(index, shared.workers, shared.handover_dir, sessions)
     app.middlewares.insert(0, relay)  # type: ignore[arg-type]
-    app.on_cleanup.append(relay.close)  # type: ignore[attr-defined]
+    app.on_cleanup.append(sessions.close)
+    app[PEERS] = metrics_peers(index, shared.workers, shared.handover_dir, sessions)
+    app[QUOTAS].count_rates_in(shared.rates)  # one bucket per tenant for all the workers
 
     async def start(runner: web.AppRunner) -> None:
         await web.SockSite(runner, reuseport_socket(shared.host, shared.port)).start()
@@ -226,9 +292,11 @@ def _api_listener(config: Config) -> tuple[str, socket.socket] | None:
     return path, sock
 
 
-def worker_config(config: Config, index: int) -> Config:
-    """Worker `index`'s settings: the same, with its identity (owner label, lease id)."""
-    identity: dict[str, Any] = {"worker": str(index)}  # the field `InvokerSettings.worker`
+def worker_config(config: Config, index: int, workers: int) -> Config:
+    """Worker `index`'s settings: the same, with its identity (owner label, lease id) and
+    how many workers there are (which owns each function's async calls)."""
+    # The fields `InvokerSettings.worker` and `.workers`.
+    identity: dict[str, Any] = {"worker": str(index), "workers": workers}
     return dataclasses.replace(config, **identity)
 
 
@@ -240,7 +308,7 @@ def _start_worker(config: Config, index: int, shared: _Shared) -> int:
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        mine = worker_config(config, index)
+        mine = worker_config(config, index, shared.workers)
         asyncio.run(_serve_worker(mine, index, shared))
     except BaseException:
         log.exception("worker %d failed", index)
@@ -257,7 +325,7 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
     from invoker.assemble import run_dir_for
 
     handover_dir = run_dir_for(config.data_dir)
-    shared = _Shared(workers, host, port, api, access_log, handover_dir)
+    shared = _Shared(workers, host, port, api, access_log, handover_dir, SharedRates())
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
 
@@ -290,5 +358,6 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
             children[_start_worker(config, index, shared)] = index
     if api is not None:
         api[1].close()
+    shared.rates.close()
     if not handover_dir.is_relative_to(config.data_dir.resolve()):
         shutil.rmtree(handover_dir, ignore_errors=True)  # a temporary run dir of our own
