@@ -22,7 +22,14 @@ from typing import Any
 
 import urllib3
 from kubernetes import config as k8s_config
-from kubernetes.client import ApiClient, Configuration, CoreV1Api, V1DeleteOptions, V1Pod
+from kubernetes.client import (
+    ApiClient,
+    Configuration,
+    CoreV1Api,
+    V1DeleteOptions,
+    V1Pod,
+    VersionApi,
+)
 from kubernetes.client.exceptions import ApiException
 
 from invoker.api import RUNTIMES
@@ -36,6 +43,7 @@ from invoker.drivers.base import (
     DriverError,
 )
 from invoker.drivers.kubernetes_pods import KubernetesDriverConfig, pod_manifest
+from invoker.drivers.kubernetes_resize import PodResizer
 from invoker.drivers.kubernetes_status import (
     KubernetesApiError,
     explain_api_error,
@@ -88,6 +96,7 @@ class KubernetesDriver:
         )
         self._ready = readiness or http_healthz_probe
         self._clock = clock
+        self._resizer = PodResizer(self._api, self._core, VersionApi(api_client), self._cfg, clock)
 
     # -- ContainerDriver -------------------------------------------------------
 
@@ -141,8 +150,16 @@ class KubernetesDriver:
         return None
 
     async def set_memory_limit(self, handle: ContainerHandle, limit_mb: int) -> bool:
-        """No in-place pod resize yet: containers keep their full memory."""
-        return False
+        """Resize the pod in place (requests and limits, so it stays Guaranteed) and wait
+        until its kubelet runs it at `limit_mb`; False where the cluster has no in-place
+        resize, or the kubelet refused it (Infeasible, Deferred) or did not apply it in
+        time: the pod then keeps its size (`kubernetes_resize`)."""
+        return await self._resizer.resize(handle.name, limit_mb)
+
+    async def can_resize(self) -> bool | None:
+        """Whether this cluster resizes pods in place: found out once per driver (True
+        from 1.33; None until an older server's first resize tells)."""
+        return await self._resizer.detect()
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """Unknown on Kubernetes: (None, None).

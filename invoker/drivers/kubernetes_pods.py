@@ -40,6 +40,7 @@ class KubernetesDriverConfig:
     image_pull_policy: str = "IfNotPresent"
     tolerations: tuple[Toleration, ...] = ()  # the same ones the node provider was given
     list_page_size: int = 500
+    resize_timeout_s: float = 10.0  # set_memory_limit(): the kubelet applying a pod resize
 
 
 def cpu_quantity(cpus: float) -> str:
@@ -83,6 +84,12 @@ def pod_manifest(
                 "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
                 "ports": [{"name": "http", "containerPort": config.port, "protocol": "TCP"}],
                 "resources": {"requests": dict(size), "limits": dict(size)},
+                # In-place resize (ballooning, a function's new memory) without a restart:
+                # the pod's restartPolicy is Never, so a restart would end it.
+                "resizePolicy": [
+                    {"resourceName": "cpu", "restartPolicy": "NotRequired"},
+                    {"resourceName": "memory", "restartPolicy": "NotRequired"},
+                ],
                 "securityContext": {
                     "runAsNonRoot": True,
                     "runAsUser": 10001,
@@ -114,3 +121,14 @@ def pod_manifest(
         "metadata": {"name": spec.name, "namespace": config.namespace, "labels": labels},
         "spec": pod_spec,
     }
+
+
+def resize_patch(memory_mb: int) -> dict[str, Any]:
+    """The strategic merge patch for the pod's `resize` subresource that sets the runtime
+    container's memory to `memory_mb` (pure). Requests move with limits: a Guaranteed
+    pod's QoS class cannot change in a resize, and requests = limits is what keeps it."""
+    if memory_mb <= 0:
+        raise DriverError(f"a pod needs a positive memory size, got {memory_mb} MB")
+    memory = f"{memory_mb}Mi"
+    resources = {"requests": {"memory": memory}, "limits": {"memory": memory}}
+    return {"spec": {"containers": [{"name": CONTAINER_NAME, "resources": resources}]}}

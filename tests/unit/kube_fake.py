@@ -6,6 +6,13 @@ shapes) and records every request. The driver talks to it through a real
 `kubernetes.client.ApiClient`, so the client's URL building, serialisation and error
 handling are all exercised.
 
+In-place resize (KEP-1287) is played as a 1.33 API server and its kubelet behave: the
+`resize` subresource merges the container's resources into the pod and bumps its
+generation; the kubelet (`kubelet`) then applies it over the next reads (allocated, then
+actual), or marks it Infeasible / Deferred / Error in the pod's conditions (or, as 1.32 did,
+in `status.resize`), and clears those once desired and actual agree again. An older server
+answers the subresource with 404, and 1.33 refuses lowering a memory limit (422).
+
 The recorded pods have cluster IPs (10.244.x.x). Tests inject a readiness probe (`Probe`)
 so nothing ever connects there; the one test of the real HTTP probe rewrites the pod IP to
 127.0.0.1 first.
@@ -103,6 +110,12 @@ class FakeKubeApi:
     create_done: asyncio.Event = field(default_factory=asyncio.Event)
     read_seen: asyncio.Event = field(default_factory=asyncio.Event)
     headers: list[dict[str, str]] = field(default_factory=list)
+    # In-place resize: pods kept as state (read and patched), the server, its kubelet.
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    version: dict[str, Any] = field(default_factory=lambda: fixture("version-1.33.json"))
+    resize_subresource: bool = True
+    decrease_forbidden: bool = False  # 1.33's validation
+    kubelet: str = "apply"  # apply | infeasible | deferred | error | legacy-infeasible | silent
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -110,6 +123,9 @@ class FakeKubeApi:
         app.router.add_get("/api/v1/namespaces/{ns}/pods", self.list_pods)
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}", self.read_pod)
         app.router.add_delete("/api/v1/namespaces/{ns}/pods/{name}", self.delete_pod)
+        app.router.add_patch("/api/v1/namespaces/{ns}/pods/{name}/resize", self.resize_pod)
+        app.router.add_get("/version", self.get_version)
+        app.router.add_get("/version/", self.get_version)  # the client asks for this one
         app.router.add_get("/api/v1/nodes", self.list_nodes)
         app.router.add_get("/healthz", self.health)
         return app
@@ -141,8 +157,85 @@ class FakeKubeApi:
         self.read_seen.set()
         if request.match_info["name"] not in self.existing:
             return web.json_response(fixture("status-404-pod-not-found.json"), status=404)
+        if request.match_info["name"] in self.pods:
+            pod = self.pods[request.match_info["name"]]
+            self._kubelet_sync(pod)
+            return web.json_response(pod)
         answer = self.reads[0] if len(self.reads) == 1 else self.reads.pop(0)
         return web.json_response(answer)
+
+    async def get_version(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        return web.json_response(self.version)
+
+    async def resize_pod(self, request: web.Request) -> web.Response:
+        rec = await self._record(request)
+        name = request.match_info["name"]
+        if not self.resize_subresource:
+            return web.json_response(fixture("status-404-no-such-resource.json"), status=404)
+        if name not in self.pods:
+            return web.json_response(fixture("status-404-pod-not-found.json"), status=404)
+        if request.content_type != "application/strategic-merge-patch+json":
+            return web.json_response({"kind": "Status", "code": 415}, status=415)
+        pod = self.pods[name]
+        for patch in rec.body["spec"]["containers"]:
+            (container,) = [c for c in pod["spec"]["containers"] if c["name"] == patch["name"]]
+            old, new = _resources(container), _resources(patch)
+            if self.decrease_forbidden and _mib(new["limits"]) < _mib(old["limits"]):
+                return web.json_response(
+                    fixture("status-422-memory-limit-decrease.json"), status=422
+                )
+            for kind in ("requests", "limits"):
+                container["resources"][kind].update(new[kind])
+        pod["metadata"]["generation"] += 1
+        return web.json_response(pod)
+
+    def _kubelet_sync(self, pod: dict[str, Any]) -> None:
+        """One sync of the pod by its kubelet, as `kubelet` says it goes."""
+        status = pod["status"]
+        (cs,) = status["containerStatuses"]
+        desired = _resources(pod["spec"]["containers"][0])
+        generation = pod["metadata"]["generation"]
+        resizing = [c for c in status["conditions"] if c["type"].startswith("PodResize")]
+        status["conditions"] = [c for c in status["conditions"] if c not in resizing]
+        status.pop("resize", None)
+        if _mib(desired["limits"]) == _mib(cs["resources"]["limits"]) or self.kubelet == "silent":
+            return
+        if self.kubelet == "legacy-infeasible":
+            status["resize"] = "Infeasible"
+            return
+        reason, message = {
+            "infeasible": (
+                "Infeasible",
+                "Node didn't have enough capacity: memory, "
+                "requested: 8589934592, capacity: 4109807616",
+            ),
+            "deferred": (
+                "Deferred",
+                "Node didn't have enough resource: memory, "
+                "requested: 805306368, used: 3758096384, capacity: 4109807616",
+            ),
+            "error": (
+                "Error",
+                "attempting to set container memory limit (67108864) below "
+                "its current usage (71303168)",
+            ),
+        }.get(self.kubelet, ("", ""))
+        kind = "PodResizeInProgress" if self.kubelet in ("apply", "error") else "PodResizePending"
+        if self.kubelet == "apply" and any(c["type"] == kind for c in resizing):
+            cs["resources"] = copy.deepcopy(desired)  # the runtime applied it
+            return
+        cs["allocatedResources"] = dict(desired["requests"])
+        condition = {
+            "type": kind,
+            "status": "True",
+            "lastProbeTime": None,
+            "lastTransitionTime": "2025-06-03T09:20:11Z",
+            "observedGeneration": generation,
+        }
+        if reason:
+            condition.update(reason=reason, message=message)
+        status["conditions"].append(condition)
 
     async def delete_pod(self, request: web.Request) -> web.Response:
         await self._record(request)
@@ -170,6 +263,17 @@ class FakeKubeApi:
     async def health(self, request: web.Request) -> web.Response:
         status = self.healthz[0] if len(self.healthz) == 1 else self.healthz.pop(0)
         return web.json_response({"ok": status == 200}, status=status)
+
+
+def _resources(container: dict[str, Any]) -> dict[str, dict[str, str]]:
+    res = container.get("resources") or {}
+    return {k: dict(res.get(k) or {}) for k in ("requests", "limits")}
+
+
+def _mib(size: dict[str, str]) -> int:
+    """A memory quantity of the forms the tests use ("256Mi", "1Gi") in MiB."""
+    value = size["memory"]
+    return int(value[:-2]) * (1024 if value.endswith("Gi") else 1)
 
 
 @dataclass
