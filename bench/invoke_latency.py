@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -202,9 +203,15 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
         thaw()  # the relay's start-up probe reaches the container too
         relay_proc, relay_url = start_relay(sockets[0])
         lean_proc, lean_url = start_relay(sockets[0], lean=True)
+        # More functions spread the gateway's calls over workers (each owns some of them).
+        names = ["noop"] + [f"noop{k}" for k in range(1, args.functions)]
+        for name in names[1:]:
+            async with http.put(f"{url}/v1/functions/{name}", json=body) as resp:
+                assert resp.status in (200, 201), await resp.text()
+        invoke_urls = itertools.cycle([f"{url}/v1/functions/{n}/invoke" for n in names])
 
         async def via_gateway() -> None:
-            async with http.post(f"{url}/v1/functions/noop/invoke", json={"x": 1}) as resp:
+            async with http.post(next(invoke_urls), json={"x": 1}) as resp:
                 await resp.read()
                 assert resp.status == 200
 
@@ -320,6 +327,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--functions", type=int, default=1, help="no-op functions the gateway's calls cycle over"
+    )
     parser.add_argument("--relay", metavar="SOCKET", help=argparse.SUPPRESS)
     parser.add_argument("--lean-relay", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()

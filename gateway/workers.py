@@ -46,7 +46,12 @@ from gateway.errors import ApiError
 from gateway.metrics import PEERS, Peers
 from gateway.middleware import Handler
 from gateway.quotas import QUOTAS, SharedRates
-from gateway.server import api_socket_path, prepare_socket_path, serve_until_signalled
+from gateway.server import (
+    api_socket_path,
+    prepare_socket_path,
+    run_loop,
+    serve_until_signalled,
+)
 from invoker.ownership import owner_of
 
 if TYPE_CHECKING:
@@ -309,7 +314,7 @@ def _start_worker(config: Config, index: int, shared: _Shared) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         mine = worker_config(config, index, shared.workers)
-        asyncio.run(_serve_worker(mine, index, shared))
+        run_loop(_serve_worker(mine, index, shared))
     except BaseException:
         log.exception("worker %d failed", index)
         code = 1
