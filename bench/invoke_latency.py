@@ -27,6 +27,7 @@ import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import docker
@@ -93,28 +94,39 @@ async def throughput(seconds: float, clients: int, call: Callable[[], Awaitable[
     return done / (time.perf_counter() - start)
 
 
+Forward = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+async def serve_relay(port: int, forward: Forward) -> None:
+    """A bare aiohttp server whose one route hands the /run payload to `forward`."""
+
+    async def handle(request: web.Request) -> web.Response:
+        payload = {
+            "value": await request.json(),
+            "activation_id": "relay",
+            "deadline": int((time.time() + 30) * 1000),
+        }
+        return web.json_response(await forward(payload))
+
+    app = web.Application()
+    app.router.add_post("/invoke", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await asyncio.Event().wait()
+
+
 def relay(socket_path: str, port: int) -> None:
     """The floor: aiohttp server -> aiohttp client -> container, and nothing else."""
 
     async def serve() -> None:
         session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket_path))
 
-        async def forward(request: web.Request) -> web.Response:
-            payload = {
-                "value": await request.json(),
-                "activation_id": "relay",
-                "deadline": int((time.time() + 30) * 1000),
-            }
+        async def forward(payload: dict[str, Any]) -> Any:
             async with session.post("http://container/run", json=payload) as resp:
-                body = json.loads(await resp.read())
-            return web.json_response(body.get("result"))
+                return json.loads(await resp.read()).get("result")
 
-        app = web.Application()
-        app.router.add_post("/invoke", forward)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await asyncio.Event().wait()
+        await serve_relay(port, forward)
 
     asyncio.run(serve())
 
@@ -128,21 +140,10 @@ def lean_relay(socket_path: str, port: int) -> None:
         address = f"unix://{socket_path}"
         client.trust(address, None)
 
-        async def forward(request: web.Request) -> web.Response:
-            payload = {
-                "value": await request.json(),
-                "activation_id": "relay",
-                "deadline": int((time.time() + 30) * 1000),
-            }
-            reply = await client.run(address, payload, 30.0)
-            return web.json_response(reply.body.get("result"))
+        async def forward(payload: dict[str, Any]) -> Any:
+            return (await client.run(address, payload, 30.0)).body.get("result")
 
-        app = web.Application()
-        app.router.add_post("/invoke", forward)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        await asyncio.Event().wait()
+        await serve_relay(port, forward)
 
     asyncio.run(serve())
 
@@ -235,7 +236,7 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
                 await resp.read()
                 assert resp.status == 200
 
-        paths = {
+        paths: dict[str, Callable[[], Awaitable[None]]] = {
             "gateway": via_gateway,
             "bare aiohttp relay": via_relay,
             "lean relay": via_lean_relay,
