@@ -21,6 +21,9 @@ What a user reads of the gateway as a whole is gathered or shared: a /metrics sc
 answered from every worker's registry (`metrics_peers` asks the others over the same
 handover sockets; `gateway/metrics.py` merges), and tenants' rate buckets live in memory
 the supervisor maps before it forks (`gateway/quotas.SharedRates`).
+The machine is partitioned as the functions are: each worker sizes its pool, nodes and
+stem cells from its static share (`invoker/share.py`). Without a node pool the machine's
+one lease is the supervisor's, taken before the workers start (`machine_lease`).
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -52,12 +57,15 @@ from gateway.server import (
     run_loop,
     serve_until_signalled,
 )
-from invoker.ownership import owner_of
+from invoker.ownership import owner_of as owner_of  # tests import it from here
+from invoker.providers.select import end_lease
+from invoker.store.base import NodeLease, Store
 
 if TYPE_CHECKING:
     from gateway.config import Config
 
 log = logging.getLogger("nimbus.workers")
+T = TypeVar("T")
 
 INVOKE_ROUTE = "/v1/functions/{name}/invoke"
 HANDOVER_HEADER = "X-Nimbus-Handed-Over"
@@ -240,6 +248,7 @@ class _Shared:
     # temporary one per call when the data dir's path is too long for a unix socket.
     handover_dir: Path
     rates: SharedRates  # tenants' rate buckets, in memory every worker maps
+    machine_lease: NodeLease | None  # this machine's lease, without a node pool
 
 
 async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
@@ -270,15 +279,28 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
     await serve_until_signalled(app, start, access_log=shared.access_log)
 
 
-async def _prepare(config: Config) -> None:
-    """Once, before the workers: the keys they share and the store's schema."""
+async def _prepare(config: Config, store: Store) -> NodeLease | None:
+    """Once, before the workers: the keys they share, the store's schema (opening it) and,
+    without a node pool, the machine's one lease, however many workers there are."""
     from gateway.auth import load_token_secret
-    from invoker.store.factory import open_store
+    from invoker.providers.select import lease_local_node
 
     load_token_secret(config.data_dir / "token.key")
+    if config.vm_provider != "none":
+        return None  # each worker's nodes are leased as they come and go
+    return await lease_local_node(store, str(config.price_book.flavors.get("local", Decimal(0))))
+
+
+async def _on_store(config: Config, use: Callable[[Store], Awaitable[T]]) -> T:
+    """`use` the store from the supervisor, closed again before any worker forks."""
+    from invoker.store.factory import open_store
+
     store = open_store(config.store_url, config.data_dir)
     await store.open()
-    await store.close()
+    try:
+        return await use(store)
+    finally:
+        await store.close()
 
 
 def _api_listener(config: Config) -> tuple[str, socket.socket] | None:
@@ -297,11 +319,16 @@ def _api_listener(config: Config) -> tuple[str, socket.socket] | None:
     return path, sock
 
 
-def worker_config(config: Config, index: int, workers: int) -> Config:
-    """Worker `index`'s settings: the same, with its identity (owner label, lease id) and
-    how many workers there are (which owns each function's async calls)."""
-    # The fields `InvokerSettings.worker` and `.workers`.
+def worker_config(
+    config: Config, index: int, workers: int, machine_lease: NodeLease | None = None
+) -> Config:
+    """Worker `index`'s settings: the same, with its identity (owner label, lease id), how
+    many workers there are (which owns each function's async calls, its share of the
+    machine) and the machine's lease the supervisor took, if it did."""
+    # The fields `InvokerSettings.worker`, `.workers` and `.machine_lease`.
     identity: dict[str, Any] = {"worker": str(index), "workers": workers}
+    if machine_lease is not None:
+        identity["machine_lease"] = machine_lease.id
     return dataclasses.replace(config, **identity)
 
 
@@ -313,7 +340,7 @@ def _start_worker(config: Config, index: int, shared: _Shared) -> int:
     try:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        mine = worker_config(config, index, shared.workers)
+        mine = worker_config(config, index, shared.workers, shared.machine_lease)
         run_loop(_serve_worker(mine, index, shared))
     except BaseException:
         log.exception("worker %d failed", index)
@@ -325,12 +352,12 @@ def _start_worker(config: Config, index: int, shared: _Shared) -> int:
 def run(config: Config, host: str, port: int, *, workers: int, access_log: bool = False) -> None:
     """Blocking entry point for `nimbus serve --workers N`: run until SIGTERM or SIGINT."""
     check_port_free(host, port)
-    asyncio.run(_prepare(config))
+    lease = asyncio.run(_on_store(config, functools.partial(_prepare, config)))
     api = _api_listener(config)
     from invoker.assemble import run_dir_for
 
     handover_dir = run_dir_for(config.data_dir)
-    shared = _Shared(workers, host, port, api, access_log, handover_dir, SharedRates())
+    shared = _Shared(workers, host, port, api, access_log, handover_dir, SharedRates(), lease)
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
 
@@ -364,5 +391,7 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
     if api is not None:
         api[1].close()
     shared.rates.close()
+    if lease is not None:  # the machine stops serving
+        asyncio.run(_on_store(config, functools.partial(end_lease, lease=lease)))
     if not handover_dir.is_relative_to(config.data_dir.resolve()):
         shutil.rmtree(handover_dir, ignore_errors=True)  # a temporary run dir of our own

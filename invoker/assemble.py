@@ -12,13 +12,12 @@ import contextlib
 import logging
 import os
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from invoker.api import FunctionSpec
 from invoker.containers.balloon import BalloonConfig
@@ -31,11 +30,12 @@ from invoker.nodes.hotspot import HotSpotConfig
 from invoker.operations import Operations
 from invoker.ownership import ownership
 from invoker.providers.local import host_memory_mb
-from invoker.providers.select import lease_local_node, open_node_pool
+from invoker.providers.select import end_lease, lease_local_node, open_node_pool
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.settings import InvokerSettings
-from invoker.store.base import NodeLease, Store
+from invoker.share import Share, Whole, share_of
+from invoker.store.base import Store
 
 log = logging.getLogger("nimbus.invoker")
 
@@ -99,19 +99,24 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
         stack.push_async_callback(driver.close)
         client = RuntimeClient()
         stack.push_async_callback(client.close)
-        nodes = await open_node_pool(store, settings, k8s_client, fleet)
-        lease = None
+        share = worker_share(settings, host_memory_mb())
+        nodes = await open_node_pool(store, settings, share, k8s_client, fleet)
+        node = "local"
         if nodes is not None:
             stack.push_async_callback(nodes.close)
+        elif settings.machine_lease:  # the supervisor's, for every worker: not ours to end
+            node = settings.machine_lease
         else:
             lease = await lease_local_node(store, wiring.local_price_per_hour)
-            stack.push_async_callback(_end_lease, store, lease)
+            stack.push_async_callback(end_lease, store, lease)
+            node = lease.id
         invoker_metrics = InvokerMetrics(wiring.registry, label_cap=settings.metrics_label_cap)
+        watch_share(wiring.registry, share, local_nodes=settings.vm_provider == "local")
         invoker = Invoker(
             driver,
             client,
             store,
-            _invoker_config(settings, wiring.run_dir, lease.id if lease is not None else "local"),
+            _invoker_config(settings, share, wiring.run_dir, node),
             metrics=invoker_metrics,
             keep_alive=keep_alive_policy(settings),
             token_for=wiring.token_for,
@@ -150,9 +155,40 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
         yield Operations(store, invoker, dispatcher, version_retention=settings.version_retention)
 
 
-def _invoker_config(settings: InvokerSettings, run_dir: Path, node: str) -> InvokerConfig:
+def worker_share(settings: InvokerSettings, machine_memory_mb: int) -> Share:
+    """This process's share of the machine: all of it, or one worker's part of it."""
+    whole = Whole(
+        host_memory_mb=machine_memory_mb,
+        pool_memory_mb=settings.pool_memory_mb,
+        min_nodes=settings.min_nodes,
+        max_nodes=settings.max_nodes,
+        stem_cells=settings.stem_cells,
+    )
+    return share_of(whole, settings.worker, settings.workers)
+
+
+def watch_share(registry: CollectorRegistry, share: Share, *, local_nodes: bool) -> None:
+    """`nimbus_worker_share`: what this process may use of the machine, so an operator
+    sees each worker's part (/metrics labels gauges by worker) and that they add up."""
+    gauge = Gauge(
+        "nimbus_worker_share",
+        "This worker's share of the machine (memory in MB, node counts, stem cells)",
+        ["resource"],
+        registry=registry,
+    )
+    gauge.labels("pool_memory_mb").set(share.pool_memory_mb)
+    if local_nodes:  # the other providers' nodes are not this machine's memory
+        gauge.labels("node_memory_mb").set(share.node_memory_mb)
+    gauge.labels("min_nodes").set(share.min_nodes)
+    gauge.labels("max_nodes").set(share.max_nodes)
+    gauge.labels("stem_cells").set(sum(count for _, _, count in share.stem_cells))
+
+
+def _invoker_config(
+    settings: InvokerSettings, share: Share, run_dir: Path, node: str
+) -> InvokerConfig:
     limits = PoolLimits(
-        memory_mb=settings.pool_memory_mb or host_memory_mb() * 3 // 4,
+        memory_mb=share.pool_memory_mb,
         max_per_function=settings.max_containers_per_function,
         max_in_flight_per_tenant=settings.max_in_flight_per_tenant,
         max_wait_s=settings.max_wait_s,
@@ -162,7 +198,7 @@ def _invoker_config(settings: InvokerSettings, run_dir: Path, node: str) -> Invo
         limits=limits,
         billing_step_ms=settings.billing_step_ms,
         node=node,
-        stem_cells=settings.stem_cells,
+        stem_cells=share.stem_cells,
         reap_interval_s=settings.reap_interval_s,
         api_socket_dir=str(run_dir / "api"),
         balloon=BalloonConfig(idle_grace_s=settings.balloon_idle_grace_s)
@@ -183,7 +219,3 @@ def hot_spot_config(settings: InvokerSettings) -> HotSpotConfig | None:
         cool_window_s=settings.hot_spot_cool_window_s,
         min_residence_s=settings.hot_spot_min_residence_s,
     )
-
-
-async def _end_lease(store: Store, lease: NodeLease) -> None:
-    await store.save_node_lease(replace(lease, down_at=time.time()))

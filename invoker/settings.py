@@ -47,7 +47,8 @@ class InvokerSettings:
     billing_step_ms: int = 1
     metrics_label_cap: int = 200
     # (runtime, memory MB, count) of generic containers kept started: by default each
-    # runtime's count from the registry (invoker/runtimes.py).
+    # runtime's count from the registry (invoker/runtimes.py). The gateway's total: with
+    # several workers each keeps its part (invoker/share.py).
     stem_cells: tuple[tuple[str, int, int], ...] = default_stem_cells()
     keep_alive_policy: str = "budget"  # budget | hybrid | fixed (bench/keepalive.py)
     keep_alive_s: float = 600.0  # the TTL of the fixed policy
@@ -56,7 +57,7 @@ class InvokerSettings:
     async_retries: int = 2
     async_backoff_s: float = 1.0
     async_lease_s: float = 30.0  # a claimed async call is this gateway's while renewed
-    pool_memory_mb: int = 0  # 0: three quarters of this machine's memory
+    pool_memory_mb: int = 0  # 0: three quarters of this machine's memory (split by workers)
     max_containers_per_function: int = 32
     version_retention: int = 20  # versions kept per function, plus those an alias names
     max_in_flight_per_tenant: int = 100  # a tenant's default concurrency (admins set others)
@@ -92,7 +93,12 @@ class InvokerSettings:
     containers and async-call leases are its own, kept across its restarts."""
     workers: int = 1
     """How many processes `nimbus serve --workers N` runs (1: one): with `worker`, which
-    worker owns each function's async calls (`invoker.ownership`)."""
+    worker owns each function's async calls (`invoker.ownership`) and what share of the
+    machine's memory, nodes and stem cells is this worker's (`invoker.share`)."""
+    machine_lease: str = ""
+    """The open node lease of this machine that `nimbus serve --workers N`'s supervisor took
+    for all its workers (vm_provider none): the books count the machine once. "": the
+    invoker takes (and ends) its own."""
 
     @property
     def owner(self) -> str:

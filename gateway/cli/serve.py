@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.cli.errors import CliError
+from gateway.cli.errors import CliError, UsageError
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -77,8 +77,9 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     serve.add_argument(
         "--workers",
         type=int,
-        help="gateway processes sharing the port (default: $NIMBUS_WORKERS, else 1; "
-        "0 = one per core, at most 8; docs/performance.md)",
+        help="gateway processes sharing the port, each with 1/N of the machine "
+        "(default: $NIMBUS_WORKERS, else 1; 0 = one per core, at most 8; one only with "
+        "the docker-hosts and kubernetes providers; docs/performance.md)",
     )
     serve.add_argument(
         "--allow-root-images",
@@ -99,18 +100,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The server's dependencies load only for `serve`: the other commands start quickly.
     from gateway import server
     from gateway.app import create_app
+    from invoker.share import refusal
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = serve_config(args, os.environ)
+    count = _workers(args.workers, os.environ)
+    refused = refusal(config.vm_provider, count)
+    if refused is not None:  # before anything starts
+        raise UsageError(refused)
     if config.driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
     raise_open_files_limit()
     print(
         f"nimbus: serving on http://{args.host}:{args.port} (data: {config.data_dir})", flush=True
     )
-    count = _workers(args.workers, os.environ)
     if count > 1:
         from gateway import workers
 

@@ -21,25 +21,34 @@ from invoker.providers.kubernetes import ClusterProvider
 from invoker.providers.kubernetes_nodes import KubernetesNodeProvider
 from invoker.providers.local import LocalProvider, host_memory_mb
 from invoker.settings import InvokerSettings
+from invoker.share import Share, refusal
 from invoker.store.base import NodeLease, Store
 
 
 async def open_node_pool(
-    store: Store, settings: InvokerSettings, k8s_client: ApiClient | None, fleet: Fleet | None
+    store: Store,
+    settings: InvokerSettings,
+    share: Share,
+    k8s_client: ApiClient | None,
+    fleet: Fleet | None,
 ) -> NodePool | None:
     """The node pool over the configured VM provider; each node's life is a lease.
 
-    `local` splits this machine into cgroup nodes; `kubernetes` packs pods onto the
-    cluster's nodes (the driver must be kubernetes); `docker-hosts` enlists engines from
-    a fixed list; `none` runs without a pool.
+    `local` splits this machine into cgroup nodes (this worker's `share` of its memory
+    and of the node counts); `kubernetes` packs pods onto the cluster's nodes (the driver
+    must be kubernetes); `docker-hosts` enlists engines from a fixed list; `none` runs
+    without a pool.
     """
     if settings.vm_provider == "none":
         return None
+    refused = refusal(settings.vm_provider, settings.workers)
+    if refused is not None:
+        raise ValueError(refused)
     flavors = tuple(
         Flavor(name, vcpu, memory_mb, float(price))
         for name, vcpu, memory_mb, price in settings.node_flavors
     )
-    max_nodes = settings.max_nodes
+    max_nodes = share.max_nodes
     if fleet is not None:
         flavors = host_flavors(fleet.hosts)
         max_nodes = min(max_nodes, len(fleet.hosts))
@@ -78,7 +87,7 @@ async def open_node_pool(
         provider = LocalProvider(
             settings.owner,
             time.monotonic,
-            host_memory_mb=host_memory_mb() * 9 // 10,
+            host_memory_mb=share.node_memory_mb,
             id_prefix=uuid.uuid4().hex[:4] + "-",
         )
     else:
@@ -98,7 +107,7 @@ async def open_node_pool(
         limits,
         NodePoolConfig(
             flavors=flavors,
-            min_nodes=settings.min_nodes,
+            min_nodes=share.min_nodes,
             max_nodes=max_nodes,
             consolidate_below=settings.consolidate_below,
             min_node_age_s=settings.min_node_age_s,
@@ -115,6 +124,8 @@ async def lease_local_node(store: Store, price_per_hour: str) -> NodeLease:
     """This machine as the one node (VM) of a deployment without a VM pool.
 
     A lease a crashed run left open is closed now: the machine was not serving since.
+    Taken once per machine: by the process itself, or by `nimbus serve --workers N`'s
+    supervisor before it forks (a worker taking its own would close the others').
     """
     now = time.time()
     for old in await store.node_leases(0.0, now):
@@ -130,3 +141,8 @@ async def lease_local_node(store: Store, price_per_hour: str) -> NodeLease:
     )
     await store.save_node_lease(lease)
     return lease
+
+
+async def end_lease(store: Store, lease: NodeLease) -> None:
+    """Close `lease` now: the node stopped serving."""
+    await store.save_node_lease(replace(lease, down_at=time.time()))
