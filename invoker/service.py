@@ -179,6 +179,7 @@ class Invoker:
                 await self._background
         if self.migrations is not None:
             await self.migrations.close()
+        await self._resizer.close()
         await self._life.close()
         try:
             await self.save_keep_alive()

@@ -83,6 +83,21 @@ class Balloons:
         """True while a limit change of the container waits on the engine."""
         return slot_id in self._changing
 
+    def hold_calls(self, slot: Slot) -> Callable[[bool], None]:
+        """Calls given the container wait (in `before_call`) from now until the returned
+        function is called with whether the change landed: for a change of its memory made
+        elsewhere (its function's new size, through the engine). Synchronous, so no call
+        slips in between; the container is neither deflated nor evicted meanwhile."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._changing[slot.id] = future
+
+        def done(ok: bool) -> None:
+            if self._changing.get(slot.id) is future:
+                del self._changing[slot.id]
+            future.set_result(ok)
+
+        return done
+
     def resized(self, slot: Slot, limit_mb: int) -> None:
         """The container's full size changed (`slot.memory_mb`, in place); its limit now is
         `limit_mb` (below the full size: it stays deflated)."""
@@ -152,7 +167,8 @@ class Balloons:
         is one cgroup write, with no await.
         """
         while (pending := self._changing.get(slot.id)) is not None:
-            await asyncio.shield(pending)
+            if not await asyncio.shield(pending) and slot.retired:
+                return False  # its new size was refused: it is replaced, the call goes elsewhere
         limit = self._limits.get(slot.id)
         if limit is None:
             return True
