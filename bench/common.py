@@ -35,3 +35,11 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 6
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("nimbus serve did not start") from None
             time.sleep(0.1)
+
+
+def host_cpu() -> tuple[float, float]:
+    """This machine's CPU time so far, summed over its cores: (busy, total) in clock ticks,
+    from /proc/stat (idle and iowait are not busy)."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]  # user .. steal (guest is in user)
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
