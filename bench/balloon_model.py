@@ -9,16 +9,18 @@ itself is loaded by `keepalive.load_trace`. The replay drives the real policies:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import heapq
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from keepalive import MINUTE_S, Function, percentile
 
 from invoker.containers.balloon import BalloonConfig, BalloonView, Deflate, decide, target_mb
+from invoker.nodes.model import Flavor, Node, demand_for
 from invoker.nodes.overcommit import (
     Admit,
     NodeMemory,
@@ -27,10 +29,96 @@ from invoker.nodes.overcommit import (
     admit_call,
     place_cold,
 )
+from invoker.nodes.placement import NodeState, PlacementPolicy, placement_policy_by_name
+from invoker.providers.select import effective_placement
+from invoker.settings import InvokerSettings
 
 KEEP_ALIVE_S = 600.0
 STEP_MB = 128
 LAMBDA_SIZES_MB = (128, 256, 512, 1024, 1536, 2048, 3008)
+AZURE_SIZES_MB = (1536, 1792, 3584, 7168, 14336)
+"""Azure Functions' memory per instance (the service limits table of "Azure Functions scale
+and hosting", learn.microsoft.com/azure/azure-functions/functions-scale): 1.5 GB on the
+Consumption plan, where the 2019 trace's apps ran unless they needed more; 1.75-14 GB on the
+Dedicated (App Service) and 3.5-14 GB on the Premium plan."""
+PACK = "pack"
+"""The replay's own rule before it placed as the platform does: `place_cold` alone (the
+fullest node by deflated memory that needs no eviction, else the cheapest evictions)."""
+Placer = Callable[[Sequence[NodeMemory], int, OvercommitLimits], tuple[str, Admit] | None]
+
+
+def platform_default(name: str) -> str | float | None:
+    """The default of one of the platform's settings (`InvokerSettings`)."""
+    default = next(f.default for f in dataclasses.fields(InvokerSettings) if f.name == name)
+    assert isinstance(default, str | float | None)
+    return default
+
+
+@dataclass(frozen=True)
+class PlatformPlacement:
+    """Where the platform starts a new container: `NodePool.place` (the configured placement
+    policy over ready nodes, memory as resident, within the overcommit cap), and when no node
+    has room, `lifecycle._place`'s fallback: the idle containers `place_cold` picks are
+    evicted and the policy places again. Each node's books are the platform's `Node`, its
+    CPU the `demand_for` share of every container's full memory."""
+
+    policy: PlacementPolicy
+    vcpu: float  # each node's vCPUs
+
+    def __call__(
+        self, nodes: Sequence[NodeMemory], memory_mb: int, limits: OvercommitLimits
+    ) -> tuple[str, Admit] | None:
+        """The node and the evictions for a new container of `memory_mb` (None: no room)."""
+        chosen = self.choose(nodes, memory_mb, limits)
+        if chosen is not None:
+            return chosen, Admit()
+        room = place_cold(nodes, memory_mb, limits)
+        if room is None or not room[1].evict:
+            return None
+        after = [n.replace(drop=room[1].evict) for n in nodes]
+        chosen = self.choose(after, memory_mb, limits)
+        return None if chosen is None else (chosen, room[1])
+
+    def choose(
+        self, nodes: Sequence[NodeMemory], memory_mb: int, limits: OvercommitLimits
+    ) -> str | None:
+        """The policy's node among those with room as they are (no eviction)."""
+        demand = demand_for(memory_mb)
+        books = [self.books(n) for n in nodes]
+        views = [
+            b.resident_view() for b in books if b.fits(demand, self.policy.limits, limits.max_ratio)
+        ]
+        return self.policy.place(demand, views)
+
+    def books(self, node: NodeMemory) -> Node:
+        """The node as the platform's node pool keeps it."""
+        flavor = Flavor("replay", self.vcpu, node.capacity_mb, 0.0)
+        allocations = {c.id: demand_for(c.memory_mb) for c in node.containers}
+        deflated = {c.id: c.limit_mb for c in node.containers if c.limit_mb < c.memory_mb}
+        return Node(node.id, flavor, NodeState.READY, allocations, deflated=deflated)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How the replay places new containers: `pack` (the old rule) or a platform policy by
+    name, with the platform's default CPU overcommit and hot-spot threshold."""
+
+    name: str = str(platform_default("placement_policy"))
+    vcpu_per_gib: float = 0.5
+
+    def placer(self, node_mb: int, overcommit: float) -> Placer:
+        """A fresh placer for one replay (some policies keep state: next-fit, random-fit);
+        `auto` is what the platform runs at this overcommit (`effective_placement`)."""
+        if self.name == PACK:
+            return place_cold
+        name = effective_placement(self.name, overcommit)
+        cpu = platform_default("cpu_overcommit")
+        hot = platform_default("hot_spot_threshold")
+        assert isinstance(cpu, float) and (hot is None or isinstance(hot, float))
+        policy = placement_policy_by_name(name, cpu_overcommit=cpu, hot_spot_threshold=hot)
+        return PlatformPlacement(policy, self.vcpu_per_gib * node_mb / 1024)
+
+
 END, DEFLATE, START, EXPIRE = range(4)  # event order at equal times
 
 
@@ -191,9 +279,13 @@ def replay(
     node_mb: int,
     balloon: BalloonConfig | None,
     limits: OvercommitLimits,
+    placement: Placement,
 ) -> Outcome:
     """One run of the pool over the whole day."""
     out = Outcome(label)
+    # Without ballooning nothing is admitted at a deflated size: the platform's overcommit
+    # is off then (it needs `balloon`), and so `auto` is what it would place with.
+    place = placement.placer(node_mb, limits.max_ratio if balloon is not None else 1.0)
     boxes: dict[int, Box] = {}
     on_node: list[set[int]] = [set() for _ in range(nodes)]
     events: list[tuple[float, int, int, int, int]] = []  # time, kind, fn, period/gen, seq
@@ -262,7 +354,7 @@ def replay(
             if box is None:
                 stats[1] += 1
                 out.colds += 1
-                placed = place_cold([memory(n) for n in range(nodes)], need, limits)
+                placed = place([memory(n) for n in range(nodes)], need, limits)
                 if placed is None:
                     out.rejected_starts += 1
                     out.busy_bound += busy_mb + need > nodes * node_mb
@@ -290,10 +382,10 @@ def run_pair(
     nodes: int,
     node_mb: int,
     limits: OvercommitLimits,
+    placement: Placement,
 ) -> tuple[Outcome, Outcome]:
     """The same pool without and with ballooning."""
-    plain = replay("full size", functions, periods, sizing, nodes, node_mb, None, limits)
-    deflated = replay(
-        "ballooning", functions, periods, sizing, nodes, node_mb, BalloonConfig(), limits
-    )
+    args = (functions, periods, sizing, nodes, node_mb)
+    plain = replay("full size", *args, None, limits, placement)
+    deflated = replay("ballooning", *args, BalloonConfig(), limits, placement)
     return plain, deflated

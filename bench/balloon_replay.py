@@ -36,14 +36,25 @@ Model (one container per function, as the data README's replay):
   demand exceeds the pool at each node size.
 - "Failed for memory": a call that would start without its full memory resident (0 by
   construction of `overcommit`, checked on every start).
+- Placement of a new container (`--placement`), by default as the platform does it: the
+  configured policy (`InvokerSettings.placement_policy`, `auto`: best-fit for the full-size
+  run, worst-fit for the ballooning run, whose overcommit is on; any platform policy by
+  name) over the nodes' `Node.resident_view` within the overcommit cap, at the platform's
+  default CPU overcommit and hot-spot threshold, each node given `--node-vcpu-per-gib` vCPUs
+  (0.5: the small and medium flavors' shape, so CPU never binds before the memory cap); when
+  no node has room, `place_cold`'s evictions and the policy again (`lifecycle._place`).
+  `pack` is the replay's earlier rule, `place_cold` alone.
 
-Sensitivity table: F = 1.0, 1.5, 2.0 (`--table-factors`) with fixed sizes (`--limit-sizes`,
-default Lambda's) at two node sizes (`--table-gb`, default 16 and 20 GiB: there the pool is
-memory-bound for the full-size baseline at every F, x floor > 1, and busy memory alone
-rarely exceeds it).
+Limit-model table: F = 1.0, 1.5, 2.0 (`--table-factors`) with fixed sizes (`--limit-sizes`,
+default Lambda's), and Azure's own instance sizes (`--no-azure` leaves them out): 1536 MB,
+the Consumption plan's memory per instance, for every app whose peak fits in it, else the
+smallest Premium / Dedicated size holding the peak (1.75, 3.5, 7, 14 GB). All at two node
+sizes (`--table-gb`, default 16 and 20 GiB: there the pool is memory-bound for the
+full-size baseline in every model, x floor > 1, and busy memory alone rarely exceeds it).
 
     .venv/bin/python bench/balloon_replay.py [../shared/data/azure-functions-2019]
         [--limit-factor 1.0] [--limit-sizes [MB ...]] [--table-gb 16 20]
+        [--placement best-fit|worst-fit|...|pack]
 """
 
 from __future__ import annotations
@@ -56,11 +67,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from balloon_model import (
+    AZURE_SIZES_MB,
     LAMBDA_SIZES_MB,
+    PACK,
     STEP_MB,
     Demand,
     Outcome,
     Period,
+    Placement,
     Sizing,
     busy_demand,
     busy_periods,
@@ -74,6 +88,7 @@ from keepalive import DEFAULT_DATA, Function, load_trace
 
 from invoker.containers.balloon import BalloonConfig
 from invoker.nodes.overcommit import OvercommitLimits
+from invoker.nodes.placement import POLICY_NAMES
 
 TARGET = 0.7  # at least 30 % fewer cold starts than full size
 
@@ -95,8 +110,9 @@ HEADER = (
 )
 
 TABLE_HEADER = (
-    f"  {'F':>4} {'node':>6} {'x floor':>7} | {'full: cold %':>12} {'evictions':>9} |"
-    f" {'balloon: cold %':>15} {'evictions':>9} {'x full':>6} | {'failed':>6}"
+    f"  {'limits':<8} {'node':>6} {'x floor':>7} | {'full: cold %':>12} {'p75 app':>7}"
+    f" {'evictions':>9} | {'balloon: cold %':>15} {'p75 app':>7} {'evictions':>9}"
+    f" {'x full':>6} | {'failed':>6}"
     f" {'busy>pool':>9} {'defl/full':>9}"
 )
 
@@ -122,15 +138,27 @@ def busy_note(gb: float, demand: Demand, pool_mb: int) -> str | None:
 
 
 def table_line(
-    factor: float, gb: float, floor: Outcome, plain: Outcome, ball: Outcome, ratio: float
+    mode: str, gb: float, floor: Outcome, plain: Outcome, ball: Outcome, ratio: float
 ) -> str:
-    """One line of the limit-factor sensitivity table."""
+    """One line of the limit-model table."""
     return (
-        f"  {factor:>4.1f} {gb:>4g}Gi {plain.colds / floor.colds:>7.2f} |"
-        f" {plain.cold_pct:>12.3f} {plain.evictions:>9,} | {ball.cold_pct:>15.3f}"
-        f" {ball.evictions:>9,} {ball.colds / plain.colds:>6.2f} |"
+        f"  {mode:<8} {gb:>4g}Gi {plain.colds / floor.colds:>7.2f} |"
+        f" {plain.cold_pct:>12.3f} {plain.p75_app_cold_pct:>7.1f} {plain.evictions:>9,} |"
+        f" {ball.cold_pct:>15.3f} {ball.p75_app_cold_pct:>7.1f} {ball.evictions:>9,}"
+        f" {ball.colds / plain.colds:>6.2f} |"
         f" {plain.failed_for_memory + ball.failed_for_memory:>6}"
         f" {ball.busy_bound:>9,} {ratio:>9.2f}"
+    )
+
+
+def describe(placement: Placement) -> str:
+    """The placement rule, in words."""
+    if placement.name == PACK:
+        return "pack (place_cold alone: the fullest node by deflated memory needing no eviction)"
+    return (
+        f"as the platform: {placement.name} policy over resident memory within the cap, CPU"
+        f" {placement.vcpu_per_gib:g} vCPU per GiB at the platform's CPU overcommit and"
+        " hot-spot threshold; when no node has room, place_cold's evictions, then the policy"
     )
 
 
@@ -144,6 +172,7 @@ class Setup:
     nodes: int
     limits: OvercommitLimits
     cfg: BalloonConfig
+    placement: Placement
 
     def sizes(self, column: str, factor: float, fixed: Sequence[int] | None) -> list[Sizing]:
         """Each function's sizing: working set from `column`, limit from F and `fixed`."""
@@ -157,13 +186,25 @@ class Setup:
 
     def floor(self, sizing: Sequence[Sizing]) -> Outcome:
         """The unbounded pool: cold starts that no memory could avoid."""
-        return replay("", self.functions, self.periods, sizing, 1, 1 << 30, None, self.limits)
+        return self.run(sizing, None, 1, 1 << 30)
+
+    def run(
+        self,
+        sizing: Sequence[Sizing],
+        balloon: BalloonConfig | None,
+        nodes: int,
+        node_mb: int,
+        limits: OvercommitLimits | None = None,
+    ) -> Outcome:
+        """One replay of this setup's trace and placement."""
+        caps = limits or self.limits
+        args = (self.functions, self.periods, sizing, nodes, node_mb)
+        return replay("", *args, balloon, caps, self.placement)
 
     def pair(self, sizing: Sequence[Sizing], gb: float) -> tuple[Outcome, Outcome]:
         """Full size and ballooning on nodes of `gb` GiB."""
-        return run_pair(
-            self.functions, self.periods, sizing, self.nodes, int(gb * 1024), self.limits
-        )
+        args = (self.functions, self.periods, sizing, self.nodes, int(gb * 1024))
+        return run_pair(*args, self.limits, self.placement)
 
     def note(self, sizing: Sequence[Sizing], gb: float) -> str | None:
         """The busy-memory NOTE for nodes of `gb` GiB, if busy memory alone overflows."""
@@ -189,8 +230,8 @@ def by_node(setup: Setup, sizing: list[Sizing], gbs: list[float], ws_gb: float) 
     node_mb = int(ws_gb * 1024)
     print(f"\nSensitivity at {ws_gb:g} GiB nodes (x full: to the {ws_gb:g} GiB full-size run):")
     print(HEADER)
-    fns, periods, limits = setup.functions, setup.periods, setup.limits
-    base = replay("", fns, periods, sizing, setup.nodes, node_mb, None, limits)
+    limits = setup.limits
+    base = setup.run(sizing, None, setup.nodes, node_mb)
     variants = [
         (f"ws={c.rsplit('_', 1)[1]}", setup.with_working_set(sizing, c), limits)
         for c in ("AverageAllocatedMb_pct1", "AverageAllocatedMb_pct95")
@@ -198,34 +239,41 @@ def by_node(setup: Setup, sizing: list[Sizing], gbs: list[float], ws_gb: float) 
     variants.append(("ws=0 (bound)", [Sizing(s.memory_mb, 0.0) for s in sizing], limits))
     variants.append(("cap 1.5", sizing, OvercommitLimits(max_ratio=1.5)))
     for label, variant, caps in variants:
-        ball = replay("", fns, periods, variant, setup.nodes, node_mb, setup.cfg, caps)
+        ball = setup.run(variant, setup.cfg, setup.nodes, node_mb, caps)
         print(row(f"{label} ballooning", ball, base))
     return ratios
 
 
-def factor_table(
-    setup: Setup, factors: list[float], gbs: list[float], fixed: Sequence[int]
-) -> Ratios:
-    """The limit-factor sensitivity table: F x node size, full size against ballooning."""
+Mode = tuple[str, float, tuple[int, ...]]  # label, F, the sizes memory_mb is rounded up to
+
+
+def limit_modes(factors: list[float], lambda_sizes: tuple[int, ...], azure: bool) -> list[Mode]:
+    """The table's limit models: F x peak on Lambda's sizes, then Azure's instance sizes."""
+    modes = [(f"F={f:g}", f, lambda_sizes) for f in factors]
+    return modes + ([("Azure", 1.0, AZURE_SIZES_MB)] if azure else [])
+
+
+def limits_table(setup: Setup, modes: list[Mode], gbs: list[float]) -> Ratios:
+    """The limit-model table: each model x node size, full size against ballooning."""
+    models = "; ".join(f"{label}: {limit_model(f, sizes)}" for label, f, sizes in modes)
     print(
-        f"\nConfigured limit = smallest of {'/'.join(map(str, fixed))} MB >= F x pct100"
-        f" (working set pct50, {setup.nodes} nodes; x floor: full-size colds / unbounded"
-        " colds, > 1 = memory-bound; defl/full: mean per function):"
+        f"\nConfigured limits ({models}); working set pct50, {setup.nodes} nodes; x floor:"
+        " full-size colds / unbounded colds, > 1 = memory-bound; defl/full: mean per function:"
     )
     print(TABLE_HEADER)
     ratios: Ratios = {}
     notes = []
-    for factor in factors:
+    for label, factor, fixed in modes:
         sizing = setup.sizes("AverageAllocatedMb_pct50", factor, fixed)
         floor = setup.floor(sizing)
         mean_ratio = mean_deflated_ratio(sizing, setup.cfg)
         for gb in gbs:
             plain, ball = setup.pair(sizing, gb)
-            print(table_line(factor, gb, floor, plain, ball, mean_ratio))
+            print(table_line(label, gb, floor, plain, ball, mean_ratio))
             failed = plain.failed_for_memory + ball.failed_for_memory
-            ratios[f"F={factor:g}, {gb:g} GiB nodes"] = (ball.colds / plain.colds, failed)
+            ratios[f"{label}, {gb:g} GiB nodes"] = (ball.colds / plain.colds, failed)
             note = setup.note(sizing, gb)
-            notes.append(f"{note} (F={factor:g})" if note else "")
+            notes.append(f"{note} ({label})" if note else "")
     print("\n".join(n for n in notes if n))
     return ratios
 
@@ -263,6 +311,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--table-gb", type=float, nargs="*", default=[16.0, 20.0], help="GiB, memory-bound"
     )
+    parser.add_argument(
+        "--no-azure", action="store_true", help="leave Azure's instance sizes out of the table"
+    )
+    parser.add_argument(
+        "--placement",
+        choices=("auto", *POLICY_NAMES, PACK),
+        default=Placement().name,
+        help="a platform placement policy (default: the platform's), or pack: place_cold alone",
+    )
+    parser.add_argument(
+        "--node-vcpu-per-gib",
+        type=float,
+        default=Placement().vcpu_per_gib,
+        help="each node's vCPUs per GiB of memory (default: the small and medium flavors')",
+    )
     args = parser.parse_args(argv)
     if args.limit_factor < 1.0 or any(f < 1.0 for f in args.table_factors):
         parser.error("limit factors must be >= 1.0 (a limit below the peak would OOM)")
@@ -274,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     functions = load_trace(path)
     periods = busy_periods(path, functions, args.seed)
     limits = OvercommitLimits(max_ratio=args.max_ratio)
-    setup = Setup(path, functions, periods, args.nodes, limits, BalloonConfig())
+    placement = Placement(args.placement, args.node_vcpu_per_gib)
+    setup = Setup(path, functions, periods, args.nodes, limits, BalloonConfig(), placement)
     cfg = setup.cfg
     sizing = setup.sizes("AverageAllocatedMb_pct50", args.limit_factor, fixed)
     full = sum(s.memory_mb for s in sizing)
@@ -294,15 +358,16 @@ def main(argv: list[str] | None = None) -> int:
         f" {cfg.idle_grace_s:g} s, headroom max({cfg.headroom_mb} MB,"
         f" {cfg.headroom_fraction:.0%}), overcommit cap {limits.max_ratio:g}, seed {args.seed}"
     )
+    print(f"placement: {describe(placement)}")
     free = setup.floor(sizing)
     print(
         f"unbounded memory (floor): {free.colds:,} cold starts, p75 app cold"
         f" {free.p75_app_cold_pct:.1f} % (README's fixed 10 min: 25.0 %)\n"
     )
     ratios = by_node(setup, sizing, args.node_gb, args.sensitivity_gb)
-    if args.table_factors and args.table_gb:
-        table_fixed = fixed or LAMBDA_SIZES_MB
-        ratios |= factor_table(setup, args.table_factors, args.table_gb, table_fixed)
+    modes = limit_modes(args.table_factors, fixed or LAMBDA_SIZES_MB, not args.no_azure)
+    if modes and args.table_gb:
+        ratios |= limits_table(setup, modes, args.table_gb)
     print("\nTarget: >= 30 % fewer cold starts, 0 calls failed for memory (pct50 working set)")
     for label, (ratio, failed) in ratios.items():
         verdict = "PASS" if ratio <= TARGET and failed == 0 else "MISS"

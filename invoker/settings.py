@@ -32,7 +32,7 @@ class InvokerSettings:
     )
     min_nodes: int = 1
     max_nodes: int = 4
-    placement_policy: str = "best-fit"
+    placement_policy: str = "auto"  # best-fit; worst-fit with memory overcommit on
     cpu_overcommit: float = 4.0
     hot_spot_threshold: float | None = (
         0.9  # a node this full takes a container only if no other can

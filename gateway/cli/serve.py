@@ -50,7 +50,20 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "default $NIMBUS_DOCKER_HOSTS",
     )
     serve.add_argument(
-        "--placement", default="best-fit", help="placement policy (docs/performance.md)"
+        "--placement",
+        default="auto",
+        help="placement policy: auto (best-fit, or worst-fit with memory overcommit on), "
+        "first-fit, next-fit, random-fit, worst-fit, best-fit, dot-product, l2-norm "
+        "(docs/performance.md)",
+    )
+    serve.add_argument(
+        "--memory-overcommit",
+        type=float,
+        default=None,
+        metavar="RATIO",
+        help="how far a node's full container limits may exceed its memory: above 1.0, idle "
+        "containers are admitted at their deflated size (ballooning); default "
+        "$NIMBUS_MEMORY_OVERCOMMIT, else 1.0 (off); docs/performance.md",
     )
     serve.add_argument(
         "--stem-cells",
@@ -156,6 +169,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         raise CliError(f"unknown driver {driver!r}; choose {', '.join(DRIVERS)}")
     engines = _engines(args.docker_hosts or env.get("NIMBUS_DOCKER_HOSTS") or "", env)
     retention = _retention_days(args.activation_retention_days, env)
+    overcommit = _memory_overcommit(args.memory_overcommit, env)
     return Config(
         data_dir=data_dir,
         host=args.host,
@@ -169,6 +183,7 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         docker_hosts_urls=engines.urls,
         docker_cert_path=engines.cert_path,
         placement_policy=args.placement,
+        memory_overcommit=overcommit,
         k8s_namespace=env.get("NIMBUS_K8S_NAMESPACE") or "nimbus-functions",
         k8s_runtime_class=env.get("NIMBUS_K8S_RUNTIME_CLASS", ""),
         k8s_image_prefix=env.get("NIMBUS_K8S_IMAGE_PREFIX") or "nimbus/",
@@ -181,6 +196,18 @@ def serve_config(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
         keep_alive_policy="fixed" if args.keep_alive else args.keep_alive_policy,
         activation_retention_days=retention,
     )
+
+
+def _memory_overcommit(flag: float | None, env: Mapping[str, str]) -> float:
+    """The overcommit cap: the flag, else $NIMBUS_MEMORY_OVERCOMMIT, else 1.0 (off)."""
+    raw: object = flag if flag is not None else env.get("NIMBUS_MEMORY_OVERCOMMIT", "1.0")
+    try:
+        ratio = float(str(raw))
+    except ValueError:
+        raise CliError(f"--memory-overcommit takes a number, got {raw!r}") from None
+    if not 1.0 <= ratio <= 8.0:
+        raise CliError(f"--memory-overcommit must be between 1.0 and 8.0, got {ratio:g}")
+    return ratio
 
 
 def _price_book(path: str | None) -> PriceBook:

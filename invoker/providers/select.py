@@ -25,6 +25,17 @@ from invoker.share import Share, refusal
 from invoker.store.base import NodeLease, Store
 
 
+def effective_placement(name: str, memory_overcommit: float) -> str:
+    """PURE: the policy `auto` stands for: worst-fit when idle containers are admitted at
+    their deflated size (`memory_overcommit` > 1), else best-fit. Packing deflated idle
+    containers onto the fullest node piles their re-inflation onto one node, which then
+    evicts or turns calls away; spreading keeps room to inflate where they are (the
+    ballooning replay in docs/performance.md). Any other name is taken as it is."""
+    if name != "auto":
+        return name
+    return "worst-fit" if memory_overcommit > 1.0 else "best-fit"
+
+
 async def open_node_pool(
     store: Store,
     settings: InvokerSettings,
@@ -100,7 +111,7 @@ async def open_node_pool(
     pool = NodePool(
         provider,
         placement_policy_by_name(
-            settings.placement_policy,
+            effective_placement(settings.placement_policy, settings.memory_overcommit),
             cpu_overcommit=settings.cpu_overcommit,
             hot_spot_threshold=settings.hot_spot_threshold,
         ),

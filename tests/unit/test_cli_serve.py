@@ -11,6 +11,7 @@ from gateway.cli import parser
 from gateway.cli.errors import CliError
 from gateway.cli.serve import serve_config
 from invoker.providers.docker_hosts import HostsFileError, listed_hosts
+from invoker.providers.select import effective_placement
 
 
 def config_of(tmp_path: Path, *flags: str, **env: str):
@@ -55,6 +56,8 @@ def test_a_docker_host_list_is_passed_through_and_picks_its_provider(tmp_path: P
         (("--price-book", "/nonexistent.toml"), {}, "price book: "),
         ((), {"NIMBUS_ACTIVATION_RETENTION_DAYS": "-2"}, "activation retention: must be"),
         (("--docker-hosts", "/nonexistent.toml"), {}, "docker hosts: cannot read"),
+        (("--memory-overcommit", "0.5"), {}, "--memory-overcommit must be between 1.0"),
+        ((), {"NIMBUS_MEMORY_OVERCOMMIT": "lots"}, "--memory-overcommit takes a number"),
     ],
 )
 def test_a_wrong_setting_fails_before_the_data_dir_is_touched(
@@ -86,3 +89,17 @@ def test_the_one_hosts_reader_wants_engines_and_consistent_flavors(tmp_path: Pat
         listed_hosts(hosts, "")
     (one,) = listed_hosts(None, " unix:///var/run/docker.sock ,")
     assert one.id == "vm-1" and one.vcpu is None  # sized later, by its engine
+
+
+def test_memory_overcommit_is_off_by_default_and_auto_placement_spreads_with_it(
+    tmp_path: Path,
+) -> None:
+    plain = config_of(tmp_path)
+    assert (plain.memory_overcommit, plain.placement_policy) == (1.0, "auto")
+    assert effective_placement(plain.placement_policy, plain.memory_overcommit) == "best-fit"
+    on = config_of(tmp_path, NIMBUS_MEMORY_OVERCOMMIT="2")
+    assert on.memory_overcommit == 2.0
+    # Deflated idle containers packed onto one node would all inflate there: spread them.
+    assert effective_placement(on.placement_policy, on.memory_overcommit) == "worst-fit"
+    flagged = config_of(tmp_path, "--memory-overcommit", "1.5", "--placement", "first-fit")
+    assert effective_placement(flagged.placement_policy, flagged.memory_overcommit) == "first-fit"
