@@ -5,7 +5,9 @@ database). Each gateway keeps every tenant's limits in memory, reloads them ever
 `refresh_s` (so another gateway's change lands within that), and applies its own
 changes at once. The hot path then costs no store round trip:
 
-- concurrency: handed to the container pool, which rejects a call past it (429);
+- concurrency: handed to the container pool, which rejects a call past it (429); with
+  `nimbus serve --workers N` each worker's pool counts the tenant's calls in flight in all
+  the workers (`invoker/shared_in_flight.py`), so the cap holds for them together;
 - rate: a token bucket per tenant in this gateway (429 with Retry-After); with
   `nimbus serve --workers N` one bucket per tenant in memory all the workers share
   (`SharedRates`), so the workers together let a tenant through at its rate, not N times it;
@@ -17,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import logging
 import math
 import mmap
@@ -32,6 +33,7 @@ from aiohttp import web
 from gateway.errors import ApiError
 from gateway.ratelimit import RateLimiter, TokenBucket, retuned
 from invoker.dispatcher import BacklogFull
+from invoker.shared_in_flight import tenant_key
 from invoker.store.base import Store
 from invoker.tenant_limits import EffectiveLimits, LimitDefaults, TenantLimits, resolve
 
@@ -89,7 +91,7 @@ class SharedRates:
         """Admit one call of `tenant` against the bucket every worker shares."""
         if rate_per_s is None or burst is None:
             return 0.0
-        key = int.from_bytes(hashlib.blake2b(tenant.encode(), digest_size=8).digest()) or 1
+        key = tenant_key(tenant)
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
         try:
             offset, bucket = self._find(key)

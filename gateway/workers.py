@@ -19,8 +19,8 @@ replacement removes what it left and requeues only its calls.
 
 What a user reads of the gateway as a whole is gathered or shared: a /metrics scrape is
 answered from every worker's registry (`metrics_peers` asks the others over the same
-handover sockets; `gateway/metrics.py` merges), and tenants' rate buckets live in memory
-the supervisor maps before it forks (`gateway/quotas.SharedRates`).
+handover sockets; `gateway/metrics.py` merges); tenants' rate buckets and calls in flight
+are shared, so rates and concurrency caps hold once (`quotas.SharedRates`, `shared_in_flight`).
 The machine is partitioned as the functions are: each worker sizes its pool, nodes and
 stem cells from its static share (`invoker/share.py`). Without a node pool the machine's
 one lease is the supervisor's, taken before the workers start (`machine_lease`).
@@ -59,6 +59,7 @@ from gateway.server import (
 )
 from invoker.ownership import owner_of as owner_of  # tests import it from here
 from invoker.providers.select import end_lease
+from invoker.shared_in_flight import reset_table
 from invoker.store.base import NodeLease, Store
 
 if TYPE_CHECKING:
@@ -357,6 +358,7 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
     from invoker.assemble import run_dir_for
 
     handover_dir = run_dir_for(config.data_dir)
+    in_flight = reset_table(config.data_dir, workers)  # each worker maps it when it starts
     shared = _Shared(workers, host, port, api, access_log, handover_dir, SharedRates(), lease)
     children: dict[int, int] = {}  # pid -> worker index
     stopping = False
@@ -391,6 +393,7 @@ def run(config: Config, host: str, port: int, *, workers: int, access_log: bool 
     if api is not None:
         api[1].close()
     shared.rates.close()
+    in_flight.unlink(missing_ok=True)
     if lease is not None:  # the machine stops serving
         asyncio.run(_on_store(config, functools.partial(end_lease, lease=lease)))
     if not handover_dir.is_relative_to(config.data_dir.resolve()):

@@ -28,13 +28,14 @@ from invoker.drivers.select import make_driver
 from invoker.metrics import InvokerMetrics
 from invoker.nodes.hotspot import HotSpotConfig
 from invoker.operations import Operations
-from invoker.ownership import ownership
+from invoker.ownership import owner_of, ownership
 from invoker.providers.local import host_memory_mb
 from invoker.providers.select import end_lease, lease_local_node, open_node_pool
 from invoker.runtime_client import RuntimeClient
 from invoker.service import Invoker, InvokerConfig
 from invoker.settings import InvokerSettings
-from invoker.share import Share, Whole, share_of
+from invoker.share import Share, Whole, container_ceiling_mb, share_of
+from invoker.shared_in_flight import worker_in_flight
 from invoker.store.base import Store
 
 log = logging.getLogger("nimbus.invoker")
@@ -122,6 +123,11 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             token_for=wiring.token_for,
             nodes=nodes,
         )
+        # With several workers, a tenant's calls in flight count in all of them.
+        in_flight = worker_in_flight(settings.data_dir, settings.worker, settings.workers)
+        if in_flight is not None:
+            stack.callback(in_flight.close)
+            invoker.pool.count_in_flight_in(in_flight)
         removed = await invoker.start()
         stack.push_async_callback(invoker.close)
         if removed:
@@ -155,8 +161,11 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
         yield Operations(store, invoker, dispatcher, version_retention=settings.version_retention)
 
 
-def worker_share(settings: InvokerSettings, machine_memory_mb: int) -> Share:
-    """This process's share of the machine: all of it, or one worker's part of it."""
+def worker_share(
+    settings: InvokerSettings, machine_memory_mb: int, worker: str | None = None
+) -> Share:
+    """This process's share of the machine (or worker `worker`'s): all of it, or one
+    worker's part of it."""
     whole = Whole(
         host_memory_mb=machine_memory_mb,
         pool_memory_mb=settings.pool_memory_mb,
@@ -164,7 +173,17 @@ def worker_share(settings: InvokerSettings, machine_memory_mb: int) -> Share:
         max_nodes=settings.max_nodes,
         stem_cells=settings.stem_cells,
     )
-    return share_of(whole, settings.worker, settings.workers)
+    return share_of(whole, settings.worker if worker is None else worker, settings.workers)
+
+
+def owner_ceiling_mb(settings: InvokerSettings, function: str) -> tuple[int, int] | None:
+    """With several workers, (the worker owning `function`, the most memory one of its
+    containers can get in that worker's share); None for a single process."""
+    if ownership(settings.worker, settings.workers) is None:
+        return None
+    owner = owner_of(function, settings.workers)
+    share = worker_share(settings, host_memory_mb(), str(owner))
+    return owner, container_ceiling_mb(share, local_nodes=settings.vm_provider == "local")
 
 
 def watch_share(registry: CollectorRegistry, share: Share, *, local_nodes: bool) -> None:

@@ -15,6 +15,9 @@ gets `1/N` of what one process would have, and the parts add up to exactly that 
   ceiling rather than a reservation (the local provider never bounded its sum), so with
   the nodes' memory split the workers' nodes together hold what one process's could.
 
+A function is refused at deploy when its memory is more than its owner's share can ever
+hold (`container_ceiling_mb`): it would deploy, and every call would find no room.
+
 Remote capacity is not split: several workers over the same docker-hosts engines or
 Kubernetes nodes would each enlist every node and book its whole capacity (and the books
 would count each node once per worker), so those providers run with one worker
@@ -76,6 +79,14 @@ def share_of(whole: Whole, worker: str, workers: int) -> Share:
         max_nodes=max(1, split(whole.max_nodes, index, count)),
         stem_cells=tuple(cell for cell in cells if cell[2] > 0),
     )
+
+
+def container_ceiling_mb(share: Share, *, local_nodes: bool) -> int:
+    """The most memory one container can ever get within `share`: the pool's budget and,
+    when the local provider carves this machine into nodes, the memory of those nodes."""
+    if local_nodes:
+        return min(share.pool_memory_mb, share.node_memory_mb)
+    return share.pool_memory_mb
 
 
 def fraction(total: int, part: tuple[int, int]) -> int:

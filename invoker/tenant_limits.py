@@ -20,7 +20,7 @@ LIMIT_FIELDS = ("concurrency", "rate_per_s", "burst", "backlog")
 class TenantLimits:
     """What an admin set for one tenant; None means the platform default."""
 
-    concurrency: int | None = None  # calls in flight at once (sync + async), per gateway
+    concurrency: int | None = None  # calls in flight at once (sync + async) in one gateway
     rate_per_s: float | None = None  # invokes per second (token bucket refill)
     burst: int | None = None  # invokes at once above the rate (token bucket size)
     backlog: int | None = None  # async calls queued or running

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from gateway import schemas
+from gateway.deploy_memory import memory_refusal
 from gateway.errors import ApiError, bad_request
 from gateway.keys import CONFIG, PLATFORM
 from gateway.middleware import caller
@@ -85,12 +86,10 @@ async def put_action(request: web.Request) -> web.Response:
         body,
         max_code_bytes=request.app[CONFIG].max_code_bytes,
     )
-    largest = platform.ops.largest_container_mb()
-    if draft.memory_mb > largest:
-        raise bad_request(
-            f"limits.memory {draft.memory_mb} is more than the largest node holds ({largest} MB)",
-            "limits.memory",
-        )
+    config = request.app[CONFIG]
+    refusal = memory_refusal(config, platform.ops, name, draft.memory_mb, "limits.memory")
+    if refusal is not None:
+        raise bad_request(refusal, "limits.memory")
     try:
         saved, _ = await platform.ops.deploy(draft, time.time())
     except ImageRejected as exc:

@@ -7,6 +7,7 @@ import time
 
 from aiohttp import web
 
+from gateway.deploy_memory import memory_refusal
 from gateway.errors import bad_request, not_found
 from gateway.keys import CONFIG, PLATFORM
 from gateway.middleware import caller
@@ -39,12 +40,11 @@ async def put_function(request: web.Request) -> web.Response:
         )
         if problem is not None:
             raise bad_request(problem, "sequence")
-    largest = request.app[PLATFORM].ops.largest_container_mb()
-    if draft.memory_mb > largest:
-        raise bad_request(
-            f"memory_mb {draft.memory_mb} is more than the largest node holds ({largest} MB)",
-            "memory_mb",
-        )
+    platform = request.app[PLATFORM]
+    config = request.app[CONFIG]
+    refusal = memory_refusal(config, platform.ops, draft.name, draft.memory_mb, "memory_mb")
+    if refusal is not None:
+        raise bad_request(refusal, "memory_mb")
     # A new immutable version; warm containers of earlier ones drain, so the next call
     # runs this one (an earlier one called by version or alias starts its own again).
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from invoker.containers.in_flight import InFlight, LocalInFlight
 from invoker.containers.slots import FunctionKey, Slot, SlotTable, State
 
 
@@ -43,7 +44,11 @@ class Specialise:
 
 @dataclass(frozen=True)
 class Cold:
-    """Start a container; first remove the idle ones listed (memory pressure)."""
+    """Start a container; first remove the idle ones listed (memory pressure).
+
+    The call is counted in flight from the decision on: its caller starts the container
+    (`Pool.starting`) at once, with no await between.
+    """
 
     evict: tuple[str, ...] = ()
 
@@ -100,33 +105,47 @@ class Pool:
         self.limits = limits
         self.slots = slots if slots is not None else SlotTable()
         self._stats = _Stats()
-        self._tenant_in_flight: dict[str, int] = {}
+        self._in_flight: InFlight = LocalInFlight()
         self.tenant_caps: dict[str, int] = {}  # per-tenant in-flight limits an admin set
         self._waiting: dict[FunctionKey, int] = {}
 
+    def count_in_flight_in(self, in_flight: InFlight) -> None:
+        """Count tenants' calls in flight in `in_flight` (before any call): a worker of
+        `nimbus serve --workers N` holds each tenant's cap with the other workers."""
+        self._in_flight = in_flight
+
     def tenant_in_flight(self, tenant: str) -> int:
         """Calls of the tenant the pool has given a container and not yet seen end."""
-        return self._tenant_in_flight.get(tenant, 0)
+        return self._in_flight.mine(tenant)
 
     # ---- the decision ----
 
     def decide(self, demand: Demand, now: float) -> Decision:
-        """Where the next call of `demand.key` runs. Commits a Warm/Specialise choice."""
+        """Where the next call of `demand.key` runs. Commits a Warm/Specialise/Cold choice:
+        the call counts against its tenant's cap until `released` or `abandoned`."""
         tenant = demand.key[0]
         cap = self.tenant_caps.get(tenant, self.limits.max_in_flight_per_tenant)
-        if self.tenant_in_flight(tenant) >= cap:
+        # Counted first and given back unless a container is chosen: with several workers
+        # the check and the count are one step, so two workers never both take the last one.
+        if not self._in_flight.admit(tenant, cap):
             return Reject("tenant in-flight quota reached", retry_after_s=1.0)
+        decision = self._choose(demand, tenant, now)
+        if isinstance(decision, Wait | Reject):
+            self._in_flight.done(tenant)
+        return decision
+
+    def _choose(self, demand: Demand, tenant: str, now: float) -> Decision:
         mine = [s for s in self.slots.of(demand.key) if not s.retired]
         ready = [s for s in mine if s.state in (State.IDLE, State.BUSY) and s.free > 0]
         if ready:
             # Most recently used first: the others stay idle long enough to expire.
             best = max(ready, key=lambda s: (s.last_used, s.id))
-            self._take(best, tenant, now)
+            self._take(best, now)
             return Warm(best.id)
         starting = [s for s in mine if s.state is State.INITIALIZING and s.free > 0]
         if starting:
             # Coalesce onto a container that is already starting with room to spare.
-            self._take(starting[0], tenant, now)
+            self._take(starting[0], now)
             return Warm(starting[0].id)
         if demand.stem_ok:
             stems = self.slots.stems(demand.runtime, demand.memory_mb)
@@ -134,7 +153,7 @@ class Pool:
                 stem = min(stems, key=lambda s: (s.created, s.id))
                 stem.key, stem.tenant, stem.concurrency = demand.key, tenant, demand.concurrency
                 stem.state = State.INITIALIZING
-                self._take(stem, tenant, now)
+                self._take(stem, now)
                 return Specialise(stem.id)
         wait = self._expected_wait(demand.key, mine, now)
         cold = self._stats.cold_start_s.get(demand.runtime, self.limits.default_cold_start_s)
@@ -182,7 +201,7 @@ class Pool:
             short -= s.memory_mb
         return chosen if short <= 0 else None
 
-    def _take(self, slot: Slot, tenant: str, now: float) -> None:
+    def _take(self, slot: Slot, now: float) -> None:
         if slot.state is State.INITIALIZING:
             slot.reserved += 1
         else:
@@ -190,7 +209,6 @@ class Pool:
             slot.state = State.BUSY
             slot.idle_until = None
         slot.last_used = now
-        self._tenant_in_flight[tenant] = self.tenant_in_flight(tenant) + 1
 
     # ---- events the invoker reports ----
 
@@ -201,7 +219,8 @@ class Pool:
     def starting(
         self, slot_id: str, demand: Demand | None, runtime: str, memory_mb: int, now: float
     ) -> Slot:
-        """A container is being created: for `demand` (reserved for this call) or as a stem cell."""
+        """A container is being created: for `demand` (reserved for the call its Cold decision
+        counted) or as a stem cell."""
         # A stem cell is INITIALIZING with no key until `prewarmed`: no call may take it yet.
         slot = Slot(
             id=slot_id,
@@ -214,7 +233,7 @@ class Pool:
         self.slots.add(slot)
         if demand is not None:
             slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
-            self._take(slot, demand.key[0], now)
+            self._take(slot, now)
         return slot
 
     def starting_for(self, slot_id: str, demand: Demand, now: float) -> Slot:
@@ -263,7 +282,7 @@ class Pool:
 
         Returns True when the container should be removed now (retired and idle).
         """
-        self._tenant_in_flight[tenant] = max(0, self.tenant_in_flight(tenant) - 1)
+        self._in_flight.done(tenant)
         slot = self.slots.get(slot_id)
         if slot is None:
             return False
@@ -279,7 +298,7 @@ class Pool:
 
     def abandoned(self, slot_id: str, tenant: str) -> None:
         """A call given a slot did not run to a normal end there (start failed, timeout, crash)."""
-        self._tenant_in_flight[tenant] = max(0, self.tenant_in_flight(tenant) - 1)
+        self._in_flight.done(tenant)
         slot = self.slots.get(slot_id)
         if slot is not None:
             if slot.reserved > 0:
