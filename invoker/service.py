@@ -180,6 +180,8 @@ class Invoker:
         if self.migrations is not None:
             await self.migrations.close()
         await self._resizer.close()
+        if self.balloons is not None:
+            await self.balloons.close()
         await self._life.close()
         try:
             await self.save_keep_alive()

@@ -3,7 +3,8 @@
 The decisions are pure (`balloon.decide`, `balloon.before_call`, `overcommit.admit_call`);
 this module measures, asks them and acts. It reads a container's working set and writes its
 memory limit through the driver's call meter (the container's cgroup files, kept open: one
-pwrite), or through the engine (`docker update`) where the files cannot be written, and
+pwrite), or through the engine (`docker update`) where the files cannot be written (pods,
+with no call meter, are measured and resized through their API: `pod_ballooning`), and
 books what each container holds now on its node (`Node.deflated`), which is what lets the
 node admit more idle containers than its memory holds at full size.
 
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from invoker.containers.balloon import BalloonConfig, BalloonView, Deflate, Inflate, decide
 from invoker.containers.cgroups import CallMeter, LimitWrite
+from invoker.containers.pod_ballooning import PodBalloons, SizesPods
 from invoker.containers.slots import Slot, SlotTable, State
 from invoker.drivers.base import ContainerDriver
 from invoker.metrics import InvokerMetrics
@@ -68,6 +70,17 @@ class Balloons:
         self._fixed: set[str] = set()  # containers whose limit cannot be changed here
         self.inflations_s: deque[float] = deque(maxlen=RECENT)
         """How long each warm-path inflation took (admission + the write), newest last."""
+        self._pods: PodBalloons | None = None
+        if isinstance(driver, SizesPods):
+            self._pods = PodBalloons(
+                driver,
+                config,
+                clock=clock,
+                idle=self._idle,
+                limit_of=self.limit_mb,
+                room=self._idle_room,
+                change=self._resize_pod,
+            )
 
     # ---- views ----
 
@@ -108,7 +121,10 @@ class Balloons:
     async def deflate_idle(self) -> int:
         """Ask the policy about every idle container and resize those it says to; returns
         how many limits changed. Cgroup writes happen inline (microseconds); the engine
-        fallback runs on the driver's threads, all at once."""
+        fallback runs on the driver's threads, all at once. Pods are looked at in tasks
+        of their own (a metrics read and a kubelet sync): not counted here."""
+        if self._pods is not None:
+            self._pods.start(s for s in self._slots.values() if self._idle(s))
         now = self._clock()
         changed = 0
         through_engine: list[tuple[Slot, int]] = []
@@ -138,17 +154,39 @@ class Balloons:
 
     def _idle_meter(self, slot: Slot) -> CallMeter | None:
         """The meter of an idle, frozen function container whose limit may change now."""
-        if (
-            slot.state is not State.IDLE
-            or slot.handle is None
-            or slot.id in self._changing
-            or slot.id in self._fixed
-        ):
+        if not self._idle(slot) or slot.handle is None:
             return None
         meter = self._driver.call_meter(slot.handle)
         if meter is None or meter.freezer is None:
             return None  # not frozen between calls: an idle process might still allocate
         return meter
+
+    def _idle(self, slot: Slot) -> bool:
+        """An idle function container whose limit may change now."""
+        return (
+            slot.state is State.IDLE
+            and slot.handle is not None
+            and slot.id not in self._changing
+            and slot.id not in self._fixed
+        )
+
+    async def _resize_pod(self, slot: Slot, limit_mb: int) -> bool:
+        """An idle pod's limit changed through its API; one not done is tried again later
+        (the kubelet may refuse it for the pod's usage now, not for good)."""
+        ok = await self._through_engine(slot, limit_mb, fix=False)
+        if ok and self._metrics is not None:
+            self._metrics.balloon_resizes.inc()
+        return ok
+
+    async def settled(self) -> None:
+        """Wait until the looks at idle pods under way have ended."""
+        if self._pods is not None:
+            await self._pods.settled()
+
+    async def close(self) -> None:
+        """Stop the looks at idle pods under way."""
+        if self._pods is not None:
+            await self._pods.close()
 
     def _idle_room(self, slot: Slot, limit_mb: int) -> bool:
         """May an idle container's limit grow to `limit_mb` without passing its node?"""
@@ -267,8 +305,9 @@ class Balloons:
 
     # ---- books ----
 
-    async def _through_engine(self, slot: Slot, limit_mb: int) -> bool:
-        """Resize an idle container through the engine; calls for it wait until done."""
+    async def _through_engine(self, slot: Slot, limit_mb: int, *, fix: bool = True) -> bool:
+        """Resize an idle container through the engine; calls for it wait until done. One
+        not done is not asked again (`fix`) where the engine cannot."""
         if slot.handle is None:
             return False
         future = asyncio.get_running_loop().create_future()
@@ -280,7 +319,7 @@ class Balloons:
             del self._changing[slot.id]
             if ok:
                 self._book(slot, limit_mb)
-            else:
+            elif fix:
                 self._fixed.add(slot.id)  # this driver cannot: stop asking
             future.set_result(ok)
         return ok
@@ -312,3 +351,5 @@ class Balloons:
         for gone in [s for s in (*self._limits, *self._fixed) if s not in self._slots]:
             self._limits.pop(gone, None)
             self._fixed.discard(gone)
+        if self._pods is not None:
+            self._pods.forget(self._slots)

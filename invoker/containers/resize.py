@@ -243,6 +243,8 @@ class Resizer:
         if size != slot.memory_mb and self._regrow(slot, size):
             slot.memory_mb = size
         if ok:
+            if self._balloons is not None:
+                self._balloons.resized(slot, size)  # a deflated pod runs at full size now
             return
         log.info("container %s not resized to %d MB: replaced", slot.id, new_mb)
         slot.retired = True

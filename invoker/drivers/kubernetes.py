@@ -26,6 +26,7 @@ from kubernetes.client import (
     ApiClient,
     Configuration,
     CoreV1Api,
+    CustomObjectsApi,
     V1DeleteOptions,
     V1Pod,
     VersionApi,
@@ -42,7 +43,8 @@ from invoker.drivers.base import (
     ContainerStats,
     DriverError,
 )
-from invoker.drivers.kubernetes_pods import KubernetesDriverConfig, pod_manifest
+from invoker.drivers.kubernetes_metrics import PodMetrics
+from invoker.drivers.kubernetes_pods import CONTAINER_NAME, KubernetesDriverConfig, pod_manifest
 from invoker.drivers.kubernetes_resize import PodResizer
 from invoker.drivers.kubernetes_status import (
     KubernetesApiError,
@@ -97,6 +99,9 @@ class KubernetesDriver:
         self._ready = readiness or http_healthz_probe
         self._clock = clock
         self._resizer = PodResizer(self._api, self._core, VersionApi(api_client), self._cfg, clock)
+        self._metrics = PodMetrics(
+            self._api, CustomObjectsApi(api_client), self._cfg.namespace, CONTAINER_NAME
+        )
 
     # -- ContainerDriver -------------------------------------------------------
 
@@ -160,6 +165,17 @@ class KubernetesDriver:
         """Whether this cluster resizes pods in place: found out once per driver (True
         from 1.33; None until an older server's first resize tells)."""
         return await self._resizer.detect()
+
+    def can_lower_memory(self) -> bool | None:
+        """False once the cluster refused to lower a memory limit in place (1.33), or
+        cannot resize at all; None until then."""
+        return self._resizer.lowers
+
+    async def working_set_mb(self, handle: ContainerHandle) -> float | None:
+        """The pod's working set now (MiB, the kubelet's figure through metrics.k8s.io,
+        at most one metrics resolution old); None where the metrics API is absent or
+        forbidden, or has not scraped the pod yet (`kubernetes_metrics`)."""
+        return await self._metrics.working_set_mb(handle.name)
 
     async def stats(self, handle: ContainerHandle) -> ContainerStats:
         """Unknown on Kubernetes: (None, None).

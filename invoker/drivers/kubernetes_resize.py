@@ -9,7 +9,8 @@ subresource behind the `InPlacePodVerticalScaling` feature gate; older servers h
 Support is found out once per driver: /version at 1.33 or later says yes; an older or
 silent server is asked through the subresource itself, and a 404 for the subresource
 (not for the pod) says no for good. Lowering a memory limit in place needs 1.34: 1.33's
-API refuses it (422), which is a resize not done like any other.
+API refuses it (422), which is a resize not done like any other, and is remembered
+(`lowers`): ballooning then stops asking to deflate pods.
 
 A resize counts as done only once the kubelet reports the container's actual limit at
 the new size. One the kubelet refuses, or that does not land within the timeout, is not
@@ -47,6 +48,10 @@ STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 client would pick JSON Patch, the first type the API lists, for a dict body.)"""
 
 
+_DECREASE_FORBIDDEN = "memory limits cannot be decreased"
+"""1.33's validation message for a lowered memory limit (422)."""
+
+
 class PodResizer:
     """Resizes function pods in place where the cluster can; says so where it cannot."""
 
@@ -64,6 +69,7 @@ class PodResizer:
         self._cfg = config
         self._clock = clock
         self._supported: bool | None = None
+        self._lowers: bool | None = None
         self._asked_version = False
         self._asking = asyncio.Lock()
 
@@ -71,6 +77,12 @@ class PodResizer:
     def supported(self) -> bool | None:
         """True or False once known; None before (no /version answer nor resize yet)."""
         return self._supported
+
+    @property
+    def lowers(self) -> bool | None:
+        """False once the API refused to lower a memory limit in place (1.33); None before
+        (a lowering the kubelet refuses for the container's usage says nothing of this)."""
+        return False if self._supported is False else self._lowers
 
     async def detect(self) -> bool | None:
         """Ask the API server's version, once; True (1.33+), False (no subresource) or
@@ -101,6 +113,13 @@ class PodResizer:
                     "needs 1.33, or 1.32 with InPlacePodVerticalScaling): function pods "
                     "keep their full memory"
                 )
+            elif exc.status == 422 and _DECREASE_FORBIDDEN in str(exc):
+                if self._lowers is not False:
+                    log.warning(
+                        "this Kubernetes API cannot lower a memory limit in place (1.33; "
+                        "1.34 can): idle function pods are not deflated"
+                    )
+                self._lowers = False
             elif exc.status != 404:
                 # 403: the Role lacks `patch` on pods/resize (k8s/base/rbac-pods.yaml).
                 level = logging.WARNING if exc.status in (401, 403) else logging.INFO

@@ -11,7 +11,11 @@ In-place resize (KEP-1287) is played as a 1.33 API server and its kubelet behave
 generation; the kubelet (`kubelet`) then applies it over the next reads (allocated, then
 actual), or marks it Infeasible / Deferred / Error in the pod's conditions (or, as 1.32 did,
 in `status.resize`), and clears those once desired and actual agree again. An older server
-answers the subresource with 404, and 1.33 refuses lowering a memory limit (422).
+answers the subresource with 404, and 1.33 refuses lowering a memory limit (422);
+`as_release(34)` plays 1.34, which lowers it.
+
+The resource metrics API (metrics.k8s.io, as metrics-server serves it) answers a pod's
+working set from `working_sets`; `metrics_api=False` plays a cluster without it.
 
 The recorded pods have cluster IPs (10.244.x.x). Tests inject a readiness probe (`Probe`)
 so nothing ever connects there; the one test of the real HTTP probe rewrites the pod IP to
@@ -116,6 +120,16 @@ class FakeKubeApi:
     resize_subresource: bool = True
     decrease_forbidden: bool = False  # 1.33's validation
     kubelet: str = "apply"  # apply | infeasible | deferred | error | legacy-infeasible | silent
+    # metrics.k8s.io: pod name -> its container's working set ("40960Ki"); absent: not scraped
+    working_sets: dict[str, str] = field(default_factory=dict)
+    metrics_api: bool = True
+
+    def as_release(self, minor: int) -> None:
+        """Play Kubernetes 1.`minor` (from 1.33): /version says so; 1.33 refuses to lower
+        a memory limit in place, 1.34 and later lower it."""
+        self.version = dict(fixture("version-1.33.json"), minor=str(minor))
+        self.version["gitVersion"] = f"v1.{minor}.0"
+        self.decrease_forbidden = minor == 33
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -124,6 +138,9 @@ class FakeKubeApi:
         app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}", self.read_pod)
         app.router.add_delete("/api/v1/namespaces/{ns}/pods/{name}", self.delete_pod)
         app.router.add_patch("/api/v1/namespaces/{ns}/pods/{name}/resize", self.resize_pod)
+        app.router.add_get(
+            "/apis/metrics.k8s.io/v1beta1/namespaces/{ns}/pods/{name}", self.pod_metrics
+        )
         app.router.add_get("/version", self.get_version)
         app.router.add_get("/version/", self.get_version)  # the client asks for this one
         app.router.add_get("/api/v1/nodes", self.list_nodes)
@@ -163,6 +180,31 @@ class FakeKubeApi:
             return web.json_response(pod)
         answer = self.reads[0] if len(self.reads) == 1 else self.reads.pop(0)
         return web.json_response(answer)
+
+    async def pod_metrics(self, request: web.Request) -> web.Response:
+        """A PodMetrics object, as metrics-server answers it."""
+        await self._record(request)
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        if not self.metrics_api:  # the group is not registered with the aggregator
+            return web.json_response(fixture("status-404-no-such-resource.json"), status=404)
+        if name not in self.working_sets:
+            message = f'podmetrics.metrics.k8s.io "{ns}/{name}" not found'
+            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                      "message": message, "reason": "NotFound", "code": 404}  # fmt: skip
+            return web.json_response(status, status=404)
+        return web.json_response({
+            "kind": "PodMetrics",
+            "apiVersion": "metrics.k8s.io/v1beta1",
+            "metadata": {"name": name, "namespace": ns},
+            "timestamp": "2025-09-01T10:00:00Z",
+            "window": "10.052s",
+            "containers": [{"name": "runtime",
+                            "usage": {"cpu": "181346n", "memory": self.working_sets[name]}}],
+        })  # fmt: skip
+
+    def metrics_reads(self) -> int:
+        """How many times the metrics API was asked."""
+        return sum(1 for r in self.requests if r.path.startswith("/apis/metrics.k8s.io/"))
 
     async def get_version(self, request: web.Request) -> web.Response:
         await self._record(request)

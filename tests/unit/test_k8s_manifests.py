@@ -71,12 +71,14 @@ def test_the_role_allows_pods_only_in_the_functions_namespace() -> None:
     objs = render(BASE)
     role = one(objs, "Role", "nimbus-function-pods")
     assert role["metadata"]["namespace"] == FUNCTIONS_NS
-    rule, resize = role["rules"]
+    rule, resize, metrics = role["rules"]
     assert rule["apiGroups"] == [""]
     assert rule["resources"] == ["pods"]
     assert sorted(rule["verbs"]) == ["create", "delete", "get", "list", "watch"]
     # In-place resize: patch on the subresource, never on the pod itself.
     assert resize == {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["patch"]}
+    # Ballooning: an idle pod's working set from the metrics API, read only.
+    assert metrics == {"apiGroups": ["metrics.k8s.io"], "resources": ["pods"], "verbs": ["get"]}
     binding = one(objs, "RoleBinding", "nimbus-function-pods")
     assert binding["metadata"]["namespace"] == FUNCTIONS_NS
     assert binding["roleRef"] == {
