@@ -26,12 +26,11 @@ import os
 import struct
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
 
 from aiohttp import web
 
 from gateway.errors import ApiError
-from gateway.ratelimit import RateLimiter, TokenBucket, retuned
+from gateway.ratelimit import RateLimiter, Rates, TokenBucket, retuned
 from invoker.dispatcher import BacklogFull
 from invoker.shared_in_flight import tenant_key
 from invoker.store.base import Store
@@ -56,14 +55,6 @@ def backlog_full(exc: BacklogFull) -> ApiError:
         exc.retry_after_s,
         "backlog",
     )
-
-
-class Rates(Protocol):
-    """Tenants' token buckets: `RateLimiter` in one process, `SharedRates` across workers."""
-
-    def take(self, tenant: str, rate_per_s: float | None, burst: int | None, now: float) -> float:
-        """Admit one call of `tenant`: 0.0, or the seconds to wait (None rate: unlimited)."""
-        ...
 
 
 # One slot per tenant: its key (a hash of its name, 0 for a free slot), the bucket's rate,

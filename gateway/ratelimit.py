@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass
@@ -44,6 +45,15 @@ def retuned(bucket: TokenBucket | None, rate_per_s: float, burst: int, now: floa
         bucket.refill(now)
         tokens = min(tokens, bucket.tokens)
     return TokenBucket(rate_per_s, burst, tokens, now)
+
+
+class Rates(Protocol):
+    """Token buckets by key (a tenant, or a tenant's web function): `RateLimiter` in one
+    process, `quotas.SharedRates` across `nimbus serve --workers N`."""
+
+    def take(self, tenant: str, rate_per_s: float | None, burst: int | None, now: float) -> float:
+        """Admit one call of `tenant`: 0.0, or the seconds to wait (None rate: unlimited)."""
+        ...
 
 
 class RateLimiter:

@@ -9,18 +9,17 @@ the kernel spreads connections over them; the API socket the containers reach is
 listening socket made by the supervisor and inherited, so any worker answers it.
 
 A function's warm containers live in one worker, its owner: `owner_of` hashes the name
-(every version of it, and every tenant's function of that name, to the same worker, so a
-tenant's function has exactly one owner). A synchronous invoke that lands on another
-worker is handed over: relayed as it came over the owner's own unix socket
-(`<run dir>/workers/<index>.sock`, which only the owner listens on and never relays from)
-and its answer relayed back. Worker `i` keeps its identity across restarts (the
+(every version, and every tenant's function of that name, to the same worker). A call
+(`gateway/call_owner.py`: an invoke, a web function or action) landing on another worker
+is relayed as it came over the owner's own unix socket (`<run dir>/workers/<index>.sock`,
+which the owner never relays from). Worker `i` keeps its identity across restarts (the
 `worker` setting: its containers' owner label and its async-call leases), so its
-replacement removes what it left and requeues only its calls.
+replacement removes what it left.
 
 What a user reads of the gateway as a whole is gathered or shared: a /metrics scrape is
-answered from every worker's registry (`metrics_peers` asks the others over the same
-handover sockets; `gateway/metrics.py` merges); tenants' rate buckets and calls in flight
-are shared, so rates and concurrency caps hold once (`quotas.SharedRates`, `shared_in_flight`).
+answered from every worker's registry (`metrics_peers`; `gateway/metrics.py` merges);
+tenants' rate buckets and calls in flight are shared, so rates and concurrency caps hold
+once (`quotas.SharedRates`, `shared_in_flight`); a web function's own rate is its owner's.
 The machine is partitioned as the functions are: each worker sizes its pool, nodes and
 stem cells from its static share (`invoker/share.py`). Without a node pool the machine's
 one lease is the supervisor's, taken before the workers start (`machine_lease`).
@@ -47,6 +46,7 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from gateway.call_owner import called_function
 from gateway.errors import ApiError
 from gateway.metrics import PEERS, Peers
 from gateway.middleware import Handler
@@ -68,7 +68,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("nimbus.workers")
 T = TypeVar("T")
 
-INVOKE_ROUTE = "/v1/functions/{name}/invoke"
 HANDOVER_HEADER = "X-Nimbus-Handed-Over"
 # Hop-by-hop headers, and those aiohttp sets itself from the relayed body.
 NOT_RELAYED = frozenset(
@@ -172,13 +171,10 @@ def handover(
         info = request.match_info
         if info.http_exception is not None or info.route.resource is None:
             return await handler(request)
-        if info.route.resource.canonical != INVOKE_ROUTE:
-            return await handler(request)
-        owner = owner_of(info["name"], workers)
-        if owner == index or request.transport is None:
-            return await handler(request)
-        if handed_over(request, own):
-            return await handler(request)  # handed to us: ours whatever the hash says
+        name = called_function(info.route.resource.canonical, request.method, info)
+        owner = index if name is None else owner_of(name, workers)
+        if owner == index or request.transport is None or handed_over(request, own):
+            return await handler(request)  # ours (one handed to us: whatever the hash says)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_RELAYED}
         headers[HANDOVER_HEADER] = str(index)
         length = request.content_length
@@ -236,18 +232,15 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
 
 @dataclasses.dataclass(frozen=True)
 class _Shared:
-    """What every worker is started with: how many there are, the port they all bind, the
-    inherited API socket (path, socket) if the supervisor made one, the access log, the
-    handover sockets' directory and the tenants' shared rate buckets."""
+    """What every worker is started with: how many, the port they bind, the inherited API
+    socket (path, socket) if any, the access log, the handover sockets, the shared buckets."""
 
     workers: int
     host: str
     port: int
     api: tuple[str, socket.socket] | None
     access_log: bool
-    # One directory every worker knows for the handover sockets: `run_dir_for` makes a new
-    # temporary one per call when the data dir's path is too long for a unix socket.
-    handover_dir: Path
+    handover_dir: Path  # one for all: `run_dir_for` may make a new temporary one per call
     rates: SharedRates  # tenants' rate buckets, in memory every worker maps
     machine_lease: NodeLease | None  # this machine's lease, without a node pool
 

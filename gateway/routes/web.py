@@ -21,7 +21,7 @@ from gateway.errors import ApiError
 from gateway.keys import CONFIG, PLATFORM
 from gateway.openwhisk.auth import credential_caller
 from gateway.quotas import QUOTAS
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, Rates
 from gateway.requests import read_body
 from gateway.routes.invoke import ERROR_STATUS, result_headers
 from gateway.schemas import FUNCTION_NAME
@@ -38,7 +38,7 @@ from gateway.web_functions import (
 )
 from invoker.api import InvokeRequest, Status, Throttled
 
-WEB_LIMITER = web.AppKey("web_limiter", RateLimiter)
+WEB_LIMITER = web.AppKey("web_limiter", Rates)  # per function: "tenant/name"
 METHODS = ("POST", "PUT", "PATCH", "DELETE", "OPTIONS")  # and GET (with HEAD)
 PATHS = ("/web/{tenant}/{function}", "/web/{tenant}/{function}/{path:.*}")
 
