@@ -111,6 +111,10 @@ def pending_activation(activation_id: str, spec: FunctionSpec, trigger: str | No
     )
 
 
+RETRY_DUE_S = 0.05
+"""How soon a due call this gateway could not claim is looked at again (sooner if woken)."""
+
+
 class Dispatcher:
     """Drains the durable queue into the invoker with bounded concurrency."""
 
@@ -213,8 +217,9 @@ class Dispatcher:
             except Exception:
                 log.exception("claiming queued calls failed")
                 claimed = 0
-            if claimed == 0 or len(self._running) >= self._max:
-                await self._sleep()
+            full = len(self._running) >= self._max
+            if claimed == 0 or full:
+                await self._sleep(full)
 
     async def _claim(self) -> int:
         held = Counter(call.tenant for call in self._claimed.values())
@@ -261,13 +266,16 @@ class Dispatcher:
         if self._worker is not None:
             await self._store.mark_worker_alive(self._worker, self._wall())
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, full: bool) -> None:
+        """Until woken (a call queued, a slot freed) or the next call falls due. Full, only a
+        freed slot helps; a due call that was not claimed (its tenant holds its share, or
+        another gateway took it) is looked at again after `RETRY_DUE_S`, not in a spin."""
         self._wake.clear()
         timeout = self._poll_s
         # Only calls this worker may take now: another's due call would never let it sleep.
-        due = await self._store.next_due(self._worker)
+        due = None if full else await self._store.next_due(self._worker)
         if due is not None:
-            timeout = min(timeout, max(0.0, due - self._wall()))
+            timeout = min(timeout, max(RETRY_DUE_S, due - self._wall()))
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
         # that races the wake-up, and close() would then wait for this loop forever.
         with contextlib.suppress(TimeoutError):

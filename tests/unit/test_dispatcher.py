@@ -166,3 +166,46 @@ async def test_a_tenants_flood_leaves_a_slot_for_another_tenants_call(tmp_path: 
     finally:
         await dispatcher.close()
         await store.close()
+
+
+@pytest.mark.parametrize("max_in_flight", [2, 4])  # every slot taken; all but one taken
+async def test_a_dispatcher_that_cannot_claim_a_due_call_waits_instead_of_spinning(
+    tmp_path: Path, max_in_flight: int
+) -> None:
+    store = SqliteStore(tmp_path / "db.sqlite")
+    await store.open()
+    looks = 0
+    next_due, claim = store.next_due, store.claim
+
+    async def counted_next_due(*args: Any, **kwargs: Any) -> Any:
+        nonlocal looks
+        looks += 1
+        return await next_due(*args, **kwargs)
+
+    async def counted_claim(*args: Any, **kwargs: Any) -> Any:
+        nonlocal looks
+        looks += 1
+        return await claim(*args, **kwargs)
+
+    store.next_due = counted_next_due  # type: ignore[method-assign]
+    store.claim = counted_claim  # type: ignore[method-assign]
+    invoker = Gated(blocked="ann")
+    dispatcher = Dispatcher(store, invoker, max_in_flight=max_in_flight, poll_s=0.5)
+    await dispatcher.start()
+    try:
+        ann, _ = await store.put_function(draft_of("ann"), T0)
+        for i in range(10):  # more due calls than ann may run at once: they wait, due
+            await dispatcher.submit(ann.spec, {"i": i})
+        for _ in range(100):
+            if len(invoker.started) == max(1, max_in_flight - 1):
+                break
+            await asyncio.sleep(0.01)
+        looks = 0
+        await asyncio.sleep(0.5)
+        # Waiting for a slot (or for ann's share) is a handful of looks, not a spin
+        # through the store (thousands in the same half second).
+        assert looks <= 30, looks
+    finally:
+        invoker.release.set()
+        await dispatcher.close()
+        await store.close()
