@@ -39,7 +39,13 @@ def test_web_calls_on_any_worker_reach_the_owners_one_warm_container(
     served: Served, docker_client: docker.DockerClient
 ) -> None:
     name = owned_name("page", 1)
-    body = {"handler": "main.handler", "code": {"source": PAGE}, "web": True}
+    # One container takes every client at once: a second would be a cold start by design.
+    body = {
+        "handler": "main.handler",
+        "code": {"source": PAGE},
+        "web": True,
+        "concurrency": CLIENTS,
+    }
     status, answer = served.call("PUT", f"/v1/functions/{name}", body)
     assert status == 201, answer
     native = f"{served.url}/web/admin/{name}"
