@@ -14,10 +14,12 @@ A function's warm containers live in one worker, its owner: `owner_of` hashes th
 is relayed as it came over the owner's own unix socket (`<run dir>/workers/<index>.sock`,
 which the owner never relays from). Worker `i` keeps its identity across restarts (the
 `worker` setting: its containers' owner label and its async-call leases), so its
-replacement removes what it left.
+replacement removes what it left. How workers reach each other: `gateway/peers.py`.
 
 What a user reads of the gateway as a whole is gathered or shared: a /metrics scrape is
-answered from every worker's registry (`metrics_peers`; `gateway/metrics.py` merges);
+answered from every worker's registry (`metrics_peers`; `gateway/metrics.py` merges); a
+read of calls' records (activations, logs, bills) first has every other worker commit the
+records it holds queued (`gateway/peer_commits.py`), so it sees every call answered;
 tenants' rate buckets and calls in flight are shared, so rates and concurrency caps hold
 once (`quotas.SharedRates`, `shared_in_flight`); a web function's own rate is its owner's.
 The machine is partitioned as the functions are: each worker sizes its pool, nodes and
@@ -44,12 +46,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from yarl import URL
 
+from gateway import peer_commits
 from gateway.call_owner import called_function
 from gateway.errors import ApiError
-from gateway.metrics import PEERS, Peers
+from gateway.metrics import PEERS
 from gateway.middleware import Handler
+from gateway.peers import Sessions, handed_over, metrics_peers, worker_url
+from gateway.peers import handover_socket as handover_socket  # tests import it from here
 from gateway.quotas import QUOTAS, SharedRates
 from gateway.server import (
     api_socket_path,
@@ -75,83 +79,11 @@ NOT_RELAYED = frozenset(
 )
 MAX_WORKERS = 8
 RESPAWN_DELAY_S = 0.5  # a worker that keeps dying is not restarted in a tight loop
-SCRAPE_TIMEOUT_S = 5.0  # another worker's /metrics: well within a Prometheus scrape timeout
 
 
 def default_workers() -> int:
     """One worker per core the process may use, at most MAX_WORKERS."""
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
-
-
-def handover_socket(run_dir: Path, index: int) -> Path:
-    """Where worker `index` takes calls handed over by the others."""
-    return run_dir / "workers" / f"{index}.sock"
-
-
-def handed_over(request: web.Request, own: str) -> bool:
-    """Whether `request` came in on the handover socket at `own` (from another worker)."""
-    transport = request.transport
-    return transport is not None and transport.get_extra_info("sockname") == own
-
-
-class Sessions:
-    """One HTTP client session per other worker, over its handover socket."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self._run_dir = run_dir
-        self._sessions: dict[int, aiohttp.ClientSession] = {}
-
-    def to(self, worker: int) -> aiohttp.ClientSession:
-        """The session to `worker` (made on first use; no timeout unless a request sets one)."""
-        session = self._sessions.get(worker)
-        if session is None:
-            path = str(handover_socket(self._run_dir, worker))
-            connector = aiohttp.UnixConnector(path=path, limit=0)
-            session = self._sessions[worker] = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, timeout=aiohttp.ClientTimeout()
-            )
-        return session
-
-    async def close(self, app: web.Application | None = None) -> None:
-        """Close every session (an `on_cleanup` hook)."""
-        for session in self._sessions.values():
-            await session.close()
-
-
-def metrics_peers(index: int, workers: int, run_dir: Path, sessions: Sessions) -> Peers:
-    """How /metrics on worker `index` gathers the other workers' series (`gateway/metrics.py`).
-
-    The scrape's own credentials go along: each worker checks them as it checks any request.
-    """
-    own = str(handover_socket(run_dir, index))
-    others = [worker for worker in range(workers) if worker != index]
-    timeout = aiohttp.ClientTimeout(total=SCRAPE_TIMEOUT_S)
-
-    async def scrape_one(worker: int, headers: dict[str, str]) -> str:
-        url = URL.build(scheme="http", host=f"worker{worker}", path="/metrics")
-        try:
-            async with sessions.to(worker).get(url, headers=headers, timeout=timeout) as answer:
-                text = await answer.text()
-                if answer.status == 200:
-                    return text
-                reason = f"status {answer.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            reason = str(exc) or type(exc).__name__
-        log.warning("worker %d did not answer a metrics scrape: %s", worker, reason)
-        raise ApiError(
-            503,
-            f"worker {worker} did not answer (it may be restarting): a sum without it would "
-            "look like a counter reset; retry the scrape",
-            type="platform_error",
-        )
-
-    async def scrape(request: web.Request) -> dict[str, str]:
-        auth = request.headers.get("Authorization")
-        headers = {"Authorization": auth} if auth else {}
-        texts = await asyncio.gather(*(scrape_one(worker, headers) for worker in others))
-        return {str(worker): text for worker, text in zip(others, texts, strict=True)}
-
-    return Peers(str(index), lambda request: handed_over(request, own), scrape)
 
 
 def handover(
@@ -180,7 +112,7 @@ def handover(
         length = request.content_length
         if length is not None:
             headers["Content-Length"] = str(length)
-        url = URL.build(scheme="http", host=f"worker{owner}").join(request.rel_url)
+        url = worker_url(owner, "").join(request.rel_url)
         try:
             async with sessions.to(owner).request(
                 request.method,
@@ -255,6 +187,7 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
     app.middlewares.insert(0, relay)  # type: ignore[arg-type]
     app.on_cleanup.append(sessions.close)
     app[PEERS] = metrics_peers(index, shared.workers, shared.handover_dir, sessions)
+    peer_commits.install(app, config, index, shared.workers, sessions)  # read-your-writes
     app[QUOTAS].count_rates_in(shared.rates)  # one bucket per tenant for all the workers
 
     async def start(runner: web.AppRunner) -> None:

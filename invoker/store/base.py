@@ -115,3 +115,9 @@ class Store(
     async def close(self) -> None:
         """Flush and release the database."""
         ...
+
+    async def commit_queued(self) -> None:
+        """Commit what is queued behind its callers (`save_activation(..., wait=False)`);
+        return once another connection to the database sees it. A store that writes
+        before returning has nothing queued."""
+        ...

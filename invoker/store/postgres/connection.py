@@ -111,6 +111,10 @@ class PostgresConnection(SqlStore):
             self._pool = None
             raise
 
+    async def commit_queued(self) -> None:
+        """Nothing is queued: every write, a call's record too, is committed before the
+        call that makes it returns (`save_activation`'s `wait` is SQLite's)."""
+
     async def close(self) -> None:
         """Close the pool (waiting for statements in flight)."""
         if self._pool is not None:

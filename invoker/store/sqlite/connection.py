@@ -53,6 +53,10 @@ def _log_failure(future: Future[Any]) -> None:
         log.error("a queued store write failed", exc_info=future.exception())
 
 
+def _nothing() -> None:
+    """A job for the store's thread that only marks a place in its queue."""
+
+
 class SqliteConnection(SqlStore):
     """One SQLite file, its connection and its thread; `open` creates the schema."""
 
@@ -120,6 +124,14 @@ class SqliteConnection(SqlStore):
                 db.executemany(sql, [_bindable(args()) for args in rows])
 
         self._pool.submit(self._tx, write).add_done_callback(_log_failure)
+
+    async def commit_queued(self) -> None:
+        """Commit every write queued behind its caller; return once it is committed, and so
+        visible to other connections (another worker's, the CLI's)."""
+        self._submit_behind()
+        # The store's one thread runs its jobs in order: once this one runs, every batch
+        # handed to it before (this one's included) has committed or failed (and logged).
+        await asyncio.get_running_loop().run_in_executor(self._pool, _nothing)
 
     async def open(self) -> None:
         """Open the file (creating the schema) on the store's own thread."""
