@@ -46,6 +46,7 @@ from gateway.routes import (
 from gateway.routes import runtimes as runtime_routes
 from gateway.routes import web as web_routes
 from gateway.server import connection_limits
+from gateway.step_relay import STEP_RELAY
 from invoker.api import FunctionSpec
 from invoker.assemble import Wiring, assembled, run_dir_for
 from invoker.objects.model import EventSink
@@ -85,6 +86,7 @@ async def _invoker(app: web.Application) -> AsyncIterator[None]:
         local_price_per_hour=str(config.price_book.flavors.get("local", Decimal(0))),
         backlog_for=quotas.backlog,
         prepare=prepare,
+        step_relay=app.get(STEP_RELAY),  # with --workers N: steps run in their owners
     )
     async with assembled(config, wiring) as ops:
         app[PLATFORM].bind(store, ops)

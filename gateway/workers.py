@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from gateway import peer_commits
+from gateway import peer_commits, step_relay
 from gateway.call_owner import called_function
 from gateway.errors import ApiError
 from gateway.metrics import PEERS
@@ -188,6 +188,7 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
     app.on_cleanup.append(sessions.close)
     app[PEERS] = metrics_peers(index, shared.workers, shared.handover_dir, sessions)
     peer_commits.install(app, config, index, shared.workers, sessions)  # read-your-writes
+    step_relay.install(app, index, sessions)  # a sequence's steps run in their owners
     app[QUOTAS].count_rates_in(shared.rates)  # one bucket per tenant for all the workers
 
     async def start(runner: web.AppRunner) -> None:

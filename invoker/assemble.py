@@ -36,6 +36,7 @@ from invoker.service import Invoker, InvokerConfig
 from invoker.settings import InvokerSettings
 from invoker.share import Share, Whole, container_ceiling_mb, share_of
 from invoker.shared_in_flight import worker_in_flight
+from invoker.step_routing import Relay, step_runner
 from invoker.store.base import Store
 
 log = logging.getLogger("nimbus.invoker")
@@ -87,6 +88,8 @@ class Wiring:
     backlog_for: Callable[[str], int | None] = lambda tenant: None  # no limit
     prepare: Callable[[Invoker], Awaitable[None]] | None = None
     """Runs once the invoker has started, before the dispatcher claims any call."""
+    step_relay: Relay | None = None
+    """With several workers, how a sequence's step reaches its function's owner."""
 
 
 @contextlib.asynccontextmanager
@@ -134,6 +137,8 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             log.info("removed %d containers left by a previous run", removed)
         if wiring.prepare is not None:
             await wiring.prepare(invoker)
+        owners = ownership(settings.worker, settings.workers)
+        step = step_runner(invoker.invoke, wiring.step_relay, owners)  # steps in their owners
         # Each worker of `nimbus serve --workers N` leases its own async calls.
         leases = gateway_id(settings.data_dir) + (f"-w{settings.worker}" if settings.worker else "")
         dispatcher = Dispatcher(
@@ -144,7 +149,8 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             owner=leases,
             lease_s=settings.async_lease_s,
             backlog_for=wiring.backlog_for,
-            ownership=ownership(settings.worker, settings.workers),
+            ownership=owners,
+            step=step,
         )
         requeued = await dispatcher.start()
         stack.push_async_callback(dispatcher.close)
@@ -158,7 +164,9 @@ async def assembled(settings: InvokerSettings, wiring: Wiring) -> AsyncIterator[
             memory=nodes.memory_gauges if nodes is not None else list,
             heat=invoker.hot_spots.gauges if invoker.hot_spots is not None else list,
         )
-        yield Operations(store, invoker, dispatcher, version_retention=settings.version_retention)
+        yield Operations(
+            store, invoker, dispatcher, version_retention=settings.version_retention, step=step
+        )
 
 
 def worker_share(

@@ -56,6 +56,7 @@ from invoker.ownership import Ownership
 from invoker.recorder import record_of
 from invoker.sequences import sequence_activation, stored_runner
 from invoker.service import Invoker
+from invoker.step_routing import Step
 from invoker.store.base import LEASE_S, QueuedCall, Store, StoredFunction
 from invoker.store.queue import OWNER_GRACE_S
 
@@ -133,6 +134,7 @@ class Dispatcher:
         backlog_for: Callable[[str], int | None] = lambda tenant: None,
         ownership: Ownership | None = None,
         owner_grace_s: float = OWNER_GRACE_S,
+        step: Step | None = None,
     ) -> None:
         self._store = store
         self._ownership = ownership  # None: one process, its calls anyone's
@@ -151,7 +153,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._ids = ActivationIds()
         # The one call path (params, sequences) synchronous calls take too.
-        self._calls = stored_runner(store, invoker.invoke, self._ids.next, wall)
+        self._calls = stored_runner(store, invoker.invoke, self._ids.next, wall, step)
         self._running: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self.depth = 0  # last known queue depth, for metrics

@@ -19,6 +19,7 @@ from invoker.nodes.model import Node
 from invoker.own_images import admitted
 from invoker.sequences import stored_runner
 from invoker.service import Invoker
+from invoker.step_routing import Step
 from invoker.store.base import FunctionDraft, Store, StoredFunction
 from invoker.versions import (
     DEFAULT_VERSION_RETENTION,
@@ -97,14 +98,16 @@ class Operations:
         dispatcher: Dispatcher,
         *,
         version_retention: int = DEFAULT_VERSION_RETENTION,
+        step: Step | None = None,
     ) -> None:
         self._store = store
         self._retention = max(1, version_retention)  # versions kept per function
         self._splits = SplitCounter()  # each alias's calls dealt out in its proportions
         self.invoker = invoker  # for the assembly and tests; handlers use the methods
         self._dispatcher = dispatcher
-        # The call path the dispatcher's attempts take too (invoker/sequences.py).
-        self._calls = stored_runner(store, invoker.invoke, ActivationIds().next)
+        # The call path the dispatcher's attempts take too (invoker/sequences.py); a
+        # sequence's steps through `step` (with several workers: in their owners).
+        self._calls = stored_runner(store, invoker.invoke, ActivationIds().next, step=step)
         self._changed: list[Callable[[str, str], None]] = []
 
     def on_change(self, listener: Callable[[str, str], None]) -> None:
@@ -211,6 +214,12 @@ class Operations:
         args, a sequence step by step (each step its own activation). Raises Throttled
         when nothing could start."""
         return await self._calls.call(request)
+
+    async def run_step(self, request: InvokeRequest) -> InvokeResult:
+        """Run a step of code that a sequence in another worker sent to this one (its
+        function's owner) as the sequence chose it (activation id, version, args), and
+        record it as a synchronous call: metered and billed here, once. Raises Throttled."""
+        return await self.invoker.invoke(request)
 
     async def submit(
         self, spec: FunctionSpec, args: Mapping[str, Any], *, trigger: str | None = None

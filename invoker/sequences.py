@@ -11,7 +11,9 @@ OpenWhisk does) and lasts as long as they took together.
 `Operations.invoke` (synchronous, web and OpenWhisk calls) and the dispatcher (async and
 trigger-fired calls) both call it, from a runner `stored_runner` builds. The runner itself
 is orchestration only: looking functions up, running one step of code and recording a
-nested sequence's activation are handed in.
+nested sequence's activation are handed in. A step of code runs through `step` when one is
+handed in: with `--workers N`, in the worker owning the step's function
+(`invoker/step_routing.py`), so its containers live only there.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 from invoker.api import Activation, InvokeRequest, InvokeResult, Status, Throttled
 from invoker.recorder import Recorder
 from invoker.records import activation_from
+from invoker.step_routing import Step
 from invoker.store.base import Store, StoredFunction
 
 MAX_DEPTH = 8
@@ -101,6 +104,8 @@ class SequenceRunner:
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     throttle_wait_s: float = THROTTLE_WAIT_S
+    step: Step | None = None
+    """How a step of code runs; None: through `invoke`, in this process."""
 
     async def call(self, request: InvokeRequest, recorder: Recorder | None = None) -> InvokeResult:
         """Run a call now: its function's params under its event, and a sequence's steps
@@ -176,7 +181,7 @@ class SequenceRunner:
     async def _once(self, step: InvokeRequest, depth: int) -> InvokeResult:
         """Run one step: code, or a nested sequence (its activation recorded here)."""
         if not step.function.sequence:
-            return await self.invoke(step)
+            return await (self.invoke(step) if self.step is None else self.step(step))
         if depth + 1 >= MAX_DEPTH:
             now = self.wall()
             error = f"sequences nest deeper than {MAX_DEPTH} (a cycle?)"
@@ -219,15 +224,22 @@ def stored_runner(
     invoke: Invoke,
     new_id: Callable[[], str],
     wall: Callable[[], float] = time.time,
+    step: Step | None = None,
 ) -> SequenceRunner:
     """The runner every entrance uses: functions as the store has them now, a nested
-    sequence's own activation written behind the answer (as a synchronous call's is)."""
+    sequence's own activation written behind the answer (as a synchronous call's is),
+    steps of code run through `step` when given (else `invoke`)."""
 
     async def record(request: InvokeRequest, result: InvokeResult) -> None:
         await store.save_activation(sequence_activation(request, result), wait=False)
 
     return SequenceRunner(
-        lookup=store.get_function, invoke=invoke, record=record, new_id=new_id, wall=wall
+        lookup=store.get_function,
+        invoke=invoke,
+        record=record,
+        new_id=new_id,
+        wall=wall,
+        step=step,
     )
 
 
