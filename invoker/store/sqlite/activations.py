@@ -25,6 +25,7 @@ from invoker.store.sql.activations import (
 )
 from invoker.store.sqlite.connection import SqliteConnection
 from invoker.store.sqlite.dialect import SqliteDialect
+from invoker.store.sqlite.loop_writes import small_activation
 
 _UPSERT_SQL = upsert_sql(SqliteDialect())
 
@@ -55,9 +56,10 @@ class SqliteActivations(SqlActivations, SqliteConnection):
             await self._steps(save_steps(self.dialect, activation, usage))
             return
         d = self.dialect
-        self._write_behind(_UPSERT_SQL, lambda: activation_args(d, activation))
+        small = small_activation(activation)  # cheap to write on the loop (loop_writes.py)
+        self._write_behind(_UPSERT_SQL, lambda: activation_args(d, activation), small=small)
         if usage is not None:
-            self._write_behind(USAGE_INSERT, lambda: usage_args(activation, usage))
+            self._write_behind(USAGE_INSERT, lambda: usage_args(activation, usage), small=small)
 
     async def reclaim_space(self) -> int:
         """Give the pages deleted rows freed back to the file system; how many were free."""

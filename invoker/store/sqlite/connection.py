@@ -14,13 +14,14 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from invoker.store.errors import StoreFull, is_storage_full
 from invoker.store.sql.statements import Done, SqlStore, Steps, Stmt, drive
 from invoker.store.sqlite.dialect import SqliteDialect
+from invoker.store.sqlite.loop_writes import LoopWriter, connect
 from invoker.store.sqlite.schema import migrate
 
 T = TypeVar("T")
@@ -48,13 +49,18 @@ def execute(db: sqlite3.Connection, stmt: Stmt) -> Done:
     return Done(count=cur.rowcount)
 
 
-def _log_failure(future: Future[Any]) -> None:
+def _log_failure(future: asyncio.Future[Any]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("a queued store write failed", exc_info=future.exception())
 
 
 def _nothing() -> None:
     """A job for the store's thread that only marks a place in its queue."""
+
+
+def _checkpoint(db: sqlite3.Connection) -> None:
+    """Copy the log's committed pages into the file (never waiting for readers)."""
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class SqliteConnection(SqlStore):
@@ -66,7 +72,10 @@ class SqliteConnection(SqlStore):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nimbus-sqlite")
         self._db: sqlite3.Connection | None = None
         self._behind: dict[str, list[Callable[[], tuple[Any, ...]]]] = {}
+        self._behind_small = True  # every queued write cheap to build on the loop
         self._flush: asyncio.TimerHandle | None = None
+        self._loop_writer: LoopWriter | None = None  # small batches (`loop_writes.py`)
+        self._batches_in_hand = 0  # queued batches handed to the store's thread, not done
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._db is not None, "store is not open"
@@ -81,7 +90,15 @@ class SqliteConnection(SqlStore):
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`fn(db)` in one transaction on the store's thread, after every queued write."""
         self._submit_behind()  # queued writes go first, so this call sees them
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._tx, fn)
+        return await self._hand(self._tx, fn)
+
+    def _hand(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run `fn(*args)` on the store's thread, after what it was handed before."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def _batch_done(self, future: asyncio.Future[Any]) -> None:
+        self._batches_in_hand -= 1
+        _log_failure(future)
 
     async def _steps(self, steps: Steps[T]) -> T:
         """The steps, to their end, in one transaction on the store's thread."""
@@ -91,16 +108,21 @@ class SqliteConnection(SqlStore):
         """One statement on the store's thread."""
         return await self._run(lambda db: execute(db, stmt))
 
-    def _write_behind(self, sql: str, args: Callable[[], tuple[Any, ...]]) -> None:
+    def _write_behind(
+        self, sql: str, args: Callable[[], tuple[Any, ...]], *, small: bool = False
+    ) -> None:
         """Queue one statement and return at once; every later store call still sees it.
 
         Group commit: writes queued within `WRITE_BEHIND_WINDOW_S` share a transaction, so
         the store thread wakes once per batch instead of once per write (a commit costs it
         ~0.25 ms), and each statement text runs once for all its rows (`executemany`), in
         the order they were queued. `args` builds the row on the store's thread (off the
-        event loop). Texts must not depend on each other's order: a batch runs each text's
-        rows in turn. Reads and `close` flush first, so nothing queued is ever skipped here.
+        event loop), or on the loop when every write of the batch is `small`
+        (`loop_writes.py`). Texts must not depend on each other's order: a batch runs each
+        text's rows in turn. Reads and `close` flush first, so nothing queued is ever
+        skipped here.
         """
+        self._behind_small = self._behind_small and small
         rows = self._behind.get(sql)
         if rows is None:
             rows = self._behind[sql] = []
@@ -118,25 +140,36 @@ class SqliteConnection(SqlStore):
         if not self._behind:
             return
         batch, self._behind = self._behind, {}
+        small, self._behind_small = self._behind_small, True
+        here = self._loop_writer
+        # On the loop only when no earlier batch is still in the thread's hands, so queued
+        # writes commit in order (a thread busy with a read or a claim does not matter: the
+        # loop's connection takes the write lock at once or leaves the batch to the thread).
+        if here is not None and small and self._batches_in_hand == 0 and here.write(batch):
+            if here.checkpoint_due():  # the loop's connection never checkpoints itself
+                self._hand(self._tx, _checkpoint).add_done_callback(_log_failure)
+            return
 
         def write(db: sqlite3.Connection) -> None:
             for sql, rows in batch.items():
                 db.executemany(sql, [_bindable(args()) for args in rows])
 
-        self._pool.submit(self._tx, write).add_done_callback(_log_failure)
+        self._batches_in_hand += 1
+        self._hand(self._tx, write).add_done_callback(self._batch_done)
 
     async def commit_queued(self) -> None:
         """Commit every write queued behind its caller; return once it is committed, and so
         visible to other connections (another worker's, the CLI's)."""
         self._submit_behind()
         # The store's one thread runs its jobs in order: once this one runs, every batch
-        # handed to it before (this one's included) has committed or failed (and logged).
-        await asyncio.get_running_loop().run_in_executor(self._pool, _nothing)
+        # handed to it before (this one's included) has committed or failed (and logged);
+        # a batch written on the loop was committed before `_submit_behind` returned.
+        await self._hand(_nothing)
 
     async def open(self) -> None:
         """Open the file (creating the schema) on the store's own thread."""
 
-        def connect() -> None:
+        def open_both() -> None:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
             db.row_factory = sqlite3.Row
@@ -148,8 +181,9 @@ class SqliteConnection(SqlStore):
             migrate(db)
             db.isolation_level = "DEFERRED"  # back to implicit transactions for `with db:`
             self._db = db
+            self._loop_writer = LoopWriter(connect(self._path), _bindable)
 
-        await asyncio.get_running_loop().run_in_executor(self._pool, connect)
+        await asyncio.get_running_loop().run_in_executor(self._pool, open_both)
 
     async def close(self) -> None:
         """Write what is queued, then close the database and the store's thread."""
@@ -160,5 +194,8 @@ class SqliteConnection(SqlStore):
                 self._db = None
 
         self._submit_behind()
+        if self._loop_writer is not None:
+            self._loop_writer.close()
+            self._loop_writer = None
         await asyncio.get_running_loop().run_in_executor(self._pool, shut)
         self._pool.shutdown(wait=True)
