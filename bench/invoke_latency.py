@@ -31,6 +31,7 @@ from typing import Any
 
 import aiohttp
 import docker
+from accounting import accounted
 from aiohttp import web
 from common import free_port, percentile, wait_healthy
 
@@ -210,11 +211,14 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
             async with http.put(f"{url}/v1/functions/{name}", json=body) as resp:
                 assert resp.status in (200, 201), await resp.text()
         invoke_urls = itertools.cycle([f"{url}/v1/functions/{n}/invoke" for n in names])
+        answered = 1  # the first call above
 
         async def via_gateway() -> None:
+            nonlocal answered
             async with http.post(next(invoke_urls), json={"x": 1}) as resp:
                 await resp.read()
                 assert resp.status == 200
+            answered += 1
 
         async def via_relay() -> None:
             async with http.post(relay_url, json={"x": 1}) as resp:
@@ -251,6 +255,7 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
         try:
             async with direct:
                 await report(args, paths, pids, thaw)
+            await accounted(http, url, data_dir, names, answered)
         finally:
             for proc in (relay_proc, lean_proc):
                 proc.terminate()
