@@ -78,17 +78,31 @@ async def serve_until_signalled(
     access_log: bool = False,
 ) -> None:
     """Set the app up, `start` its sites, and serve until SIGTERM or SIGINT; then clean up
-    (the app's cleanup removes its containers) whether or not the sites started."""
+    (the app's cleanup removes its containers) whether or not the sites started. A signal
+    while `start` is still under way (a worker waiting for its peers) ends it there."""
     runner = web.AppRunner(app, access_log=access_logger if access_log else None)
     await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(start(runner))
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await start(runner)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start raises here
+        else:  # stopped while starting: nothing more of it
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        await stopping
     finally:
+        starting.cancel()
+        stopping.cancel()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
         await runner.cleanup()
 
 

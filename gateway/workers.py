@@ -14,7 +14,10 @@ A function's warm containers live in one worker, its owner: `owner_of` hashes th
 is relayed as it came over the owner's own unix socket (`<run dir>/workers/<index>.sock`,
 which the owner never relays from). Worker `i` keeps its identity across restarts (the
 `worker` setting: its containers' owner label and its async-call leases), so its
-replacement removes what it left. How workers reach each other: `gateway/peers.py`.
+replacement removes what it left. A worker takes calls on the port only once every other
+worker listens on its handover socket (or `PEERS_WAIT_S` passed): before that, a call of
+a function whose owner was still starting would run where it landed, a second warm pool.
+How workers reach each other: `gateway/peers.py`.
 
 What a user reads of the gateway as a whole is gathered or shared: a /metrics scrape is
 answered from every worker's registry (`metrics_peers`; `gateway/metrics.py` merges); a
@@ -79,6 +82,10 @@ NOT_RELAYED = frozenset(
 )
 MAX_WORKERS = 8
 RESPAWN_DELAY_S = 0.5  # a worker that keeps dying is not restarted in a tight loop
+PEERS_WAIT_S = 30.0
+"""How long a starting worker waits for the others' handover sockets before it takes calls
+on the port anyway (a worker that never comes up: its functions are served where they land)."""
+PEERS_POLL_S = 0.02
 
 
 def default_workers() -> int:
@@ -192,7 +199,12 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
     app[QUOTAS].count_rates_in(shared.rates)  # one bucket per tenant for all the workers
 
     async def start(runner: web.AppRunner) -> None:
-        await web.SockSite(runner, reuseport_socket(shared.host, shared.port)).start()
+        # The port last, once every worker takes handed-over calls: a call taken before its
+        # function's owner listened would run here, a second warm pool for the function
+        # (kept until its keep-alive ran out) and its first calls at the owner cold again.
+        own = str(handover_socket(shared.handover_dir, index))
+        prepare_socket_path(own)
+        await web.UnixSite(runner, own).start()
         path = api_socket_path(app)
         if shared.api is not None and shared.api[0] == path:
             await web.SockSite(runner, shared.api[1]).start()
@@ -200,11 +212,40 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
             prepare_socket_path(path)
             await web.UnixSite(runner, path).start()
             os.chmod(path, 0o666)
-        own = str(handover_socket(shared.handover_dir, index))
-        prepare_socket_path(own)
-        await web.UnixSite(runner, own).start()
+        late = await peers_listening(shared.handover_dir, index, shared.workers)
+        if late:
+            log.warning("workers %s do not take handed-over calls yet: taking calls anyway", late)
+        await web.SockSite(runner, reuseport_socket(shared.host, shared.port)).start()
 
     await serve_until_signalled(app, start, access_log=shared.access_log)
+
+
+async def accepts(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket at `path` now."""
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+    except OSError:
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+async def peers_listening(
+    run_dir: Path, index: int, workers: int, timeout_s: float = PEERS_WAIT_S
+) -> list[int]:
+    """Wait (up to `timeout_s`) until every worker but `index` accepts connections on its
+    handover socket; returns those that still did not."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    late = [worker for worker in range(workers) if worker != index]
+    while late:
+        late = [worker for worker in late if not await accepts(handover_socket(run_dir, worker))]
+        if not late or loop.time() >= deadline:
+            break
+        await asyncio.sleep(PEERS_POLL_S)
+    return late
 
 
 async def _prepare(config: Config, store: Store) -> NodeLease | None:
