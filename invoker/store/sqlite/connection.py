@@ -116,7 +116,8 @@ class SqliteConnection(SqlStore):
         Group commit: writes queued within `WRITE_BEHIND_WINDOW_S` share a transaction, so
         the store thread wakes once per batch instead of once per write (a commit costs it
         ~0.25 ms), and each statement text runs once for all its rows (`executemany`), in
-        the order they were queued. `args` builds the row on the store's thread (off the
+        the order they were queued. `args` builds the row, bound as it is (no list to turn
+        into JSON), on the store's thread (off the
         event loop), or on the loop when every write of the batch is `small`
         (`loop_writes.py`). Texts must not depend on each other's order: a batch runs each
         text's rows in turn. Reads and `close` flush first, so nothing queued is ever
@@ -152,7 +153,7 @@ class SqliteConnection(SqlStore):
 
         def write(db: sqlite3.Connection) -> None:
             for sql, rows in batch.items():
-                db.executemany(sql, [_bindable(args()) for args in rows])
+                db.executemany(sql, [args() for args in rows])
 
         self._batches_in_hand += 1
         self._hand(self._tx, write).add_done_callback(self._batch_done)
@@ -181,7 +182,7 @@ class SqliteConnection(SqlStore):
             migrate(db)
             db.isolation_level = "DEFERRED"  # back to implicit transactions for `with db:`
             self._db = db
-            self._loop_writer = LoopWriter(connect(self._path), _bindable)
+            self._loop_writer = LoopWriter(connect(self._path))
 
         await asyncio.get_running_loop().run_in_executor(self._pool, open_both)
 

@@ -92,9 +92,8 @@ def connect(path: Path) -> sqlite3.Connection:
 class LoopWriter:
     """Commits small batches on the loop's own connection; says when to checkpoint."""
 
-    def __init__(self, db: sqlite3.Connection, bindable: Callable[[tuple[Any, ...]], Any]) -> None:
+    def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._bindable = bindable
         self._since_checkpoint = 0
 
     def write(self, batch: Mapping[str, Sequence[Row]]) -> bool:
@@ -110,7 +109,7 @@ class LoopWriter:
             return False
         try:
             for sql, rows in batch.items():
-                db.executemany(sql, [self._bindable(row()) for row in rows])
+                db.executemany(sql, [row() for row in rows])
             db.execute("COMMIT")
         except Exception as exc:  # the store's thread tries it again, and logs what fails
             if db.in_transaction:
