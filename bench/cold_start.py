@@ -15,7 +15,7 @@ the pool's state, and measures, in the same run:
     Nimbus does). Rounds of the three are interleaved in a shuffled order (noisy host).
     Target: Nimbus median <= 1.15x the floor median.
 
-    .venv/bin/python bench/cold_start.py [--rounds 15] [--warm-calls 50] [--part a|b|both]
+    .venv/bin/python bench/cold_start.py [--rounds 15] [--warm-calls 50] [--part stem|cold|both]
 """
 
 from __future__ import annotations
@@ -247,9 +247,9 @@ async def bench(args: argparse.Namespace, tmp: Path) -> None:
     holder = client.containers.run(**holder_kwargs(holder_name, image, {BENCH_LABEL: "1"}))
     floor = Floor(client, image, tmp / "floor", holder.id or holder_name)
     try:
-        if args.part in ("a", "both"):
+        if args.part in ("a", "stem", "both"):
             await stem_cell_rounds(args, tmp / "a", floor)
-        if args.part in ("b", "both"):
+        if args.part in ("b", "cold", "both"):
             await true_cold_rounds(args, tmp / "b", floor)
     finally:
         for name in list(floor.names):
@@ -263,7 +263,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--warm-calls", type=int, default=50)
-    parser.add_argument("--part", choices=("a", "b", "both"), default="both")
+    parser.add_argument(
+        "--part",
+        choices=("stem", "cold", "both", "a", "b"),  # a and b: the older names of stem, cold
+        default="both",
+        help="stem: first call on a stem cell (a); cold: true cold start vs docker (b)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="order of interleaved rounds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nb-", dir="/tmp") as tmp:
