@@ -11,14 +11,13 @@ import contextlib
 import http.client
 import json
 import sqlite3
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN_KEY, OWNERS
-from tests.integration.test_workers import owned_name, worker_owner
+from tests.conftest import ADMIN_KEY
+from tests.integration.test_workers import owned_name, running
+from tests.integration.test_workers_metrics import samples, scrape
 from tests.served import Served, get
 
 pytestmark = pytest.mark.timeout(180)
@@ -26,18 +25,6 @@ CLIENTS = 16
 CALLS_PER_CLIENT = 40
 HEADERS = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
 ECHO = "def handler(event):\n    return {'n': event['n']}\n"
-
-
-@contextlib.contextmanager
-def running(data: Path, workers: int) -> Iterator[Served]:
-    """`nimbus serve --workers N` without stem cells, stopped at the end."""
-    OWNERS.update(worker_owner(data, index) for index in range(workers))
-    flags = ("--workers", str(workers), "--stem-cells", "0", "--stem-cells", "nodejs:18=0")
-    platform = Served(data, *flags).start()
-    try:
-        yield platform
-    finally:
-        platform.stop()
 
 
 def calls_of(served: Served, names: list[str], client: int) -> list[str]:
@@ -69,16 +56,8 @@ def stored(data_dir: Path) -> tuple[list[str], list[str]]:
 
 def counted_by_metrics(served: Served, names: list[str]) -> int:
     """nimbus_invocations_total over the functions, as one scrape reports it."""
-    scrape = urllib.request.Request(f"{served.url}/metrics", headers=HEADERS)
-    with urllib.request.urlopen(scrape, timeout=10) as answer:
-        text = answer.read().decode()
-    total = 0
-    for line in text.splitlines():
-        if line.startswith("nimbus_invocations_total{"):
-            labels, value = line.rsplit(" ", 1)
-            if any(f'function="{name}"' in labels for name in names):
-                total += int(float(value))
-    return total
+    found = samples(scrape(served), "nimbus_invocations_total")
+    return int(sum(value for labels, value in found if labels.get("function") in names))
 
 
 @pytest.mark.parametrize("workers", [1, 2])

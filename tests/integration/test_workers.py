@@ -46,9 +46,15 @@ def served(
     runtime_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     """The supervisor and its workers, without stem cells (containers are only functions')."""
-    data = tmp_path_factory.mktemp("workers") / "data"
-    OWNERS.update(worker_owner(data, index) for index in range(WORKERS))
-    flags = ("--workers", str(WORKERS), "--stem-cells", "0", "--stem-cells", "nodejs:18=0")
+    with running(tmp_path_factory.mktemp("workers") / "data", WORKERS) as platform:
+        yield platform
+
+
+@contextlib.contextmanager
+def running(data: Path, workers: int) -> Iterator[Served]:
+    """`nimbus serve --workers N` without stem cells, stopped at the end."""
+    OWNERS.update(worker_owner(data, index) for index in range(workers))
+    flags = ("--workers", str(workers), "--stem-cells", "0", "--stem-cells", "nodejs:18=0")
     platform = Served(data, *flags).start()
     try:
         yield platform
