@@ -125,15 +125,18 @@ class Migrations:
 
     def loads(self, measured: dict[str, Vector] | None = None) -> list[NodeLoad]:
         """Every node as the policies see it: memory as the limits hold it now (deflated
-        idle containers at their limit), load as measured (else as allocated)."""
+        idle containers at their limit), load as measured (else as allocated), and the room
+        the overcommit cap leaves for full limits, which placement also checks."""
         out = []
+        ratio = self._nodes.overcommit.max_ratio
         for node in self._nodes.nodes.values():
             allocated = node.resident_view().allocated
             load = (measured or {}).get(node.id, allocated)
             images = frozenset(
                 s.runtime for s in self._slots.values() if s.node == node.id and s.spec
             )
-            out.append(NodeLoad(node.id, node.capacity, allocated, load, node.state, images))
+            room = node.flavor.memory_mb * ratio - node.allocated_memory_mb
+            out.append(NodeLoad(node.id, node.capacity, allocated, load, node.state, images, room))
         return out
 
     # ---- starting migrations ----

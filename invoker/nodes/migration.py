@@ -21,11 +21,21 @@ in `GET /v1/migrations`.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from invoker.nodes.placement import NodeState, NodeView, PlacementLimits, Vector, vadd, vsub
+from invoker.nodes.placement import (
+    MEMORY_DIM,
+    NodeState,
+    NodeView,
+    PlacementLimits,
+    Vector,
+    vadd,
+    vsub,
+    within,
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,9 @@ class NodeLoad:
     `allocated` is the sum of allocations (vCPU, memory_mb) placement checks fits against;
     with memory overcommit, pass resident memory there and deflated sizes as demands.
     `load` is measured use: (vCPUs busy, from the cgroup's CPU time; memory_mb in use).
+    `memory_room` is what the overcommit cap still leaves for full memory limits (the
+    node's memory times the cap, less every full limit placed there): placement refuses a
+    container past it even when resident memory has room, so the policies must too.
     """
 
     id: str
@@ -43,6 +56,7 @@ class NodeLoad:
     load: Vector
     state: NodeState = NodeState.READY
     images: frozenset[str] = frozenset()
+    memory_room: float = math.inf
 
     def pressure(self, extra: Vector | None = None) -> float:
         """Use / capacity in the node's fullest dimension (with `extra` added, if given)."""
@@ -63,6 +77,7 @@ class NodeLoad:
             vadd(self.load, load),
             self.state,
             images,
+            self.memory_room - demand[MEMORY_DIM],
         )
 
     def minus(self, demand: Vector, load: Vector) -> NodeLoad:
@@ -74,6 +89,7 @@ class NodeLoad:
             tuple(max(0.0, x) for x in vsub(self.load, load)),
             self.state,
             self.images,
+            self.memory_room + demand[MEMORY_DIM],
         )
 
 
@@ -174,7 +190,7 @@ def choose_target(
     for n in nodes:
         if n.id in banned or n.state is not NodeState.READY:
             continue
-        if not limits.fits(m.demand, n.view()):
+        if not limits.fits(m.demand, n.view()) or not within(m.demand[MEMORY_DIM], n.memory_room):
             continue
         after = n.pressure(m.load)
         if after > ceiling:

@@ -72,6 +72,18 @@ def test_drain_reports_what_fits_nowhere() -> None:
     assert plan.unplaced == ("b",) and not plan.complete
 
 
+def test_drain_honours_the_overcommit_cap_not_only_resident_memory() -> None:
+    # x holds a 256 MB container deflated to 64 MB: resident memory has room for 384 MB,
+    # but with no overcommit (cap 512 MB of full limits) placement would refuse it.
+    x = NodeLoad("x", (2.0, 512), (0.25, 64), (0.0, 64), memory_room=512 - 256)
+    plan = plan_drain("src", [box("b", 384)], [x])
+    assert plan.moves == () and plan.unplaced == ("b",)
+    # Each move counts against the room the next one sees.
+    roomy = NodeLoad("y", (4.0, 4096), (0.0, 0), (0.0, 0), memory_room=600)
+    plan = plan_drain("src", [box("c", 384), box("d", 256)], [roomy])
+    assert [m.container for m in plan.moves] == ["c"] and plan.unplaced == ("d",)
+
+
 def test_drain_may_send_a_container_back_where_it_came_from() -> None:
     # The drained node goes away; the no-return rule is for hot-spot moves.
     back = Movable("c", "src", (0.25, 128), (0.1, 128), came_from="x")
