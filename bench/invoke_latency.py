@@ -5,9 +5,10 @@ container, then times N sequential calls through the gateway's HTTP API and N se
 /run calls sent directly to that container's unix socket, in the same run. Prints p50/p99
 of both and their ratio (the gateway's overhead), and, with --concurrency, throughput.
 
-A third path is the floor of the stack itself: a bare aiohttp server in its own process
-that relays each POST to the same container over an aiohttp client session, with no
-auth, pool, metering or records. The gateway can get no closer to direct than this relay.
+Three more paths are relays that do none of the gateway's work (bench/relays.py): the
+bare aiohttp relay (aiohttp's server and client, the issue's yardstick), the lean relay
+(aiohttp's server and Nimbus's runtime client: the gateway's stack) and the raw relay
+(httptools on an asyncio protocol: the least any Python relay does per call).
 
     .venv/bin/python bench/invoke_latency.py [--calls 2000] [--concurrency 16]
 """
@@ -17,26 +18,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import docker
 from accounting import accounted
-from aiohttp import web
-from common import free_port, percentile, wait_healthy
+from common import percentile, wait_healthy
+from relays import start_relay
 
 from invoker.containers.cgroups import thaw_container
-from invoker.runtime_client import RuntimeClient
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "nmb_admin_bench_key"
@@ -95,83 +92,6 @@ async def throughput(seconds: float, clients: int, call: Callable[[], Awaitable[
     return done / (time.perf_counter() - start)
 
 
-Forward = Callable[[dict[str, Any]], Awaitable[Any]]
-
-
-async def serve_relay(port: int, forward: Forward) -> None:
-    """A bare aiohttp server whose one route hands the /run payload to `forward`."""
-
-    async def handle(request: web.Request) -> web.Response:
-        payload = {
-            "value": await request.json(),
-            "activation_id": "relay",
-            "deadline": int((time.time() + 30) * 1000),
-        }
-        return web.json_response(await forward(payload))
-
-    app = web.Application()
-    app.router.add_post("/invoke", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    await asyncio.Event().wait()
-
-
-def relay(socket_path: str, port: int) -> None:
-    """The floor: aiohttp server -> aiohttp client -> container, and nothing else."""
-
-    async def serve() -> None:
-        session = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket_path))
-
-        async def forward(payload: dict[str, Any]) -> Any:
-            async with session.post("http://container/run", json=payload) as resp:
-                return json.loads(await resp.read()).get("result")
-
-        await serve_relay(port, forward)
-
-    asyncio.run(serve())
-
-
-def lean_relay(socket_path: str, port: int) -> None:
-    """aiohttp server -> Nimbus's own runtime client -> container: the gateway's stack with
-    none of its work (auth, pool, keep-alive, metering, metrics, records)."""
-
-    async def serve() -> None:
-        client = RuntimeClient()
-        address = f"unix://{socket_path}"
-        client.trust(address, None)
-
-        async def forward(payload: dict[str, Any]) -> Any:
-            return (await client.run(address, payload, 30.0)).body.get("result")
-
-        await serve_relay(port, forward)
-
-    asyncio.run(serve())
-
-
-def start_relay(socket_path: Path, *, lean: bool = False) -> tuple[subprocess.Popen[bytes], str]:
-    """Run the relay in its own process, as the gateway runs in its own."""
-    port = free_port()
-    flag = "--lean-relay" if lean else "--relay"
-    proc = subprocess.Popen(
-        [sys.executable, __file__, flag, str(socket_path), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/invoke"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            req = urllib.request.Request(url, data=b"{}", method="POST")
-            with urllib.request.urlopen(req) as r:
-                r.read()
-            return proc, url
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the relay did not start")
-
-
 def thawer(container_name: str) -> Callable[[], None]:
     """Thaws the function's container (the gateway freezes it whenever it is idle)."""
     client = docker.from_env()
@@ -203,8 +123,7 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
         direct = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sockets[0])))
         thaw = thawer(sockets[0].parent.name)
         thaw()  # the relay's start-up probe reaches the container too
-        relay_proc, relay_url = start_relay(sockets[0])
-        lean_proc, lean_url = start_relay(sockets[0], lean=True)
+        relays = {kind: start_relay(sockets[0], kind) for kind in ("relay", "lean", "raw")}
         # More functions spread the gateway's calls over workers (each owns some of them).
         names = ["noop"] + [f"noop{k}" for k in range(1, args.functions)]
         for name in names[1:]:
@@ -220,15 +139,15 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
                 assert resp.status == 200
             answered += 1
 
-        async def via_relay() -> None:
-            async with http.post(relay_url, json={"x": 1}) as resp:
-                await resp.read()
-                assert resp.status == 200
+        def via(kind: str) -> Callable[[], Awaitable[None]]:
+            url = relays[kind][1]
 
-        async def via_lean_relay() -> None:
-            async with http.post(lean_url, json={"x": 1}) as resp:
-                await resp.read()
-                assert resp.status == 200
+            async def call() -> None:
+                async with http.post(url, json={"x": 1}) as resp:
+                    await resp.read()
+                    assert resp.status == 200
+
+            return call
 
         async def to_container() -> None:
             payload = {
@@ -242,14 +161,16 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
 
         paths: dict[str, Callable[[], Awaitable[None]]] = {
             "gateway": via_gateway,
-            "bare aiohttp relay": via_relay,
-            "lean relay": via_lean_relay,
+            "bare aiohttp relay": via("relay"),
+            "lean relay": via("lean"),
+            "raw relay": via("raw"),
             "direct": to_container,
         }
         pids = {
             "gateway": process_tree(server_pid),
-            "bare aiohttp relay": [relay_proc.pid],
-            "lean relay": [lean_proc.pid],
+            "bare aiohttp relay": [relays["relay"][0].pid],
+            "lean relay": [relays["lean"][0].pid],
+            "raw relay": [relays["raw"][0].pid],
             "direct": [],
         }
         try:
@@ -257,7 +178,7 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
                 await report(args, paths, pids, thaw)
             await accounted(http, url, data_dir, names, answered)
         finally:
-            for proc in (relay_proc, lean_proc):
+            for proc, _ in relays.values():
                 proc.terminate()
                 proc.wait(timeout=10)
 
@@ -268,7 +189,7 @@ async def report(
     pids: dict[str, list[int]],
     thaw: Callable[[], None],
 ) -> None:
-    """Time the three paths, interleaved in rounds so machine noise hits them alike.
+    """Time the paths, interleaved in rounds so machine noise hits them alike.
 
     The gateway freezes its idle container after each of its calls; the relay and direct
     paths bypass it, so their rounds start by thawing the container (that write is not
@@ -322,7 +243,8 @@ async def report(
             f"relay/direct {rates['bare aiohttp relay'] / rates['direct']:.2f}x; CPU per call "
             f"under load: gateway {busy['gateway'] * 1000:.3f} ms, "
             f"relay {busy['bare aiohttp relay'] * 1000:.3f} ms, "
-            f"lean relay {busy['lean relay'] * 1000:.3f} ms"
+            f"lean relay {busy['lean relay'] * 1000:.3f} ms, "
+            f"raw relay {busy['raw relay'] * 1000:.3f} ms"
         )
 
 
@@ -336,15 +258,7 @@ def main() -> None:
     parser.add_argument(
         "--functions", type=int, default=1, help="no-op functions the gateway's calls cycle over"
     )
-    parser.add_argument("--relay", metavar="SOCKET", help=argparse.SUPPRESS)
-    parser.add_argument("--lean-relay", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.relay:
-        relay(args.relay, args.port)
-        return
-    if args.lean_relay:
-        lean_relay(args.lean_relay, args.port)
-        return
     with tempfile.TemporaryDirectory(prefix="nb-", dir="/tmp") as tmp:
         data_dir = Path(tmp) / "d"
         env = {**os.environ, "NIMBUS_ADMIN_KEY": KEY}
