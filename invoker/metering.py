@@ -131,24 +131,17 @@ def meter(result: InvokeResult, spec: FunctionSpec, *, step_ms: int = 1) -> Usag
     `result` (what the container actually had). Raises ValueError for a call
     that has not finished or carries an impossible duration or size.
     """
-    return _record(
-        tenant=spec.tenant,
-        function=spec.name,
-        version=spec.version,
-        activation_id=result.activation_id,
-        node=result.node,
-        start=result.start,
-        end=result.end,
-        duration_ms=result.duration_ms,
-        memory_mb=result.memory_mb,
-        peak_memory_mb=result.peak_memory_mb,
-        cpu_seconds=result.cpu_seconds,
-        cold_start=result.cold_start,
-        init_ms=result.init_ms,
-        wait_ms=result.wait_ms,
-        status=result.status,
-        step_ms=step_ms,
+    return UsageRecord(
+        **_fields(spec.key, result.activation_id, result.duration_ms, result, step_ms)
     )
+
+
+def usage_row(result: InvokeResult, spec: FunctionSpec, *, step_ms: int = 1) -> dict[str, Any]:
+    """`meter(result, spec, step_ms=step_ms).to_row()`, without the record in between: every
+    synchronous call builds one (its keys in the same order, so its JSON is the same text)."""
+    row = _fields(spec.key, result.activation_id, result.duration_ms, result, step_ms)
+    row["gb_seconds"] = str(row["gb_seconds"])
+    return row
 
 
 def meter_activation(activation: Activation, *, step_ms: int = 1) -> UsageRecord:
@@ -169,69 +162,46 @@ def meter_activation(activation: Activation, *, step_ms: int = 1) -> UsageRecord
         fields = ("start", "end", "duration_ms", "init_ms", "wait_ms", "cold_start")
         missing = ", ".join(f for f in fields if getattr(a, f) is None)
         raise ValueError(f"activation {a.id} cannot be metered: no {missing}")
-    return _record(
-        tenant=a.tenant,
-        function=a.function,
-        version=a.version,
-        activation_id=a.id,
-        node=a.node,
-        start=a.start,
-        end=a.end,
-        duration_ms=a.duration_ms,
-        memory_mb=a.memory_mb,
-        peak_memory_mb=a.peak_memory_mb,
-        cpu_seconds=a.cpu_seconds,
-        cold_start=a.cold_start,
-        init_ms=a.init_ms,
-        wait_ms=a.wait_ms,
-        status=a.status,
-        step_ms=step_ms,
-    )
+    names = (a.tenant, a.function, a.version)
+    return UsageRecord(**_fields(names, a.id, a.duration_ms, a, step_ms))
 
 
-def _record(
-    *,
-    tenant: str,
-    function: str,
-    version: int,
+def _fields(
+    names: tuple[str, str, int],
     activation_id: str,
-    node: str | None,
-    start: float,
-    end: float,
     duration_ms: float,
-    memory_mb: int,
-    peak_memory_mb: float | None,
-    cpu_seconds: float | None,
-    cold_start: bool,
-    init_ms: float,
-    wait_ms: float,
-    status: Status,
+    source: InvokeResult | Activation,
     step_ms: int,
-) -> UsageRecord:
+) -> dict[str, Any]:
+    """A usage record's fields, in `UsageRecord`'s order: tenant, function and version from
+    `names`, sizes and times from `source` (a result, or an activation checked to have
+    them all)."""
+    status = source.status
+    memory_mb = source.memory_mb
     if status in _UNFINISHED:
         raise ValueError(f"activation {activation_id} is {status.value}, not finished")
     if memory_mb <= 0:
         raise ValueError(f"activation {activation_id}: memory_mb must be > 0, got {memory_mb}")
     billed = billed_ms(duration_ms, step_ms)
-    return UsageRecord(
-        tenant=tenant,
-        function=function,
-        version=version,
-        activation_id=activation_id,
-        node=node,
-        start=start,
-        end=end,
-        duration_ms=duration_ms,
-        billed_ms=billed,
-        memory_mb=memory_mb,
-        gb_seconds=gb_seconds(billed, memory_mb),
-        peak_memory_mb=peak_memory_mb,
-        cpu_seconds=cpu_seconds,
-        cold_start=cold_start,
-        init_ms=init_ms,
-        wait_ms=wait_ms,
-        status=status.value,
-    )
+    return {
+        "tenant": names[0],
+        "function": names[1],
+        "version": names[2],
+        "activation_id": activation_id,
+        "node": source.node,
+        "start": source.start,
+        "end": source.end,
+        "duration_ms": duration_ms,
+        "billed_ms": billed,
+        "memory_mb": memory_mb,
+        "gb_seconds": gb_seconds(billed, memory_mb),
+        "peak_memory_mb": source.peak_memory_mb,
+        "cpu_seconds": source.cpu_seconds,
+        "cold_start": source.cold_start,
+        "init_ms": source.init_ms,
+        "wait_ms": source.wait_ms,
+        "status": status.value,
+    }
 
 
 def _opt_float(value: Any) -> float | None:

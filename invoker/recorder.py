@@ -29,7 +29,7 @@ class CallRecord:
 
 def record_of(request: InvokeRequest, result: InvokeResult, *, step_ms: int) -> CallRecord:
     """The stored form of a finished call, with its metering (pure)."""
-    usage = metering.meter(result, request.function, step_ms=step_ms).to_row()
+    usage = metering.usage_row(result, request.function, step_ms=step_ms)
     return CallRecord(activation_from(request, result), usage)
 
 

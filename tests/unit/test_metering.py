@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from invoker.api import Activation, FunctionSpec, InvokeResult, Status
-from invoker.metering import UsageRecord, billed_ms, gb_seconds, meter, meter_activation
+from invoker.metering import (
+    UsageRecord,
+    billed_ms,
+    gb_seconds,
+    meter,
+    meter_activation,
+    usage_row,
+)
 
 durations = st.floats(min_value=0, max_value=900_000, allow_nan=False, allow_infinity=False)
 steps = st.sampled_from([1, 10, 100, 1000]) | st.integers(min_value=1, max_value=5000)
@@ -193,3 +200,38 @@ def test_a_tampered_row_is_refused() -> None:
     del row["billed_ms"]
     with pytest.raises(ValueError, match="billed_ms"):
         UsageRecord.from_row(row)
+
+
+@given(
+    durations,
+    steps,
+    memories,
+    finished,
+    st.none() | st.floats(min_value=0, max_value=10_000),
+    st.none() | st.floats(min_value=0, max_value=1_000),
+)
+def test_the_stored_usage_row_is_the_records_row(
+    duration: float, step: int, memory: int, status: Status, peak: float | None, cpu: float | None
+) -> None:
+    # Every synchronous call stores `usage_row`; a bill read back must be `meter`'s, to the
+    # digit and in the same key order (the same JSON text).
+    result = _result(duration, memory_mb=memory, status=status, peak=peak, cpu=cpu)
+    row = usage_row(result, _spec(), step_ms=step)
+    expected = meter(result, _spec(), step_ms=step).to_row()
+    assert list(row.items()) == list(expected.items())
+    assert json.dumps(row) == json.dumps(expected)
+    assert UsageRecord.from_row(json.loads(json.dumps(row))) == meter(result, _spec(), step_ms=step)
+
+
+@pytest.mark.parametrize(
+    ("result", "match"),
+    [
+        (_result(10.0, status=Status.RUNNING), "not finished"),
+        (_result(10.0, memory_mb=0), "memory"),
+    ],
+)
+def test_the_usage_row_refuses_what_meter_refuses(result: InvokeResult, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        usage_row(result, _spec())
+    with pytest.raises(ValueError, match=match):
+        meter(result, _spec())

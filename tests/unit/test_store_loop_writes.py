@@ -50,6 +50,20 @@ def test_small_is_a_bounded_look() -> None:
     assert small([[[i] for i in range(5)] for _ in range(5)])  # 56 values
 
 
+class _Text(str):
+    pass
+
+
+def test_small_judges_subclasses_as_their_kind() -> None:
+    # Scalars are recognised by their exact type first; a subclass takes the long way and
+    # is judged the same.
+    assert small({"flag": True, "n": 3, "x": 0.5, "none": None, "s": _Text("x" * 1024)})
+    assert not small({"s": _Text("x" * 1025)})
+    assert not small([_Text("x" * 1025)])
+    assert not small({_Text("k" * 1025): 1})  # keys count as strings too
+    assert not small([True] * 65)  # scalars still count against the budget
+
+
 def test_an_activation_with_many_or_long_lines_is_not_small() -> None:
     plain = finished("a1")
     assert small_activation(plain)

@@ -59,6 +59,11 @@ _USAGE_OF = (
 )
 _SET_STATUS = "UPDATE activations SET status = ?2 WHERE {ids}"
 _TIME = 'COALESCE(a.start, a."end")'  # as in each dialect's activations_by_time index
+_NO_LOGS = json.dumps([])
+# `json.dumps` for a usage record, a flat dict of numbers and strings: no nested value can
+# refer back to it, so the encoder need not track containers it is inside (its output is
+# the same text).
+_dumps_flat = json.JSONEncoder(check_circular=False).encode
 
 
 def activation_from_row(row: Any) -> Activation:
@@ -86,7 +91,7 @@ def activation_args(d: Dialect, a: Activation) -> tuple[Any, ...]:
     if error is not None and not d.keeps_nul:  # keep the record, if not that one character
         error = error.replace("\x00", "\ufffd")
     result = None if a.result is None else json.dumps(a.result)
-    logs = json.dumps(a.logs)
+    logs = json.dumps(a.logs) if a.logs else _NO_LOGS  # most calls log nothing
     return (
         *(a.id, a.tenant, a.function, a.version, a.status.value, result, error, logs),
         *(a.start, a.end, a.duration_ms, a.init_ms, a.wait_ms, a.cold_start, a.memory_mb),
@@ -98,7 +103,8 @@ def activation_args(d: Dialect, a: Activation) -> tuple[Any, ...]:
 def usage_args(a: Activation, usage: Mapping[str, Any]) -> tuple[Any, ...]:
     """The usage insert's arguments: one record per attempt, keyed by (activation, attempt)."""
     start = float(usage.get("start", a.start or 0.0))
-    return (a.id, max(1, a.attempts), a.tenant, start, json.dumps(dict(usage)))
+    record = _dumps_flat(usage if type(usage) is dict else dict(usage))
+    return (a.id, max(1, a.attempts), a.tenant, start, record)
 
 
 def save_steps(d: Dialect, activation: Activation, usage: Mapping[str, Any] | None) -> Steps[None]:

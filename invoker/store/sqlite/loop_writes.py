@@ -40,6 +40,7 @@ CHECKPOINT_EVERY = 256
 """Batches committed here between two checkpoints on the store's thread."""
 
 Row = Callable[[], tuple[Any, ...]]
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def small(value: Any, budget: int = MAX_VALUES) -> bool:
@@ -53,7 +54,10 @@ def small(value: Any, budget: int = MAX_VALUES) -> bool:
         seen += 1
         if seen > budget:
             return False
-        if isinstance(item, str):
+        kind = type(item)
+        if kind in _SCALARS:  # by type first: most of a result, and no ABC check
+            continue
+        if kind is str:
             if len(item) > MAX_TEXT:
                 return False
         elif isinstance(item, Mapping):
@@ -65,18 +69,17 @@ def small(value: Any, budget: int = MAX_VALUES) -> bool:
             if len(item) > budget:
                 return False
             todo.extend(item)
+        elif isinstance(item, str) and len(item) > MAX_TEXT:  # a str subclass
+            return False
     return True
 
 
 def small_activation(activation: Activation) -> bool:
     """PURE: whether an activation's row is cheap to build and write on the loop."""
-    logs = activation.logs
-    return (
-        len(logs) <= MAX_LOG_LINES
-        and all(len(line) <= MAX_TEXT for line in logs)
-        and len(activation.error or "") <= MAX_TEXT
-        and small(activation.result)
-    )
+    logs, error = activation.logs, activation.error
+    if logs and (len(logs) > MAX_LOG_LINES or any(len(line) > MAX_TEXT for line in logs)):
+        return False
+    return (error is None or len(error) <= MAX_TEXT) and small(activation.result)
 
 
 def connect(path: Path) -> sqlite3.Connection:
