@@ -20,7 +20,7 @@ from invoker.containers.keepalive_memory import KeepAliveMemory
 from invoker.containers.lifecycle import INIT_TIMEOUT_S, ContainerLifecycle
 from invoker.containers.model import Prewarm, demand_of
 from invoker.containers.pool import Cold, Demand, Pool, Reject, Specialise, Wait, Warm
-from invoker.containers.slots import Failure, Slot, State
+from invoker.containers.slots import Failure, FunctionKey, Slot, State
 from invoker.drivers.base import ContainerDriver, ContainerStats
 from invoker.metrics import InvokerMetrics
 from invoker.records import CallTiming, outcome_of
@@ -31,6 +31,7 @@ log = logging.getLogger("nimbus.invoker")
 # Slack on top of the function's own timeout for the HTTP round trip to the proxy.
 TRANSPORT_SLACK_S = 0.5
 START_TIMEOUT_S = 60.0  # bounds a caller's wait for a container being started
+MAX_DEMANDS = 4096  # versions whose demand is kept; past it the cache starts afresh
 FREEZE_GRACE_S = 0.01
 """How long a container stays thawed after its last call ends. A call that arrives within
 it (back-to-back calls) skips the thaw and freeze, ~0.3 ms of kernel CPU; what a call left
@@ -105,15 +106,31 @@ class CallPath:
         self._metrics = metrics
         self._balloons = balloons
         self._freezer = IdleFreezer(FREEZE_GRACE_S, lifecycle.freeze_if_idle)
+        # The demand of each version called lately, for the very spec it was made from:
+        # every warm call would otherwise build the same one again.
+        self._demands: dict[FunctionKey, tuple[FunctionSpec, Demand]] = {}
+
+    def _demand(self, spec: FunctionSpec) -> Demand:
+        """What a call of `spec` needs from the pool (`demand_of`), made once per spec."""
+        key = spec.key
+        known = self._demands.get(key)
+        if known is not None and known[0] is spec:
+            return known[1]
+        if len(self._demands) >= MAX_DEMANDS:
+            self._demands.clear()
+        demand = demand_of(spec)
+        self._demands[key] = (spec, demand)
+        return demand
 
     async def call(self, request: InvokeRequest) -> InvokeResult:
         """Run one call to completion. Raises Throttled (nothing ran)."""
         spec = request.function
         wall_start, t0 = self._wall(), self._clock()
+        demand = self._demand(spec)
         self._memory.observe(spec, t0)
-        self._life.cancel_prewarm(spec.key)
+        self._life.cancel_prewarm(demand.key)
         while True:
-            decision = await self._decide(demand_of(spec), t0)
+            decision = await self._decide(demand, t0)
             wait_ms = (self._clock() - t0) * 1000
             # No await from the decision to `_run_on`'s first one, but for inflating a
             # deflated container: the slot is the call's (busy) and cannot go meanwhile.
@@ -123,7 +140,7 @@ class CallPath:
                 slot = self._life.specialise(decision.slot, spec)
             else:
                 slot = self._slots[decision.slot]
-                if not await self._inflated(spec, slot):
+                if self._balloons is not None and not await self._inflated(spec, slot):
                     continue  # its node cannot hold it at full size: decide again
             return await self._run_on(request, slot, wall_start, t0, wait_ms)
 
@@ -157,15 +174,15 @@ class CallPath:
     ) -> InvokeResult:
         spec = request.function
         timing = CallTiming(wall_start, t0, wait_ms, cold=not slot.ready.is_set())
-        waited_from = self._clock()
         if timing.cold:  # a warm container is ready: no timer to arm and cancel
+            waited_from = self._clock()
             try:
                 async with asyncio.timeout(INIT_TIMEOUT_S + START_TIMEOUT_S):
                     await slot.ready.wait()
             except TimeoutError:
                 if slot.init_error is None:
                     slot.failed(Failure.PLATFORM, "container start timed out")
-        timing.init_ms = (self._clock() - waited_from) * 1000 if timing.cold else 0.0
+            timing.init_ms = (self._clock() - waited_from) * 1000
         handle = slot.handle
         if slot.init_failure is not None or handle is None:
             return await self._not_started(request, slot, timing)

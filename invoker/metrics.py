@@ -245,13 +245,19 @@ class InvokerMetrics:
 
     def observe(self, spec: FunctionSpec, result: InvokeResult) -> None:
         """Count one finished call."""
-        tenant, function = self._cap(spec.tenant, spec.name)
-        key = (tenant, function, result.status)
+        key = (spec.tenant, spec.name, result.status)
         # The labelled children, kept: `labels()` takes a lock and builds a tuple on every
-        # call. Keyed by capped labels, so no more of them than the series themselves.
+        # call. Keyed by the labels they carry, so no more of them than the series
+        # themselves: a pair past the cap (`_other`) is looked up under its capped labels.
         children = self._children.get(key)
         if children is None:
-            children = self._children[key] = self._children_of(key)
+            tenant, function = self._cap(spec.tenant, spec.name)
+            key = (tenant, function, result.status)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = self._children_of(key)
+        else:
+            tenant, function = spec.tenant, spec.name
         count, duration = children
         count.inc()
         if duration is not None:

@@ -9,9 +9,15 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
+from itertools import accumulate
+from operator import mul
 
 from invoker.containers.idle_history import HistoryPolicy, IdleHistory
 from invoker.containers.keepalive_model import HOUR_S, KeepAliveDecision
+
+SHORT_WALK = 16
+"""A histogram reaching fewer bins than this past the window's start is walked from it."""
 
 # --- the paper's hybrid histogram -------------------------------------------------------
 
@@ -66,7 +72,7 @@ class HybridHistogram(HistoryPolicy):
             return self._window(
                 head_s * (1 - self.margin), tail_s * (1 + self.margin), "histogram", 0.0
             )
-        return KeepAliveDecision(self.fallback_s, None, "fallback")
+        return self._decision(self.fallback_s, None, "fallback")
 
 
 # --- ours: a cold-start budget per function ---------------------------------------------
@@ -138,7 +144,7 @@ class ColdStartBudget(HistoryPolicy):
         if gaps < self.min_samples:
             range_s = h.range_s
             if h.colds + 1 <= self.target * (h.calls + burst):  # within budget
-                return KeepAliveDecision(self.short_ttl_s, None, "learning, within budget")
+                return self._decision(self.short_ttl_s, None, "learning, within budget")
             period = self._period(h)
             if period is not None:
                 lo, hi = period
@@ -149,16 +155,16 @@ class ColdStartBudget(HistoryPolicy):
             if h.max_bin >= 0:
                 longest = (h.max_bin + 1) * self.bin_s * (1 + self.margin)
                 keep = min(range_s, max(keep, longest))
-            return KeepAliveDecision(keep, None, "learning")
+            return self._decision(keep, None, "learning")
 
         slack = self.target * h.calls - h.colds
         need = min(0.99, 1 - self.target * burst - slack / gaps)
         window = self._best_window(h, need)
         if window is None or window[2] > self.max_idle_per_hit_s:
-            return KeepAliveDecision(self.short_ttl_s, None, "no affordable window")
+            return self._decision(self.short_ttl_s, None, "no affordable window")
         start, end, _ = window
         if end == 0:
-            return KeepAliveDecision(0.0, None, "within budget")
+            return self._decision(0.0, None, "within budget")
         return self._window(
             start * (1 - self.margin), end * (1 + self.margin), "histogram", self.min_unload_s
         )
@@ -180,7 +186,13 @@ class ColdStartBudget(HistoryPolicy):
         """(start_s, end_s, idle seconds held per warm call) of the window, warm for at least
         `need` of the idle times seen, that minimises idle time held plus
         `cold_start_value_s` per cold start; end_s = 0 is no window. Each bin's idle times
-        count at its lower edge; pre-warm starts at 0 or at the head percentile."""
+        count at its lower edge; pre-warm starts at 0 or at the head percentile.
+
+        Runs after every call, so a long histogram is not walked bin by bin in Python: the
+        bins below the first end warming enough are summed in C (`accumulate`, `bisect`),
+        and the walk stops once no later end can cost less. It chooses what the plain walk
+        over every bin chose (tests/unit/test_keepalive_window.py holds that walk).
+        """
         total = h.in_bounds + h.oob_total
         value_s, bin_s, counts = self.cold_start_value_s, self.bin_s, h.counts
         best: tuple[float, float, float] | None = None
@@ -191,12 +203,25 @@ class ColdStartBudget(HistoryPolicy):
             return best
         head = h.percentile_bin(self.head_percentile)
         enough = need * total
+        # Held time only grows with the end, and the out-of-bounds idle times are cold
+        # whatever the window: once an end's held time plus their cost reaches the best
+        # so far, no later end costs less. Sound only when a cold start has no negative value.
+        floor_s = value_s * h.oob_total if value_s >= 0 else -math.inf
         for p in (0, head) if head > 0 else (0,):
-            hits = 0
-            held_below = 0  # bins x samples held for idle periods that ended inside the window
+            hits = held_below = 0  # held_below: bins x samples held for idle periods
+            start = p  # that ended inside the window
+            if h.max_bin - p >= SHORT_WALK and counts[p] < enough:
+                # Skip to the first end warming enough: before it, nothing is a candidate.
+                hits_to = list(accumulate(counts[p : h.max_bin + 1]))
+                first = bisect_left(hits_to, enough)
+                if first == len(hits_to):
+                    continue
+                if first:
+                    start, hits = p + first, hits_to[first - 1]
+                    held_below = sum(map(mul, counts[p:start], range(first)))
             # Bins below the head are summed (few); all of them is in_bounds.
-            above = (h.in_bounds - sum(counts[:p]) if p else h.in_bounds) + h.oob_total
-            for b in range(p, h.max_bin + 1):
+            above = (h.in_bounds - sum(counts[:p]) if p else h.in_bounds) + h.oob_total - hits
+            for b in range(start, h.max_bin + 1):
                 count = counts[b]
                 if not count:
                     continue
@@ -210,4 +235,6 @@ class ColdStartBudget(HistoryPolicy):
                 if cost < best_cost:
                     best_cost = cost
                     best = (p * bin_s, (b + 1) * bin_s, held_s / hits)
+                elif held_s + floor_s >= best_cost:
+                    break
         return best

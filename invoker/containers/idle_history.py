@@ -144,6 +144,10 @@ class IdleHistory:
         return h
 
 
+MAX_DECISIONS = 1024
+"""Distinct decisions a policy keeps made; past it they are made afresh."""
+
+
 class HistoryPolicy:
     """Keeps one `IdleHistory` per function; subclasses choose from it in `_choose`."""
 
@@ -155,6 +159,8 @@ class HistoryPolicy:
         self.bin_s = bin_s
         self.n_bins = round(range_s / bin_s)
         self._histories: dict[FunctionKey, IdleHistory] = {}
+        # Decisions are values and a function's repeat call after call: each is made once.
+        self._decisions: dict[tuple[float, float | None, str], KeepAliveDecision] = {}
 
     def history(self, key: FunctionKey) -> IdleHistory:
         """The function's history (created empty on first use)."""
@@ -192,11 +198,24 @@ class HistoryPolicy:
     def _choose(self, h: IdleHistory) -> KeepAliveDecision:
         raise NotImplementedError
 
+    def _decision(
+        self, keep_alive_s: float, prewarm_after_s: float | None, reason: str
+    ) -> KeepAliveDecision:
+        """`KeepAliveDecision(keep_alive_s, prewarm_after_s, reason)`, the one made before
+        when there is one (it is immutable): no new one, checked again, after every call."""
+        key = (keep_alive_s, prewarm_after_s, reason)
+        decision = self._decisions.get(key)
+        if decision is None:
+            if len(self._decisions) >= MAX_DECISIONS:
+                self._decisions.clear()
+            decision = self._decisions[key] = KeepAliveDecision(*key)
+        return decision
+
     def _window(
         self, start_s: float, end_s: float, reason: str, min_unload_s: float
     ) -> KeepAliveDecision:
         """Warm over [start_s, end_s); unloading for less than `min_unload_s` is not worth it."""
         end_s = max(0.0, end_s)
         if start_s <= 0 or start_s < min_unload_s or start_s >= end_s:
-            return KeepAliveDecision(end_s, None, reason)
-        return KeepAliveDecision(end_s, start_s, reason)
+            return self._decision(end_s, None, reason)
+        return self._decision(end_s, start_s, reason)

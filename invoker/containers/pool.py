@@ -69,6 +69,7 @@ class Reject:
 
 
 Decision = Warm | Specialise | Cold | Wait | Reject
+_NOT_TAKEN = (Wait, Reject)  # decisions that give no container: the call is not counted
 
 
 @dataclass(frozen=True)
@@ -130,28 +131,41 @@ class Pool:
         if not self._in_flight.admit(tenant, cap):
             return Reject("tenant in-flight quota reached", retry_after_s=1.0)
         decision = self._choose(demand, tenant, now)
-        if isinstance(decision, Wait | Reject):
+        if isinstance(decision, _NOT_TAKEN):
             self._in_flight.done(tenant)
         return decision
 
     def _choose(self, demand: Demand, tenant: str, now: float) -> Decision:
-        mine = [s for s in self.slots.of(demand.key) if not s.retired]
-        ready = [s for s in mine if s.state in (State.IDLE, State.BUSY) and s.free > 0]
-        if ready:
-            # Most recently used first: the others stay idle long enough to expire.
-            best = max(ready, key=lambda s: (s.last_used, s.id))
+        live = self.slots.of(demand.key)
+        # One pass, as every call takes it: the most recently used container with room
+        # (the others stay idle long enough to expire), else the first one starting with
+        # room (coalesce onto it).
+        idle, busy, initializing = State.IDLE, State.BUSY, State.INITIALIZING
+        best: Slot | None = None
+        best_used = 0.0
+        starting: Slot | None = None
+        for s in live:
+            if s.retired or s.concurrency - s.in_flight - s.reserved <= 0:  # `free`, inline
+                continue
+            state = s.state
+            if state is idle or state is busy:
+                used = s.last_used
+                if best is None or used > best_used or (used == best_used and s.id > best.id):
+                    best, best_used = s, used
+            elif state is initializing and starting is None:
+                starting = s
+        if best is None:
+            best = starting
+        if best is not None:
             self._take(best, now)
             return Warm(best.id)
-        starting = [s for s in mine if s.state is State.INITIALIZING and s.free > 0]
-        if starting:
-            # Coalesce onto a container that is already starting with room to spare.
-            self._take(starting[0], now)
-            return Warm(starting[0].id)
+        mine = [s for s in live if not s.retired]
         if demand.stem_ok:
             stems = self.slots.stems(demand.runtime, demand.memory_mb)
             if stems:
                 stem = min(stems, key=lambda s: (s.created, s.id))
-                stem.key, stem.tenant, stem.concurrency = demand.key, tenant, demand.concurrency
+                self.slots.rekey(stem, demand.key)
+                stem.tenant, stem.concurrency = tenant, demand.concurrency
                 stem.state = State.INITIALIZING
                 self._take(stem, now)
                 return Specialise(stem.id)
@@ -232,14 +246,16 @@ class Pool:
         )
         self.slots.add(slot)
         if demand is not None:
-            slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
+            self.slots.rekey(slot, demand.key)
+            slot.tenant, slot.concurrency = demand.key[0], demand.concurrency
             self._take(slot, now)
         return slot
 
     def starting_for(self, slot_id: str, demand: Demand, now: float) -> Slot:
         """A container is being started for a function ahead of its calls (a pre-warm)."""
         slot = self.starting(slot_id, None, demand.runtime, demand.memory_mb, now)
-        slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
+        self.slots.rekey(slot, demand.key)
+        slot.tenant, slot.concurrency = demand.key[0], demand.concurrency
         return slot
 
     def adopt(self, slot_id: str, demand: Demand) -> bool:
@@ -248,7 +264,8 @@ class Pool:
         slot = self.slots.get(slot_id)
         if slot is None or slot.state not in (State.IDLE, State.BUSY):
             return False
-        slot.key, slot.tenant, slot.concurrency = demand.key, demand.key[0], demand.concurrency
+        self.slots.rekey(slot, demand.key)
+        slot.tenant, slot.concurrency = demand.key[0], demand.concurrency
         slot.last_used = max(slot.last_used, *(s.last_used for s in self.slots.of(demand.key)))
         return True
 

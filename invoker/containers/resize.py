@@ -144,7 +144,8 @@ class Resizer:
         kept = []
         for slot in self._slots.of(old.key):
             if self._resize(slot, new.memory_mb):
-                slot.key, slot.spec = new.key, new
+                self._slots.rekey(slot, new.key)
+                slot.spec = new
                 kept.append(slot.id)
         if kept:
             log.info("%d containers of %s/%s resized in place", len(kept), new.tenant, new.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from bisect import insort
 from dataclasses import dataclass, field
 
 from invoker.api import FunctionSpec
@@ -47,7 +48,7 @@ class Slot:
     state: State
     created: float
     # The pool's books: its decisions read and write these, and nothing else here.
-    key: FunctionKey | None = None  # None while a stem cell
+    key: FunctionKey | None = None  # None while a stem cell; changed by `SlotTable.rekey` only
     tenant: str | None = None
     concurrency: int = 1
     in_flight: int = 0
@@ -66,6 +67,7 @@ class Slot:
     init_ms: float = 0.0
     init_bytes: int = 0  # the code /init sent it (what a stateless migration moves)
     running: int = 0  # calls inside the container now; at 0 it is frozen
+    seq: int = field(default=0, repr=False, compare=False)  # its place in the table's order
 
     @property
     def free(self) -> int:
@@ -83,6 +85,10 @@ class SlotTable:
 
     def __init__(self) -> None:
         self._slots: dict[str, Slot] = {}
+        # Each function's slots in table order: a call looks at its function's containers
+        # only, not at every container. `rekey` is the one way a slot's key changes.
+        self._by_key: dict[FunctionKey, list[Slot]] = {}
+        self._added = 0
 
     def __getitem__(self, slot_id: str) -> Slot:
         return self._slots[slot_id]
@@ -105,24 +111,51 @@ class SlotTable:
         """Book a new container."""
         if slot.id in self._slots:
             raise ValueError(f"container {slot.id} is already in the table")
+        self._added += 1
+        slot.seq = self._added
         self._slots[slot.id] = slot
+        if slot.key is not None:
+            self._by_key.setdefault(slot.key, []).append(slot)
         return slot
+
+    def rekey(self, slot: Slot, key: FunctionKey) -> None:
+        """`slot` serves `key` from now on (a stem cell specialised, a container adopted
+        or carried over to a new version)."""
+        self._unindex(slot)
+        slot.key = key
+        if slot.id in self._slots:
+            insort(self._by_key.setdefault(key, []), slot, key=lambda s: s.seq)
+
+    def _unindex(self, slot: Slot) -> None:
+        if slot.key is None:
+            return
+        same = self._by_key.get(slot.key, [])
+        for i, other in enumerate(same):
+            if other is slot:
+                del same[i]
+                if not same:
+                    del self._by_key[slot.key]
+                return
 
     def pop(self, slot_id: str) -> Slot | None:
         """Drop a container that is gone; returns its slot (None if it was not here)."""
-        return self._slots.pop(slot_id, None)
+        slot = self._slots.pop(slot_id, None)
+        if slot is not None:
+            self._unindex(slot)
+        return slot
 
     def clear(self) -> list[Slot]:
         """Drop every container; returns their slots."""
         everything = list(self._slots.values())
         self._slots.clear()
+        self._by_key.clear()
         return everything
 
     # ---- views ----
 
     def of(self, key: FunctionKey) -> list[Slot]:
         """The function's live containers."""
-        return [s for s in self._slots.values() if s.key == key and s.state is not State.REMOVING]
+        return [s for s in self._by_key.get(key, ()) if s.state is not State.REMOVING]
 
     def memory_used(self) -> int:
         """Memory held by every container that is not being removed."""

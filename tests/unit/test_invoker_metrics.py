@@ -85,3 +85,19 @@ def test_pairs_past_the_label_cap_are_counted_as_other() -> None:
     other = {"tenant": OTHER, "function": OTHER}
     assert _value(registry, "nimbus_invocations_total", **other, **success) == 3
     assert _value(registry, "nimbus_invocation_duration_seconds_count", **other) == 3
+
+
+def test_an_admitted_pair_keeps_its_labels_for_new_statuses_once_the_cap_is_full() -> None:
+    registry = CollectorRegistry()
+    metrics = InvokerMetrics(registry, label_cap=1)
+    metrics.observe(_spec("acme", "a"), _result(Status.SUCCESS))
+    for _ in range(2):
+        metrics.observe(_spec("acme", "b"), _result(Status.SUCCESS, cold=True))
+    metrics.observe(_spec("acme", "a"), _result(Status.APPLICATION_ERROR, cold=True))
+    a = {"tenant": "acme", "function": "a"}
+    other = {"tenant": OTHER, "function": OTHER}
+    assert _value(registry, "nimbus_invocations_total", **a, status="application_error") == 1
+    assert _value(registry, "nimbus_cold_starts_total", **a) == 1
+    assert _value(registry, "nimbus_invocations_total", **other, status="success") == 2
+    assert _value(registry, "nimbus_cold_starts_total", **other) == 2
+    assert _value(registry, "nimbus_cold_starts_total", tenant="acme", function="b") is None
