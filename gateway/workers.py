@@ -47,15 +47,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from gateway import peer_commits, step_relay
 from gateway.call_owner import called_function
 from gateway.errors import ApiError
+from gateway.handover_client import HandoverClient, NotSent, RelayFailed
 from gateway.metrics import PEERS
 from gateway.middleware import Handler
-from gateway.peers import Sessions, handed_over, metrics_peers, worker_url
+from gateway.peers import Sessions, handed_over, metrics_peers
 from gateway.peers import handover_socket as handover_socket  # tests import it from here
 from gateway.quotas import QUOTAS, SharedRates
 from gateway.server import (
@@ -76,7 +77,7 @@ log = logging.getLogger("nimbus.workers")
 T = TypeVar("T")
 
 HANDOVER_HEADER = "X-Nimbus-Handed-Over"
-# Hop-by-hop headers, and those aiohttp sets itself from the relayed body.
+# Hop-by-hop headers, and those framing a body (the relay frames what it sends itself).
 NOT_RELAYED = frozenset(
     {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
 )
@@ -93,17 +94,16 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
-def handover(
-    index: int, workers: int, run_dir: Path, peers: Sessions | None = None
-) -> Callable[..., object]:
+def handover(index: int, workers: int, run_dir: Path) -> Callable[..., object]:
     """A middleware relaying invokes of functions another worker owns to that worker.
 
     Placed first: the owner does everything else (guard, auth, metrics, the call).
-    Requests that arrived on this worker's handover socket are never relayed again.
-    `peers`: the sessions to the other workers, if shared (closed by their owner).
+    Requests that arrived on this worker's handover socket are never relayed again. They
+    go over `gateway/handover_client.py`'s connections, closed by the middleware's `close`.
     """
-    sessions = peers if peers is not None else Sessions(run_dir)
+    client = HandoverClient()
     own = str(handover_socket(run_dir, index))
+    sockets = [str(handover_socket(run_dir, worker)) for worker in range(workers)]
 
     @web.middleware
     async def relay(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -114,35 +114,32 @@ def handover(
         owner = index if name is None else owner_of(name, workers)
         if owner == index or request.transport is None or handed_over(request, own):
             return await handler(request)  # ours (one handed to us: whatever the hash says)
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in NOT_RELAYED}
-        headers[HANDOVER_HEADER] = str(index)
-        length = request.content_length
-        if length is not None:
-            headers["Content-Length"] = str(length)
-        url = worker_url(owner, "").join(request.rel_url)
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in NOT_RELAYED]
+        headers.append((HANDOVER_HEADER, str(index)))
         try:
-            async with sessions.to(owner).request(
+            answer = await client.request(
+                sockets[owner],
                 request.method,
-                url,
-                headers=headers,
-                data=request.content if request.body_exists else None,
-            ) as answer:
-                body = await answer.read()
-                out = {k: v for k, v in answer.headers.items() if k.lower() not in NOT_RELAYED}
-                return web.Response(status=answer.status, body=body, headers=out)
-        except aiohttp.ClientConnectorError as exc:
+                request.raw_path,
+                f"worker{owner}",
+                headers,
+                request.content if request.body_exists else None,
+                request.content_length,
+            )
+        except NotSent as exc:
             # Nothing was sent: the owner is being replaced. Serve the call here.
             log.warning("worker %d unreachable (%s): serving the call here", owner, exc)
             return await handler(request)
-        except aiohttp.ClientError as exc:
+        except RelayFailed as exc:
             # The call may have run: never run it twice.
             log.warning("worker %d failed during a handed-over call: %s", owner, exc)
             lost = ApiError(503, "the worker running this call stopped", type="platform_error")
             return lost.response()  # this middleware runs before `errors`
+        out = CIMultiDict((k, v) for k, v in answer.headers if k.lower() not in NOT_RELAYED)
+        return web.Response(status=answer.status, body=answer.body, headers=out)
 
     async def close(app: web.Application) -> None:
-        if peers is None:
-            await sessions.close()
+        await client.close()
 
     relay.close = close  # type: ignore[attr-defined]  # wired by `_serve_worker`
     return relay
@@ -190,8 +187,9 @@ async def _serve_worker(config: Config, index: int, shared: _Shared) -> None:
 
     app = create_app(config)
     sessions = Sessions(shared.handover_dir)
-    relay = handover(index, shared.workers, shared.handover_dir, sessions)
+    relay = handover(index, shared.workers, shared.handover_dir)
     app.middlewares.insert(0, relay)  # type: ignore[arg-type]
+    app.on_cleanup.append(relay.close)  # type: ignore[attr-defined]
     app.on_cleanup.append(sessions.close)
     app[PEERS] = metrics_peers(index, shared.workers, shared.handover_dir, sessions)
     peer_commits.install(app, config, index, shared.workers, sessions)  # read-your-writes

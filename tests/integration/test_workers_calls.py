@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import urllib.request
+from collections.abc import Iterator
 
 import docker
 import pytest
@@ -63,3 +64,32 @@ def test_web_calls_on_any_worker_reach_the_owners_one_warm_container(
     running = containers(docker_client, set(owners.values()), name)
     labels = [c["Labels"]["io.nimbus.managed"] for c in running]
     assert labels == [owners[owner_of(name, WORKERS)]], labels
+
+
+SIZE = "def handler(e):\n    return {'statusCode': 200, 'body': str(len(e['__ow_body']))}\n"
+
+
+def post(url: str, body: bytes, *, chunked: bool) -> str:
+    """A POST of `body` on a new connection (sent chunked: no Content-Length); the answer."""
+    data: bytes | Iterator[bytes] = body
+    if chunked:
+        data = iter([body[at : at + 65536] for at in range(0, len(body), 65536)])
+    headers = {"Content-Type": "text/plain"}
+    sent = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    with urllib.request.urlopen(sent, timeout=60) as answer:
+        assert answer.status == 200
+        return str(answer.read().decode())
+
+
+def test_large_bodies_reach_the_owner_whole_from_any_worker(served: Served) -> None:
+    name = owned_name("sizer", 0)
+    body = {"handler": "main.handler", "code": {"source": SIZE}, "web": True}
+    status, answer = served.call("PUT", f"/v1/functions/{name}", body)
+    assert status == 201, answer
+    text = b"x" * (2 * 2**20)
+    url = f"{served.url}/web/admin/{name}"
+    # New connections land on either worker: about half are handed over to the owner.
+    cases = [False, True] * 6
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        sizes = list(pool.map(lambda chunked: post(url, text, chunked=chunked), cases))
+    assert sizes == [str(len(text))] * len(cases)
