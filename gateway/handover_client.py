@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Protocol
 
-import httptools
+from invoker.reply_protocol import ReplyConnection
 
 ONE_WRITE_BYTES = 256 * 1024
 """A body that has fully arrived and is at most this large goes out with the head in one
@@ -78,115 +78,44 @@ CHUNKED = ("Transfer-Encoding", "chunked")
 LAST_CHUNK = b"0\r\n\r\n"
 
 
-class _Connection(asyncio.Protocol):
-    """One connection to an owner: one request and its reply at a time.
+class _Connection(ReplyConnection[Reply]):
+    """One connection to an owner: one request and its whole reply (status, every header,
+    body) at a time. A connection is kept only after a complete exchange the owner keeps
+    alive."""
 
-    The parser's callbacks fill in the reply; `reply` resolves with it, or with the error
-    that ends the connection. A connection is kept only after a complete exchange the owner
-    keeps alive.
-    """
+    error = RelayFailed
 
     def __init__(self, name: str) -> None:
-        self._name = name
-        self._parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.usable = False  # idle and fit for another exchange
+        super().__init__(name)
         self.idle_since = 0.0
-        self._reply: asyncio.Future[Reply] | None = None
         self._headers: list[tuple[str, str]] = []
         self._chunks: list[bytes] = []
-        self._headers_done = False
-        self._framed = False  # Content-Length or chunked: the end is not the close
         self._head_only = False  # the answer to a HEAD: no body, whatever it declares
-        self._drained: asyncio.Future[None] | None = None
 
-    # ---- asyncio.Protocol ----
+    def _result(self) -> Reply:
+        return Reply(self._parser.get_status_code(), self._headers, b"".join(self._chunks))
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (uvloop's do not subclass asyncio.Transport, so no isinstance).
-        self.transport = cast(asyncio.Transport, transport)
-        self.usable = True
-
-    def data_received(self, data: bytes) -> None:
-        if self._reply is None or self._reply.done():
-            return self._fail(RelayFailed(f"{self._name} sent bytes nobody asked for"))
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(RelayFailed(f"{self._name} answered with an upgrade"))
-        except httptools.HttpParserError as exc:
-            self._fail(RelayFailed(f"{self._name} answered malformed HTTP: {exc}"))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.usable = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)  # the stream stops at its next piece
-        if self._reply is None or self._reply.done():
-            return
-        if self._headers_done and not self._framed:  # a body that ends at the close
-            self._finish()
-        else:
-            self._reply.set_exception(RelayFailed(f"{self._name} closed the connection"))
-
-    def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        self._drained = None
-
-    # ---- httptools callbacks ----
+    def _reset(self) -> None:
+        super()._reset()
+        self._headers, self._chunks = [], []
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        lowered = name.lower()
-        if lowered in (b"content-length", b"transfer-encoding"):
+        if name.lower() in (b"content-length", b"transfer-encoding"):
             self._framed = True
         self._headers.append((_text(name), _text(value)))
 
     def on_headers_complete(self) -> None:
-        self._headers_done = True
-        if self._head_only and self._parser.get_status_code() >= 200:
+        super().on_headers_complete()
+        reply = self.reply
+        if self._head_only and self._parser.get_status_code() >= 200 and reply is not None:
             # llhttp would wait for the body a HEAD answer declares but never sends: the
             # answer ends here, and so does the connection (its parser is past use).
-            self._finish()
+            if not reply.done():
+                reply.set_result(self._result())
             self.close()
 
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        if self._parser.get_status_code() < 200:  # an interim answer: the real one follows
-            return self._reset()
-        if self._reply is None or self._reply.done():
-            return self._fail(RelayFailed(f"{self._name} answered twice"))
-        if not self._parser.should_keep_alive():
-            self.close()
-        self._finish()
-
-    # ---- the exchange ----
-
-    def _finish(self) -> None:
-        assert self._reply is not None
-        if not self._reply.done():
-            status = self._parser.get_status_code()
-            self._reply.set_result(Reply(status, self._headers, b"".join(self._chunks)))
-
-    def _reset(self) -> None:
-        self._headers, self._chunks = [], []
-        self._headers_done = self._framed = False
-
-    def close(self) -> None:
-        """Close the connection; it is never used again."""
-        self.usable = False
-        if self.transport is not None:
-            self.transport.close()
-
-    def _fail(self, exc: Exception) -> None:
-        """End the connection; the exchange in progress, if any, fails with `exc`."""
-        self.close()
-        if self._reply is not None and not self._reply.done():
-            self._reply.set_exception(exc)
 
     async def exchange(
         self, head: bytes, content: Content | None, length: int | None, *, head_only: bool
@@ -194,11 +123,8 @@ class _Connection(asyncio.Protocol):
         """Send one request (`head`, then the body from `content`, `length` None: chunked);
         the reply. RelayFailed if the connection fails on the way."""
         assert self.transport is not None
-        self.usable = False
-        self._reset()
+        reply = self._begin()
         self._head_only = head_only
-        reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._reply = reply
         sent_all = True
         if content is None:
             self.transport.write(head)
@@ -217,9 +143,9 @@ class _Connection(asyncio.Protocol):
     async def _stream(self, content: Content, *, chunked: bool) -> bool:
         """Write the body as it arrives, never more than the socket takes; whether all of it
         went (an owner that answered early, or closed, stops it)."""
-        assert self.transport is not None and self._reply is not None
+        assert self.transport is not None and self.reply is not None
         try:
-            while not self.transport.is_closing() and not self._reply.done():
+            while not self.transport.is_closing() and not self.reply.done():
                 piece = await content.readany()
                 if not piece:
                     if chunked:

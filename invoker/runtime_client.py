@@ -22,12 +22,11 @@ import json
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
-
 from invoker.init_body import OFF_LOOP_BYTES, init_body
+from invoker.reply_protocol import ReplyConnection
 
 UNIX_PREFIX = "unix:"
 MAX_RESULT_BYTES = 6 * 2**20
@@ -84,119 +83,49 @@ class RunResponse:
         return self.status == 200
 
 
-class _Connection(asyncio.Protocol):
-    """One connection to a proxy: one request and its bounded reply at a time.
+class _Connection(ReplyConnection[tuple[int, bytes]]):
+    """One connection to a proxy: one request and its bounded reply (status, body) at a
+    time; a container's answer is hostile, so its head and body are read up to a bound."""
 
-    The parser's callbacks fill in the reply; `done` resolves with it, or with the error
-    that ends the connection. A connection that answered anything but one complete,
-    kept-alive reply to each request is never used again.
-    """
+    error = ProxyError
 
     def __init__(self, path: str) -> None:
-        self._path = path
-        self._parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.usable = False  # idle and fit for another exchange
-        self.done: asyncio.Future[tuple[int, bytes]] | None = None
+        super().__init__(path)
         self._chunks: list[bytes] = []
         self._size = 0
         self._head = 0  # bytes of the reply's headers
         self._before = 0  # bytes received before the headers were complete
-        self._headers_done = False
-        self._framed = False  # Content-Length or chunked: the end is not the close
-        self._drained: asyncio.Future[None] | None = None
 
-    # ---- asyncio.Protocol ----
+    def _result(self) -> tuple[int, bytes]:
+        return self._parser.get_status_code(), b"".join(self._chunks)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # A stream transport (uvloop's do not subclass asyncio.Transport, so no isinstance).
-        self.transport = cast(asyncio.Transport, transport)
-        self.usable = True
-
-    def data_received(self, data: bytes) -> None:
-        if self.done is None or self.done.done():
-            return self._fail(ProxyError(f"{self._path} sent bytes nobody asked for"))
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            return self._fail(ProxyError(f"{self._path} answered with an upgrade"))
-        except httptools.HttpParserError as exc:
-            return self._fail(ProxyError(f"{self._path} answered malformed HTTP: {exc}"))
+    def _fed(self, size: int) -> None:
         if not self._headers_done:  # a head line that never ends
-            self._before += len(data)
+            self._before += size
             if self._before > MAX_HEAD_BYTES:
-                self._fail(ProxyError(f"{self._path} answered a head over {MAX_HEAD_BYTES}"))
+                self._fail(ProxyError(f"{self._name} answered a head over {MAX_HEAD_BYTES}"))
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.usable = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)  # the write fails at its next piece
-        if self.done is None or self.done.done():
-            return
-        if self._headers_done and not self._framed:  # a body that ends at the close
-            self.done.set_result((self._parser.get_status_code(), b"".join(self._chunks)))
-        else:
-            self.done.set_exception(ProxyError(f"{self._path} failed: connection closed"))
-
-    def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        self._drained = None
-
-    # ---- httptools callbacks ----
+    def _reset(self) -> None:
+        super()._reset()
+        self._chunks, self._size, self._head, self._before = [], 0, 0, 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head += len(name) + len(value)
         if self._head > MAX_HEAD_BYTES:
-            return self._fail(ProxyError(f"{self._path} answered a head over {MAX_HEAD_BYTES}"))
+            return self._fail(ProxyError(f"{self._name} answered a head over {MAX_HEAD_BYTES}"))
         name = name.lower()
         if name == b"content-length":
             self._framed = True
             if value.strip().isdigit() and int(value) > MAX_REPLY_BYTES:
-                self._fail(ReplyTooLarge(f"{self._path} answered {int(value)} bytes"))
+                self._fail(ReplyTooLarge(f"{self._name} answered {int(value)} bytes"))
         elif name == b"transfer-encoding":
             self._framed = True
-
-    def on_headers_complete(self) -> None:
-        self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
         self._size += len(body)
         if self._size > MAX_REPLY_BYTES:
-            return self._fail(ReplyTooLarge(f"{self._path} answered over {MAX_REPLY_BYTES} bytes"))
+            return self._fail(ReplyTooLarge(f"{self._name} answered over {MAX_REPLY_BYTES} bytes"))
         self._chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if status < 200:  # an interim answer (100 Continue): the real one follows
-            return self._reset()
-        done = self.done
-        if done is None or done.done():
-            return self._fail(ProxyError(f"{self._path} answered twice"))
-        if not self._parser.should_keep_alive():
-            self.close()
-        done.set_result((status, b"".join(self._chunks)))
-
-    # ---- the exchange ----
-
-    def _reset(self) -> None:
-        self._chunks, self._size, self._head, self._before = [], 0, 0, 0
-        self._headers_done = self._framed = False
-
-    def close(self) -> None:
-        """Close the connection; it is never used again."""
-        self.usable = False
-        if self.transport is not None:
-            self.transport.close()
-
-    def _fail(self, exc: Exception) -> None:
-        """End the connection; the exchange in progress, if any, fails with `exc`."""
-        self.close()
-        if self.done is not None and not self.done.done():
-            self.done.set_exception(exc)
 
     def expire(self) -> None:
         """The exchange's deadline passed: drop the connection (it cannot be reused)."""
@@ -205,9 +134,7 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, head: bytes, body: bytes) -> tuple[int, bytes]:
         """Send one request; the reply's status and body. The caller bounds the time."""
         assert self.transport is not None
-        self.usable = False
-        self._reset()
-        self.done = asyncio.get_running_loop().create_future()
+        reply = self._begin()
         if len(body) <= SEND_PIECE_BYTES:
             self.transport.write(head + body)  # one send for a warm call
         else:
@@ -219,9 +146,9 @@ class _Connection(asyncio.Protocol):
                 self.transport.write(view[at : at + SEND_PIECE_BYTES])
                 if self._drained is not None:
                     await self._drained  # a large /init body never waits in one buffer
-        reply = await self.done
+        answer = await reply
         self.usable = not self.transport.is_closing()
-        return reply
+        return answer
 
 
 @dataclass
