@@ -8,7 +8,9 @@ of both and their ratio (the gateway's overhead), and, with --concurrency, throu
 Three more paths are relays that do none of the gateway's work (bench/relays.py): the
 bare aiohttp relay (aiohttp's server and client, the issue's yardstick), the lean relay
 (aiohttp's server and Nimbus's runtime client: the gateway's stack) and the raw relay
-(httptools on an asyncio protocol: the least any Python relay does per call).
+(httptools on an asyncio protocol: the least any Python relay does per call). With
+--alternatives, two more: uvicorn with a bare ASGI callable, and uvicorn with Starlette,
+the servers the public API could move to instead of aiohttp's.
 
     .venv/bin/python bench/invoke_latency.py [--calls 2000] [--concurrency 16]
 """
@@ -31,13 +33,14 @@ import aiohttp
 import docker
 from accounting import accounted
 from common import percentile, wait_healthy
-from relays import start_relay
+from relays import ALTERNATIVES, start_relay
 
 from invoker.containers.cgroups import thaw_container
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "nmb_admin_bench_key"
 NOOP = "def handler(event):\n    return event\n"
+ALTERNATIVE_NAMES = {"asgi": "uvicorn, bare ASGI", "starlette": "uvicorn+starlette"}
 
 
 def process_tree(pid: int) -> list[int]:
@@ -123,7 +126,8 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
         direct = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sockets[0])))
         thaw = thawer(sockets[0].parent.name)
         thaw()  # the relay's start-up probe reaches the container too
-        relays = {kind: start_relay(sockets[0], kind) for kind in ("relay", "lean", "raw")}
+        kinds = ("relay", "lean", "raw") + (ALTERNATIVES if args.alternatives else ())
+        relays = {kind: start_relay(sockets[0], kind) for kind in kinds}
         # More functions spread the gateway's calls over workers (each owns some of them).
         names = ["noop"] + [f"noop{k}" for k in range(1, args.functions)]
         for name in names[1:]:
@@ -164,6 +168,7 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
             "bare aiohttp relay": via("relay"),
             "lean relay": via("lean"),
             "raw relay": via("raw"),
+            **{ALTERNATIVE_NAMES[k]: via(k) for k in kinds if k in ALTERNATIVE_NAMES},
             "direct": to_container,
         }
         pids = {
@@ -171,6 +176,7 @@ async def bench(args: argparse.Namespace, url: str, data_dir: Path, server_pid: 
             "bare aiohttp relay": [relays["relay"][0].pid],
             "lean relay": [relays["lean"][0].pid],
             "raw relay": [relays["raw"][0].pid],
+            **{ALTERNATIVE_NAMES[k]: [relays[k][0].pid] for k in kinds if k in ALTERNATIVE_NAMES},
             "direct": [],
         }
         try:
@@ -246,6 +252,13 @@ async def report(
             f"lean relay {busy['lean relay'] * 1000:.3f} ms, "
             f"raw relay {busy['raw relay'] * 1000:.3f} ms"
         )
+        others = [name for name in ALTERNATIVE_NAMES.values() if name in busy]
+        if others:
+            print(
+                "CPU per call under load, servers the API could move to: "
+                + ", ".join(f"{name} {busy[name] * 1000:.3f} ms" for name in others)
+                + f" (lean relay, aiohttp's server: {busy['lean relay'] * 1000:.3f} ms)"
+            )
 
 
 def main() -> None:
@@ -255,6 +268,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--workers", type=int, default=1, help="gateway worker processes")
+    parser.add_argument(
+        "--alternatives",
+        action="store_true",
+        help="also relay through uvicorn (bare ASGI, and Starlette): servers the API could "
+        "move to (needs `pip install uvicorn starlette`)",
+    )
     parser.add_argument(
         "--functions", type=int, default=1, help="no-op functions the gateway's calls cycle over"
     )

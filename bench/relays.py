@@ -11,7 +11,15 @@ on 127.0.0.1 and hands the body to one warm container's /run over its unix socke
 - `raw`, the raw relay: an asyncio protocol parsing with httptools and Nimbus's runtime
   client, on uvloop: the least a Python relay can do per call, with no web framework.
 
-    python bench/relays.py relay|lean|raw SOCKET PORT
+Two more, only with `bench/invoke_latency.py --alternatives` (they need `pip install
+uvicorn starlette`, which Nimbus does not depend on): the servers the public API could
+move to instead of aiohttp's, each with Nimbus's runtime client on uvloop:
+
+- `asgi`: uvicorn (its httptools protocol) and a bare ASGI callable: no framework at all;
+- `starlette`: uvicorn and a Starlette app with the one route: a framework that could
+  carry the API's routes and middlewares.
+
+    python bench/relays.py relay|lean|raw|asgi|starlette SOCKET PORT
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from invoker.runtime_client import RuntimeClient
 
 Forward = Callable[[dict[str, Any]], Awaitable[Any]]
 KINDS = ("relay", "lean", "raw")
+ALTERNATIVES = ("asgi", "starlette")
 
 
 def run_payload(body: bytes) -> dict[str, Any]:
@@ -135,9 +144,55 @@ async def raw(socket_path: str, port: int) -> None:
         await asyncio.Event().wait()
 
 
+def serve_asgi(kind: str, forward: Forward, port: int) -> None:
+    """uvicorn (httptools, uvloop, no access log) with a bare ASGI callable or Starlette."""
+    import uvicorn
+
+    app: Any
+    if kind == "asgi":
+
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            out = json.dumps(await forward(run_payload(body))).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(out)),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": out})
+
+    else:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def handle(request: Request) -> JSONResponse:
+            return JSONResponse(await forward(run_payload(await request.body())))
+
+        app = Starlette(routes=[Route("/invoke", handle, methods=["POST"])])
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+    )
+
+
 def serve(kind: str, socket_path: str, port: int) -> None:
     """Run one relay until killed."""
-    if kind == "relay":
+    if kind in ALTERNATIVES:
+        serve_asgi(kind, runtime_forward(socket_path), port)
+    elif kind == "relay":
         asyncio.run(bare(socket_path, port))  # as the issue measured it: asyncio's loop
     elif kind == "lean":
         uvloop.run(serve_aiohttp(port, runtime_forward(socket_path)))
