@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -21,6 +22,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def warm_serve_args(port: int, data_dir: Path) -> list[str]:
+    """`nimbus serve`'s arguments for the warm-path benches: real Docker, no stem cells
+    (nothing but the measured calls uses the machine)."""
+    where = ["--port", str(port), "--data-dir", str(data_dir), "--driver", "docker"]
+    return ["serve", *where, "--stem-cells", "0", "--stem-cells", "nodejs:18=0"]
 
 
 def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from common import free_port, wait_healthy
+from common import free_port, wait_healthy, warm_serve_args
 from invoke_latency import cpu_seconds, process_tree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,17 +133,7 @@ def one_run(parts: str, seconds: float) -> tuple[float, float]:
                 __file__,
                 "--serve-without",
                 parts,
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(Path(tmp) / "d"),
-                "--driver",
-                "docker",
-                "--stem-cells",
-                "0",
-                "--stem-cells",
-                "nodejs:18=0",
+                *warm_serve_args(port, Path(tmp) / "d"),
             ],
             cwd=ROOT,
             env={**os.environ, "NIMBUS_ADMIN_KEY": KEY, "NIMBUS_WORKERS": "1"},

@@ -32,7 +32,7 @@ from pathlib import Path
 import aiohttp
 import docker
 from accounting import accounted
-from common import percentile, wait_healthy
+from common import percentile, wait_healthy, warm_serve_args
 from relays import ALTERNATIVES, start_relay
 
 from invoker.containers.cgroups import thaw_container
@@ -282,23 +282,9 @@ def main() -> None:
         data_dir = Path(tmp) / "d"
         env = {**os.environ, "NIMBUS_ADMIN_KEY": KEY}
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "serve",
-                "--port",
-                str(args.port),
-                "--data-dir",
-                str(data_dir),
-                "--driver",
-                "docker",
-                "--stem-cells",
-                "0",
-                "--stem-cells",
-                "nodejs:18=0",
-                *(["--workers", str(args.workers)] if args.workers != 1 else []),
-            ],
+            [sys.executable, "-m", "gateway.cli"]
+            + warm_serve_args(args.port, data_dir)
+            + (["--workers", str(args.workers)] if args.workers != 1 else []),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
