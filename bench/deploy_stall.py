@@ -175,7 +175,7 @@ def tree_env(root: Path) -> dict[str, str]:
 
 def serve(root: Path, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """`nimbus serve` from the tree at `root` (its own code first on the path)."""
-    env = tree_env(root)
+    env = {**tree_env(root), "NIMBUS_WORKERS": "1"}  # one process, whatever the machine
     command = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)]
     command += ["--data-dir", str(data_dir), "--driver", "docker", "--stem-cells", "0"]
     return subprocess.Popen(

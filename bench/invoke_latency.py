@@ -282,9 +282,14 @@ def main() -> None:
         data_dir = Path(tmp) / "d"
         env = {**os.environ, "NIMBUS_ADMIN_KEY": KEY}
         server = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli"]
-            + warm_serve_args(args.port, data_dir)
-            + (["--workers", str(args.workers)] if args.workers != 1 else []),
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                *warm_serve_args(args.port, data_dir),
+                "--workers",
+                str(args.workers),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -81,17 +81,11 @@ HANDOVER_HEADER = "X-Nimbus-Handed-Over"
 NOT_RELAYED = frozenset(
     {"host", "connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"}
 )
-MAX_WORKERS = 8
 RESPAWN_DELAY_S = 0.5  # a worker that keeps dying is not restarted in a tight loop
 PEERS_WAIT_S = 30.0
 """How long a starting worker waits for the others' handover sockets before it takes calls
 on the port anyway (a worker that never comes up: its functions are served where they land)."""
 PEERS_POLL_S = 0.02
-
-
-def default_workers() -> int:
-    """One worker per core the process may use, at most MAX_WORKERS."""
-    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
 
 
 def handover(index: int, workers: int, run_dir: Path) -> Callable[..., object]:

@@ -176,7 +176,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     """`nimbus serve` on the real engine in a subprocess, once it answers /healthz."""
     OWNERS.add(Config(data_dir=data_dir).owner)
-    env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY}
+    # One process: the default worker count follows the machine the suite runs on.
+    env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY, "NIMBUS_WORKERS": "1"}
     proc = subprocess.Popen(
         [
             sys.executable,

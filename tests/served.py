@@ -89,7 +89,8 @@ class Served:
         OWNERS.add(Config(data_dir=self.data_dir).owner)
         argv = [sys.executable, "-m", "gateway.cli", "serve", "--port", str(self.port)]
         argv += ["--data-dir", str(self.data_dir), "--driver", "docker", *self._args]
-        env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY}
+        # One process unless the test asks (`--workers N`): the default follows the machine.
+        env = {**os.environ, "NIMBUS_ADMIN_KEY": ADMIN_KEY, "NIMBUS_WORKERS": "1"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout

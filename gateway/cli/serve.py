@@ -91,8 +91,9 @@ def add_serve_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--workers",
         type=int,
         help="gateway processes sharing the port, each with 1/N of the machine "
-        "(default: $NIMBUS_WORKERS, else 1; 0 = one per core, at most 8; one only with "
-        "the docker-hosts and kubernetes providers; docs/performance.md)",
+        "(default: $NIMBUS_WORKERS, else half the CPUs this process may use, at least 1; "
+        "0 = one per CPU; at most 8; one only with the docker-hosts and kubernetes "
+        "providers; docs/performance.md)",
     )
     serve.add_argument(
         "--allow-root-images",
@@ -119,15 +120,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = serve_config(args, os.environ)
-    count = _workers(args.workers, os.environ)
+    count = _workers(args.workers, os.environ, config.vm_provider)
     refused = refusal(config.vm_provider, count)
     if refused is not None:  # before anything starts
         raise UsageError(refused)
     if config.driver == "process":
         print("warning: the process driver runs functions with no isolation", file=sys.stderr)
     raise_open_files_limit()
+    processes = f", {count} workers" if count > 1 else ""
     print(
-        f"nimbus: serving on http://{args.host}:{args.port} (data: {config.data_dir})", flush=True
+        f"nimbus: serving on http://{args.host}:{args.port} (data: {config.data_dir}{processes})",
+        flush=True,
     )
     if count > 1:
         from gateway import workers
@@ -138,17 +141,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _workers(flag: int | None, env: Mapping[str, str]) -> int:
-    """How many gateway processes: the flag, else $NIMBUS_WORKERS, else 1 (0: per core)."""
-    from gateway.workers import MAX_WORKERS, default_workers
+def _workers(flag: int | None, env: Mapping[str, str], vm_provider: str) -> int:
+    """How many gateway processes: the flag, else $NIMBUS_WORKERS (0: one per CPU), else
+    half the CPUs this process may use (`gateway/worker_count.py`)."""
+    from gateway.worker_count import MAX_WORKERS, by_default, per_cpu, usable_cpus
 
-    raw = flag if flag is not None else env.get("NIMBUS_WORKERS") or 1
+    raw = flag if flag is not None else env.get("NIMBUS_WORKERS")
+    if raw is None or raw == "":
+        return by_default(usable_cpus(), vm_provider)
     try:
         count = int(raw)
     except ValueError:
         raise CliError(f"--workers takes a number, got {raw!r}") from None
     if count == 0:
-        return default_workers()
+        return per_cpu(usable_cpus())
     if not 1 <= count <= MAX_WORKERS:
         raise CliError(f"--workers must be between 1 and {MAX_WORKERS}, got {count}")
     return count
