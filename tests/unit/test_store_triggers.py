@@ -6,13 +6,15 @@ PostgreSQL (at NIMBUS_TEST_POSTGRES_URL).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from invoker.store.base import Store, Trigger
 from tests.unit import store_suite
-from tests.unit.store_suite import T0, rule, trigger
+from tests.unit.store_suite import T0, Backend, rule, trigger
 
 store = store_suite.store
+backend = store_suite.backend
 
 
 # triggers and rules
@@ -118,6 +120,22 @@ async def test_a_schedule_slot_is_claimed_once_and_never_moves_back(store: Store
     assert await store.mark_fired("acme", "nightly", T0 + 60) is False
     (fired,) = [t.last_fire for t in await store.list_triggers("acme")]
     assert fired == T0 + 3600
+
+
+async def test_workers_racing_for_one_slot_on_their_own_connections_fire_it_once(
+    store: Store, backend: Backend
+) -> None:
+    # `nimbus serve --workers N`: every worker runs the schedule loop on its own connection
+    # to the same database, and all of them see the slot due at the same second.
+    await store.put_trigger(trigger("nightly"))
+    workers = [store, *[await backend.connect() for _ in range(3)]]
+    for slot in (T0 + 3600, T0 + 7200):
+        claims = await asyncio.gather(
+            *(w.mark_fired("acme", "nightly", slot) for w in workers for _ in range(5))
+        )
+        assert claims.count(True) == 1, claims
+    (fired,) = [t.last_fire for t in await workers[-1].list_triggers("acme")]
+    assert fired == T0 + 7200
 
 
 async def test_a_replaced_rule_keeps_its_created_time(store: Store) -> None:
